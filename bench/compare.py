@@ -41,8 +41,8 @@ BENCH_LOCAL_RUNS 21 [7], BENCH_LOCAL_WAIT 5 [2] s, BENCH_BURST 200, BENCH_BURST_
 3 [1], BENCH_BURST_WAIT 30 [20] s, BENCH_DRAIN 1000 [200], BENCH_DRAIN_ROUNDS 6 [2],
 BENCH_QUEUE_SIZES 1000,10000,100000 [1000,10000], BENCH_FLUSH_REPS 5 [3],
 BENCH_RUNNER_SECONDS 10 [5]. BENCH_SECTIONS (e.g. "1,4") runs only those sections.
-BENCH_BEFORE=PATH (an earlier build's rsendmail) adds it to section 1, interleaved, as
-"before".
+BENCH_BEFORE=PATH (an earlier build's rsendmail) adds it to sections 1 and 4,
+interleaved, as "before".
 """
 import os
 import shutil
@@ -827,7 +827,14 @@ def main():
             burst([rn, rs] + peers_, by)
         rn.stop_runner()
         if "4" in SECTIONS:
-            drain([rs] + peers_, by, pf, work)
+            # BENCH_BEFORE: the earlier build drains a queue of its own into a sink of
+            # its own, interleaved with the others.
+            before4 = []
+            if os.environ.get("BENCH_BEFORE"):
+                by["before"] = sink("sink-before")
+                before4 = [Rsendmail(work, "rs-before-drain", by["before"].port, "before",
+                                     os.path.abspath(os.environ["BENCH_BEFORE"]))]
+            drain([rs] + before4 + peers_, by, pf, work)
         if "5" in SECTIONS:
             big_queue(work, s_rs)
     finally:

@@ -375,8 +375,8 @@ fn follow_ups_are_bounded_per_session() {
 }
 
 /// A long queue run to one smarthost keeps several sessions busy in parallel: one per
-/// `runner::ENTRIES_PER_SESSION` (50) entries, within `O MaxConnections=` (4) and
-/// `O ConnectionCacheSize=`; each message still arrives once.
+/// `runner::ENTRIES_PER_SESSION` (50) entries, within `O MaxConnections=` (4); each
+/// message still arrives once.
 #[test]
 fn long_queue_run_keeps_parallel_sessions_busy() {
     let env0 = Env::new();
@@ -416,7 +416,7 @@ fn queue_run_syncs_its_removals_together() {
 }
 
 /// A worker does not wait for a removed entry's files to be freed: it unlinks the entry,
-/// and the run's closer (`runner::Removals`) closes the descriptors of the file no path
+/// and the run's closers (`runner::Removals`) close the descriptors of the file no path
 /// names any more (whose last close frees its blocks) and syncs the directory.
 #[test]
 fn queue_run_closes_removed_entries_beside_its_workers() {
@@ -451,7 +451,7 @@ fn queue_run_closes_removed_entries_beside_its_workers() {
             "qf{id} closed by the worker that unlinked it:\n{t}"
         );
     }
-    // The closer syncs the directory too.
+    // The closers sync the directory too (once for the 12: they count together).
     let syncs: Vec<&str> = t.lines().filter(|l| l.contains("fsync(")).collect();
     assert!((1..=2).contains(&syncs.len()), "{syncs:?}");
     assert!(
@@ -762,6 +762,36 @@ fn queue_run_sends_the_next_mail_with_the_final_dot() {
     assert_eq!(rset, 0, "an RSET written:\n{t}");
     assert_eq!(after_dot, 5, "each next MAIL with the dot before it:\n{t}");
     assert_eq!(mail_alone, 1, "only the first MAIL written alone:\n{t}");
+}
+
+/// A long queue run to one smarthost with its default four workers (`O MaxConnections=`)
+/// and two idle connections kept (`O ConnectionCacheSize=`) still sends each next message
+/// with the final dot before it: each worker keeps a session of its own
+/// (`runner::parallel_sessions`), and a worker reading its next entry does not make the
+/// others give theirs back (`cache::others_waiting`). Before, two sessions served four
+/// workers, nearly every message went after an RSET on a connection put back, and the
+/// run took several times its round trips.
+#[test]
+fn long_queue_run_with_more_workers_than_idle_connections_sends_ahead() {
+    let n = 200;
+    let options = ["-f", "-qq", "-s", "400", "-e", "trace=sendto,write"];
+    let Some(run) = TracedSinkRun::run("", "p", n, &options) else {
+        return;
+    };
+    let t = fs::read_to_string(&run.trace).unwrap();
+    let sends: Vec<&str> = t.lines().filter(|l| l.contains("sendto(")).collect();
+    let rset = sends.iter().filter(|l| l.contains("RSET")).count();
+    let after_dot = sends
+        .iter()
+        .filter(|l| l.contains("\\r\\n.\\r\\nMAIL From:"))
+        .count();
+    let sessions = sends.iter().filter(|l| l.contains("EHLO")).count();
+    assert!((1..=4).contains(&sessions), "{sessions} sessions");
+    assert!(rset <= 4, "{rset} RSETs for {n} messages");
+    assert!(
+        after_dot >= n - 8,
+        "{after_dot} of {n} MAIL commands sent with the dot before them"
+    );
 }
 
 /// How many messages the fault server stored for `rcpt`.

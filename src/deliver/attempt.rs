@@ -723,7 +723,7 @@ pub fn attempt(
             // Only where a connection is kept for the next message, and no other
             // worker waits for this one (it goes back to the cache for that worker).
             let key: cache::Key = (t.hosts.clone(), t.mailer == Mailer::Esmtp);
-            if engine.cache_size == 0 || cache::others_waiting(&key) {
+            if engine.cache_size == 0 || cache::others_waiting(&key, cache::parallel()) {
                 return None;
             }
             let la = look.as_deref_mut()?;

@@ -275,15 +275,21 @@ pub fn acquire(
     got
 }
 
-/// Whether another worker is waiting in [`acquire`] for a connection to `key`: then the
-/// one in use goes back to the cache after its transaction, for that worker, rather
-/// than carrying its worker's next message ahead (`smtp::State::Primed`), which would
-/// keep it from the cache and make the waiting worker open one more.
-/// An entry taken earlier whose hosts are not known yet counts too: it may want this
-/// connection, and the entry carried ahead would go before it.
-pub fn others_waiting(key: &Key) -> bool {
+/// Whether another worker may need the connection to `key` in use: then it goes back to
+/// the cache after its transaction, for that worker, rather than carrying its worker's
+/// next message ahead (`smtp::State::Primed`), which would keep it from the cache and
+/// make the waiting worker open one more. A worker waiting in [`acquire`] for `key`
+/// counts, and so does an entry taken earlier whose hosts are not known yet (it may want
+/// this connection, and the entry carried ahead would go before it); but only while
+/// `parallel` ([`parallel`]) connections to `key` or more are in use: below that, either
+/// takes a connection of its own as soon as its turn comes ([`acquire`]), and keeping
+/// this one primed makes it wait for nothing. (A run whose workers outnumber its
+/// sessions to one host would otherwise hardly ever send a message ahead: some worker
+/// is nearly always reading its next entry.)
+pub fn others_waiting(key: &Key, parallel: usize) -> bool {
     let c = lock();
-    c.waiting.iter().any(|(k, _)| k == key) || !c.unknown.is_empty()
+    let busy = c.busy.iter().filter(|k| *k == key).count();
+    busy >= parallel.max(1) && (c.waiting.iter().any(|(k, _)| k == key) || !c.unknown.is_empty())
 }
 
 /// Put back a connection [`acquire`]d: kept idle when it

@@ -33,9 +33,16 @@ pub const REMOVAL_SYNC_BATCH: usize = 64;
 /// removal; the run's end syncs what is left.
 pub const REMOVAL_SYNC_AGE: Duration = Duration::from_millis(500);
 
-/// How many removed entries wait for [`Removals`]' closer at most: a worker that finds
-/// that many waiting waits too (each holds two descriptors).
+/// How many removed entries wait for each of [`Removals`]' closers at most: a worker
+/// that finds that many waiting waits too (each holds two descriptors).
 pub const REMOVAL_CLOSE_BACKLOG: usize = 32;
+
+/// How many closers a run's [`Removals`] has at most (one a worker up to this): each
+/// close of a removed entry may wait for the device (a file system mounted with
+/// `discard`), about a millisecond each on a busy virtual disk, and one closer behind
+/// four workers was the slowest part of a long run to a fast server; the device serves
+/// several at once.
+pub const REMOVAL_CLOSERS: usize = 4;
 
 /// The removals of one run and their directory syncs, batched: an entry whose recipients
 /// are all final is unlinked at once by its worker (so no other process takes it again),
@@ -46,17 +53,23 @@ pub const REMOVAL_CLOSE_BACKLOG: usize = 32;
 /// without a crash nothing is sent twice.
 ///
 /// The unlinked entry's descriptors (and with them its lock) are closed, and the
-/// directory synced, by a thread of the run's own, the closer, so that the worker goes
-/// on to its next message at once: the last close of an unlinked file frees its blocks,
-/// which on a file system mounted with `discard` waits for the device, and the sync
-/// waits for the journal. The entry is gone from the spool before the closer has it;
-/// its lock, held a little longer, covers a file no path names (a process that opened
-/// it before the unlink finds it gone once locked, `Spool::lock_live`). When the closer
-/// cannot be started, the worker does both itself.
+/// directory synced, by a thread of the run's own, a closer (up to [`REMOVAL_CLOSERS`],
+/// taking the removals in turn and counting them together for the syncs), so that the
+/// worker goes on to its next message at once: the last close of an unlinked file frees
+/// its blocks, which on a file system mounted with `discard` waits for the device, and
+/// the sync waits for the journal. The entry is gone from the spool before the closer
+/// has it; its lock, held a little longer, covers a file no path names (a process that
+/// opened it before the unlink finds it gone once locked, `Spool::lock_live`). When a
+/// closer cannot be started, the worker does both itself.
 struct Removals<'a> {
     spool: &'a Spool,
-    /// The closer, started by the first removal; `None` in it: it could not be started.
-    closer: Mutex<Option<Option<Closer>>>,
+    /// The closers, each started by the first removal it is given; `None` in one: it
+    /// could not be started.
+    closers: Vec<Mutex<Option<Option<Closer>>>>,
+    /// The closer the next removal goes to (modulo their number).
+    next: AtomicUsize,
+    /// The removals closed and not synced yet.
+    pending: Pending,
     /// Whether the run removed any entry (its index lines are then dead).
     any: AtomicBool,
 }
@@ -67,31 +80,47 @@ struct Closer {
     done: std::thread::JoinHandle<()>,
 }
 
-/// The closer's loop: each removed entry closed, and the spool directory synced when
-/// [`REMOVAL_SYNC_BATCH`] entries were removed since the last sync, or the first of them
-/// [`REMOVAL_SYNC_AGE`] ago (looked at with each), and once more when the run ends.
-fn close_removed(spool: Spool, rx: std::sync::mpsc::Receiver<LockedEntry>) {
-    let mut pending: (usize, Option<std::time::Instant>) = (0, None);
+/// The removals of a run not synced yet, shared by its closers: how many, and when the
+/// first of them was closed.
+type Pending = std::sync::Arc<Mutex<(usize, Option<std::time::Instant>)>>;
+
+/// A closer's loop: each removed entry closed, and the spool directory synced when the
+/// run's closers closed [`REMOVAL_SYNC_BATCH`] removed entries since the last sync, or
+/// the first of them [`REMOVAL_SYNC_AGE`] ago (looked at with each); the run's end
+/// syncs what is left ([`Removals::flush`]).
+fn close_removed(spool: Spool, rx: std::sync::mpsc::Receiver<LockedEntry>, pending: Pending) {
     for locked in rx {
-        // Every entry sent was unlinked before it was sent.
+        // Every entry sent was unlinked before it was sent: a sync from now on covers it.
         drop(locked);
-        pending.0 += 1;
-        let first = *pending.1.get_or_insert_with(std::time::Instant::now);
-        if pending.0 >= REMOVAL_SYNC_BATCH || first.elapsed() >= REMOVAL_SYNC_AGE {
-            pending = (0, None);
+        let due = {
+            let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.0 += 1;
+            let first = *p.1.get_or_insert_with(std::time::Instant::now);
+            let due = p.0 >= REMOVAL_SYNC_BATCH || first.elapsed() >= REMOVAL_SYNC_AGE;
+            if due {
+                *p = (0, None);
+            }
+            due
+        };
+        if due {
             spool.sync_removals();
         }
-    }
-    if pending.0 > 0 {
-        spool.sync_removals();
     }
 }
 
 impl<'a> Removals<'a> {
+    /// One closer.
     fn new(spool: &'a Spool) -> Self {
+        Self::with_closers(spool, 1)
+    }
+
+    /// Up to `n` closers (at least one).
+    fn with_closers(spool: &'a Spool, n: usize) -> Self {
         Removals {
             spool,
-            closer: Mutex::new(None),
+            closers: (0..n.max(1)).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            pending: Pending::default(),
             any: AtomicBool::new(false),
         }
     }
@@ -116,14 +145,16 @@ impl<'a> Removals<'a> {
     /// An entry just unlinked, for the closer; closed and synced here when there is none.
     fn removed(&self, locked: LockedEntry) {
         self.any.store(true, Ordering::SeqCst);
+        let at = self.next.fetch_add(1, Ordering::Relaxed) % self.closers.len();
         let tx = {
-            let mut c = self.closer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut c = self.closers[at].lock().unwrap_or_else(|p| p.into_inner());
             let c = c.get_or_insert_with(|| {
                 let (tx, rx) = std::sync::mpsc::sync_channel(REMOVAL_CLOSE_BACKLOG);
                 let spool = self.spool.clone();
+                let pending = self.pending.clone();
                 std::thread::Builder::new()
                     .name("removals".into())
-                    .spawn(move || close_removed(spool, rx))
+                    .spawn(move || close_removed(spool, rx, pending))
                     .map(|done| Closer { tx, done })
                     .map_err(|e| log::warn!("removed entries closed by their workers: {e}"))
                     .ok()
@@ -142,23 +173,37 @@ impl<'a> Removals<'a> {
         self.spool.sync_removals();
     }
 
-    /// Wait for the closer to close what it was given and sync the directory (the run's
-    /// end); then, when the run removed any entry, compact the index if finished entries
+    /// Wait for the closers to close what they were given and sync the directory (the
+    /// run's end); then, when the run removed any entry, compact the index if finished entries
     /// fill most of it (`index::compact_if_bloated`): a host that only flushes (`-qR`,
     /// ETRN) never runs the full queue run that would.
     fn flush(&self) {
-        let closer = self
-            .closer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .flatten();
-        if let Some(Closer { tx, done }) = closer {
-            drop(tx);
-            if done.join().is_err() {
-                // Its entries were unlinked; only their sync may be missing.
-                self.spool.sync_removals();
-            }
+        let closers: Vec<Closer> = self
+            .closers
+            .iter()
+            .filter_map(|c| c.lock().unwrap_or_else(|p| p.into_inner()).take().flatten())
+            .collect();
+        // All told to end first: their last closes and syncs go on together.
+        let done: Vec<_> = closers
+            .into_iter()
+            .map(|Closer { tx, done }| {
+                drop(tx);
+                done
+            })
+            .collect();
+        let mut unsynced = false;
+        for d in done {
+            // A closer that ended otherwise (a panic): its entries were unlinked; only
+            // their sync may be missing.
+            unsynced |= d.join().is_err();
+        }
+        {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            unsynced |= p.0 > 0;
+            *p = (0, None);
+        }
+        if unsynced {
+            self.spool.sync_removals();
         }
         if self.any.load(Ordering::SeqCst) {
             rsendmail::spool::index::compact_if_bloated(self.spool);
@@ -171,15 +216,19 @@ impl<'a> Removals<'a> {
 pub const ENTRIES_PER_SESSION: usize = 50;
 
 /// How many sessions to the same hosts a queue run of `entries` opens in parallel: one
-/// per [`ENTRIES_PER_SESSION`] entries, at most one per worker (`O MaxConnections=`) and
-/// `O ConnectionCacheSize=` (the connections kept between transactions), and at least
-/// one. A short queue goes over one session; a long one keeps several busy, so that a
-/// message's round trips and the spool's work for another overlap.
+/// per [`ENTRIES_PER_SESSION`] entries, at most one per worker (`O MaxConnections=`),
+/// and at least one; one only when no connection is kept between transactions
+/// (`O ConnectionCacheSize=0`). A short queue goes over one session; a long one keeps
+/// several busy, so that a message's round trips and the spool's work for another
+/// overlap. `O ConnectionCacheSize=` bounds the idle connections, as in sendmail, not
+/// those in use: a worker keeps its connection while it carries the next message
+/// (`smtp::State::Primed`), so a run of one worker a session to one host puts none back
+/// until its end.
 pub fn parallel_sessions(workers: usize, cache_size: usize, entries: usize) -> usize {
-    (1 + entries / ENTRIES_PER_SESSION)
-        .min(workers)
-        .min(cache_size)
-        .max(1)
+    if cache_size == 0 {
+        return 1;
+    }
+    (1 + entries / ENTRIES_PER_SESSION).min(workers).max(1)
 }
 
 /// Deliver entries with up to `workers` connections in parallel; then the cached
@@ -449,7 +498,7 @@ fn deliver_ids_then(
             1
         }
     };
-    let removals = Removals::new(spool);
+    let removals = Removals::with_closers(spool, workers.min(REMOVAL_CLOSERS));
     std::thread::scope(|scope| {
         for worker in 0..workers {
             let removals = &removals;
@@ -1396,11 +1445,14 @@ mod tests {
         // A short queue: one session (a fast server gets one per run).
         assert_eq!(parallel_sessions(4, 2, 12), 1);
         assert_eq!(parallel_sessions(4, 4, 49), 1);
-        // One more per 50 entries, up to MaxConnections and ConnectionCacheSize.
+        // One more per 50 entries, up to MaxConnections.
         assert_eq!(parallel_sessions(4, 4, 50), 2);
         assert_eq!(parallel_sessions(4, 4, 120), 3);
-        assert_eq!(parallel_sessions(4, 2, 1000), 2);
+        // Up to one a worker, whatever the idle connections kept (2 by default).
+        assert_eq!(parallel_sessions(4, 2, 1000), 4);
+        assert_eq!(parallel_sessions(4, 1, 1000), 4);
         assert_eq!(parallel_sessions(4, 8, 1000), 4);
+        assert_eq!(parallel_sessions(8, 2, 1000), 8);
         // ConnectionCacheSize=0 keeps none: each entry has its own session anyway.
         assert_eq!(parallel_sessions(4, 0, 1000), 1);
         assert_eq!(parallel_sessions(1, 4, 1000), 1);
