@@ -989,6 +989,7 @@ mod tests {
             no_actual_recipient: false,
             eight_bit: false,
             waited: None,
+            returned_by: None,
         };
         let text = |rep: &Report<'_>| {
             let mut out = Vec::new();
