@@ -684,13 +684,22 @@ impl Spool {
         // taken over, even empty (it stays theirs; its mode is never changed). Said by its
         // mode alone, first: what others keep there is not listed, and a caller who may
         // not read it (a user's submission) gets the same refusal.
-        let listing = fs::read_dir(&self.dir);
-        if let Some(why) = &shared {
-            let empty = match listing {
-                Ok(mut l) => Some(l.all(|e| e.is_ok_and(|e| e.file_name() == "lost+found"))),
-                Err(_) => None,
-            };
-            return refused(match empty {
+        let listing: Option<Vec<String>> = fs::read_dir(&self.dir).ok().map(|l| {
+            l.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "lost+found")
+                .collect()
+        });
+        // A spool rsendmail made (root's, its sub-directories there, nothing else in
+        // it) that was given a wrong mode later (sticky, 2777): still its own, and
+        // init repairs its modes.
+        let established = md.uid() == 0
+            && ["tmp", "index"].iter().all(|d| self.dir.join(d).is_dir())
+            && listing
+                .as_ref()
+                .is_some_and(|names| names.iter().all(|n| is_spool_name(n)));
+        if let Some(why) = shared.as_ref().filter(|_| !established) {
+            return refused(match listing.as_ref().map(Vec::is_empty) {
                 Some(true) => format!("{why}: a shared directory is never taken over, even empty"),
                 Some(false) => {
                     format!("{why} and not empty: a shared directory is never taken over")
@@ -698,12 +707,15 @@ impl Spool {
                 None => format!("{why}: a shared directory is never taken over"),
             });
         }
-        let mut names: Vec<String> = listing
-            .map_err(|e| cant("cannot read", &self.dir, &e))?
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "lost+found")
-            .collect();
+        let mut names: Vec<String> = match listing {
+            Some(names) => names,
+            None => fs::read_dir(&self.dir)
+                .map_err(|e| cant("cannot read", &self.dir, &e))?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "lost+found")
+                .collect(),
+        };
         names.sort();
         // sendmail's own `qf` files have queue IDs of the same shape as rsendmail's:
         // told apart by their first line, sendmail's version line (`V8`).
@@ -737,12 +749,6 @@ impl Spool {
             out.join(", ")
         };
         let me = nix::unistd::geteuid().as_raw();
-        // A spool rsendmail made (root's, its sub-directories there, nothing else in
-        // it) that was given a wrong mode later (sticky, 2777): still its own, and
-        // init repairs its modes.
-        let established = md.uid() == 0
-            && foreign.is_empty()
-            && ["tmp", "index"].iter().all(|d| self.dir.join(d).is_dir());
         let problem = if let Some(first) = sendmail.first() {
             Some(format!(
                 "it holds an old sendmail queue ({first}{}), which rsendmail does not read",
@@ -764,19 +770,13 @@ impl Spool {
                 "it is owned by {}, neither root nor this user",
                 safety::the_user_id(md.uid())
             ))
-        } else if let Some(why) = (names.is_empty() && md.uid() == 0 && shared.is_none())
-            .then(|| safety::not_rsendmails_own(&self.dir))
-            .flatten()
-        {
+        } else {
             // An empty directory of root's is taken only when it is rsendmail's by
             // name (`/media`, `/var/opt` are the system's, empty or not).
-            Some(format!(
-                "it is an empty directory that is not rsendmail's ({why})"
-            ))
-        } else if established {
-            None
-        } else {
-            None
+            (names.is_empty() && md.uid() == 0 && shared.is_none())
+                .then(|| safety::not_rsendmails_own(&self.dir))
+                .flatten()
+                .map(|why| format!("it is an empty directory that is not rsendmail's ({why})"))
         };
         match problem {
             Some(problem) => refused(problem),
