@@ -5543,13 +5543,14 @@ fn a_tls_file_the_spools_group_cannot_read_is_failed() {
             &format!("FAIL tls files: {keyword} {} (", file.display()),
         );
         let cmd = fix_of(l).unwrap_or_else(|| panic!("{l}"));
+        let install = format!(
+            "install -o root -g {} -m 640 {} ",
+            group_name(spool_gid()),
+            file.display()
+        );
         let to = cmd
-            .strip_prefix(&format!(
-                "install -o root -g {} -m 640 {} ",
-                group_name(spool_gid()),
-                file.display()
-            ))
-            .and_then(|rest| rest.split(' ').next())
+            .split_once(&install)
+            .and_then(|(_, rest)| rest.split(' ').next())
             .unwrap_or_else(|| panic!("{cmd}"))
             .to_string();
         assert!(Path::new(&to).starts_with(env.dir.join("tls")), "{cmd}");
