@@ -850,10 +850,12 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             let id = ids.join(",");
             match s.mode {
                 // The message waits for a queue run; the report of the recipients
-                // refused here goes now, as sendmail sends every report it makes at once
-                // whatever the delivery mode (returntosender's `sendall(SM_DELIVER)`;
-                // recorded: `t-egrp-odq`).
-                DeliveryMode::QueueOnly | DeliveryMode::Deferred if !report.is_empty() => {
+                // refused here goes now under -odq, as sendmail sends it
+                // (returntosender's `sendall(SM_DELIVER)`; recorded: `t-egrp-odq`).
+                // Deferred mode opens no connection before the queue run (no DNS on a
+                // dial-on-demand host): its report waits in the queue with the message,
+                // as sendmail's does.
+                DeliveryMode::QueueOnly if !report.is_empty() => {
                     let status = done.status.code().to_string();
                     let reports = report.join(",");
                     let args = vec!["--entry", &reports, "--status", &status, "--"];

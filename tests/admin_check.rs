@@ -5838,9 +5838,10 @@ fn a_pid_file_that_is_no_pid_file_fails_the_check() {
     line(&r, &format!("ok   pid file {}", pid.display()));
 }
 
-/// A `SPOOLDIR` naming an empty directory that is not rsendmail's (`/media`): check
-/// fails it with no fix, and init refuses it, changing nothing. An established spool
-/// made sticky (3770): check fails it with `chmod 2770`, and init repairs it.
+/// A `SPOOLDIR` naming an empty directory of the system's (`/mnt`, a tmpfs of its own in
+/// a private mount namespace, so the real one is never at stake): check fails it with no
+/// fix, and init refuses it, changing nothing. An established spool made sticky (3770):
+/// check fails it with `chmod 2770`, and init repairs it.
 #[test]
 fn init_takes_no_foreign_directory_and_repairs_a_sticky_spool() {
     if !is_root() {
@@ -5850,36 +5851,49 @@ fn init_takes_no_foreign_directory_and_repairs_a_sticky_spool() {
     let (prog, run) = install_check(&env);
     run_admin(&env, &prog, "init").code(0);
     let base = fs::read_to_string(&env.conf).unwrap();
-    let media = system_like(&env).join("media");
-    fs::create_dir(&media).unwrap();
-    chmod(&media, 0o755);
+    let conf = env.dir.join("mnt.conf");
     fs::write(
-        &env.conf,
+        &conf,
         base.replace(
             &format!("SPOOLDIR {}\n", env.spool.display()),
-            &format!("SPOOLDIR {}\n", media.display()),
+            "SPOOLDIR /mnt\n",
         ),
     )
     .unwrap();
-    let r = run();
-    r.code(78);
-    let cmds: Vec<String> = fixes_in(&r.stdout)
-        .into_iter()
-        .filter(|c| c.contains(&media.display().to_string()))
-        .collect();
-    assert!(cmds.is_empty(), "{cmds:?}\n{}", r.stdout);
-    assert!(
-        line(&r, "FAIL spool: ").contains("not rsendmail's"),
-        "{}",
-        r.stdout
-    );
-    let r = run_admin(&env, &prog, "init");
-    r.code(78);
-    let said = format!("{}{}", r.stdout, r.stderr);
-    assert!(said.contains("not rsendmail's"), "{said}");
-    let md = fs::metadata(&media).unwrap();
-    assert_eq!((md.mode() & 0o7777, md.gid()), (0o755, 0));
-    assert_eq!(fs::read_dir(&media).unwrap().count(), 0);
+    let script = r#"
+top=$1 prog=$2 conf=$3
+mount -t tmpfs -o mode=755 tmpfs /mnt || exit 90
+"$prog" -C "$conf" check > "$top/check.out" 2>&1; echo "check $?"
+"$prog" -C "$conf" init > "$top/init.out" 2>&1; echo "init $?"
+echo "mode $(stat -c %a /mnt) entries $(ls -A /mnt | wc -l)"
+"#;
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&env.dir)
+        .arg(&prog)
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    if out.status.code() == Some(90) {
+        eprintln!("skipped: no tmpfs on /mnt in a private mount namespace here");
+    } else {
+        let checked = fs::read_to_string(env.dir.join("check.out")).unwrap();
+        let inited = fs::read_to_string(env.dir.join("init.out")).unwrap();
+        assert!(said.contains("check 78\n"), "{said}\n{checked}");
+        let cmds: Vec<String> = fixes_in(&checked)
+            .into_iter()
+            .filter(|c| c.contains("/mnt"))
+            .collect();
+        assert!(cmds.is_empty(), "{cmds:?}\n{checked}");
+        assert!(
+            checked.contains("FAIL spool: SPOOLDIR names /mnt"),
+            "{checked}"
+        );
+        assert!(said.contains("init 78\n"), "{said}\n{inited}");
+        assert!(inited.contains("of the system's"), "{inited}");
+        assert!(said.contains("mode 755 entries 0\n"), "{said}");
+    }
     // The established spool, sticky.
     fs::write(&env.conf, &base).unwrap();
     chmod(&env.spool, 0o3770);

@@ -771,12 +771,12 @@ impl Spool {
                 safety::the_user_id(md.uid())
             ))
         } else {
-            // An empty directory of root's is taken only when it is rsendmail's by
-            // name (`/media`, `/var/opt` are the system's, empty or not).
+            // An empty directory of root's is taken unless it is the system's (`/media`,
+            // `/var/opt`, empty or not, are never a spool).
             (names.is_empty() && md.uid() == 0 && shared.is_none())
-                .then(|| safety::not_rsendmails_own(&self.dir))
+                .then(|| safety::system_directory(&self.dir))
                 .flatten()
-                .map(|why| format!("it is an empty directory that is not rsendmail's ({why})"))
+                .map(|why| format!("it is an empty directory of the system's ({why})"))
         };
         match problem {
             Some(problem) => refused(problem),

@@ -314,6 +314,38 @@ pub fn system_path(path: &Path) -> Option<&'static str> {
     }
 }
 
+/// Why an empty directory of root's is the system's, not one made for a spool, or None:
+/// a [`system_path`], a directory at the top of the file system (`/media`, `/mnt`,
+/// `/srv`), or one of the Filesystem Hierarchy Standard's directories one level below
+/// `/usr`, `/usr/local` or `/var` (`/var/opt`, `/var/local`, `/usr/local/src`). The
+/// rule by which a program takes over an empty `SPOOLDIR`
+/// ([`crate::spool::Spool::check_takeover`]): a directory root made for the spool
+/// anywhere else (`/var/spool/mqueue-out`, `/srv/mail/queue`) is taken.
+pub fn system_directory(path: &Path) -> Option<String> {
+    if let Some(what) = system_path(path) {
+        return Some(if what.is_empty() {
+            "a device or the kernel's".to_string()
+        } else {
+            what.to_string()
+        });
+    }
+    let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let parent = real.parent()?;
+    if parent == Path::new("/") {
+        Some("a directory at the top of the file system: the system's".to_string())
+    } else if ["/usr", "/usr/local", "/var"]
+        .iter()
+        .any(|p| parent == Path::new(p))
+    {
+        Some(format!(
+            "one of the system's directories in {}",
+            parent.display()
+        ))
+    } else {
+        None
+    }
+}
+
 /// What kind of file `t` is, in words: `a regular file`, `a directory`, `a symbolic
 /// link`, `a FIFO`, `a socket`, `a character device`, `a block device`.
 pub fn kind_of(t: &fs::FileType) -> &'static str {
@@ -1673,6 +1705,32 @@ pub fn as_user(uid: u32, cmds: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The system's directories are never taken over as an empty spool; one made for
+    /// it anywhere else is (`system_directory` reads nothing but the paths' links).
+    #[test]
+    fn system_directories_are_the_fhs_ones() {
+        for p in [
+            "/media",
+            "/mnt",
+            "/srv",
+            "/opt",
+            "/var/opt",
+            "/var/local",
+            "/usr/local/src",
+            "/",
+            "/tmp",
+        ] {
+            assert!(system_directory(Path::new(p)).is_some(), "{p}");
+        }
+        for p in [
+            "/var/spool/mqueue-out",
+            "/srv/mail/queue",
+            "/tmp/cmpt-x/spool",
+        ] {
+            assert!(system_directory(Path::new(p)).is_none(), "{p}");
+        }
+    }
     use std::os::unix::fs::symlink;
 
     /// An ACL's octets as the kernel stores them: version 2, then each entry.
