@@ -1480,11 +1480,13 @@ pub(super) fn write_pid_file(s: &Setup, argv: &[OsString]) {
     };
     // Never over a file that is not a pid file (a typo naming /etc/fstab): it would
     // be replaced, then removed at the stop.
+    // Nor, as root, a system path; a pid file elsewhere (`/run/sendmail.pid`, as
+    // sendmail's configurations name it) is written as sendmail writes it.
     let not_own = || {
         rsendmail::spool::safety::privileged_process()
-            .then(|| rsendmail::spool::safety::not_rsendmails_own_name(p))
+            .then(|| rsendmail::spool::safety::system_path(p))
             .flatten()
-            .map(|why| format!("it is not rsendmail's: {why}"))
+            .map(|why| format!("it is {why}"))
     };
     if let Some(why) = rsendmail::spool::safety::pid_file_problem(p).or_else(not_own) {
         log::warn!(
