@@ -5800,7 +5800,7 @@ fn the_certificate_copy_is_only_of_a_certificate_to_a_new_place() {
 }
 
 /// `O PidFile=` naming a file that is not a pid file (`/etc/motd`) fails the check with
-/// its line; so does a path that is not rsendmail's. A pid file of rsendmail's passes.
+/// its line; so does a system path (the kernel's). Another pid file passes.
 #[test]
 fn a_pid_file_that_is_no_pid_file_fails_the_check() {
     if !is_root() {
@@ -5809,13 +5809,15 @@ fn a_pid_file_that_is_no_pid_file_fails_the_check() {
     let env = Env::new();
     let (_, run) = install_check(&env);
     let base = fs::read_to_string(&env.conf).unwrap();
-    let sys = system_like(&env);
     let motd = env.dir.join("rsendmail-motd");
     fs::write(&motd, "Welcome\n").unwrap();
     let n = base.lines().count() + 1;
     for (p, why) in [
         (motd.clone(), "it holds what is not a pid file"),
-        (sys.join("x.pid"), "it is not rsendmail's"),
+        (
+            PathBuf::from("/proc/self/rsendmail.pid"),
+            "it is the kernel's",
+        ),
     ] {
         fs::write(&env.conf, format!("{base}O PidFile={}\n", p.display())).unwrap();
         let r = run();

@@ -779,10 +779,8 @@ fn pid_file_step(t: &mut Tally, s: &app::Setup) {
     } else {
         format!("correct {at}")
     };
-    let why = crate::spool::safety::pid_file_problem(p).or_else(|| {
-        crate::spool::safety::not_rsendmails_own_name(p)
-            .map(|w| format!("it is not rsendmail's ({w})"))
-    });
+    let why = crate::spool::safety::pid_file_problem(p)
+        .or_else(|| crate::spool::safety::system_path(p).map(|w| format!("it is {w}")));
     match why {
         Some(why) => t.fail(
             Sysexit::Config,
