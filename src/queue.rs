@@ -337,8 +337,9 @@ fn open_batch(
 }
 
 /// Put `items` in a random order (Fisher-Yates, seeded by the standard library's random
-/// hash keys: an even spread is all that is asked of it).
-fn shuffle<T>(items: &mut [T]) {
+/// hash keys: an even spread is all that is asked of it): `QueueSortOrder=random` here,
+/// and the deliverer's smarthost list when it is to be taken in a random order.
+pub fn shuffle<T>(items: &mut [T]) {
     use std::hash::{BuildHasher, Hasher};
     let mut seed = std::collections::hash_map::RandomState::new()
         .build_hasher()

@@ -290,7 +290,7 @@ fn spread(engine: &Engine, transactions: Vec<Transaction>, worker: usize) -> Vec
         }
         let mut hosts = t.hosts.clone();
         if engine.smarthost_random {
-            shuffle(&mut hosts);
+            rsendmail::queue::shuffle(&mut hosts);
         }
         let n = engine.smarthost_split.min(hosts.len()).max(1);
         let runs = n.min(t.rcpts.len()).max(1);
@@ -306,24 +306,6 @@ fn spread(engine: &Engine, transactions: Vec<Transaction>, worker: usize) -> Vec
         }
     }
     out
-}
-
-/// Put `hosts` in a random order (Fisher-Yates, seeded by the standard library's random
-/// hash keys: no more than an even spread is asked of it).
-fn shuffle(hosts: &mut Relay) {
-    use std::hash::{BuildHasher, Hasher};
-    let mut seed = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-        | 1;
-    for i in (1..hosts.len()).rev() {
-        // xorshift64
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let j = (seed % (i as u64 + 1)) as usize;
-        hosts.swap(i, j);
-    }
 }
 
 /// What [`plan`] sorts by for `O SortByDomain`: the domain's labels from the top
