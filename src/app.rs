@@ -919,16 +919,18 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
                 let min_age = s.settings.min_queue_age.unwrap_or(0) as i64;
                 let (default_uid, _) =
                     crate::aliases::default_user(s.settings.default_user.as_deref());
+                // Listed in the order and up to the number a queue run takes, as
+                // sendmail's `-bp` lists them (`O QueueSortOrder=`, `O MaxQueueRunSize=`).
+                let style = mailq::TextStyle {
+                    sort: s
+                        .settings
+                        .queue_sort_order
+                        .unwrap_or(crate::options::QueueSortOrder::Priority),
+                    max: s.settings.max_queue_run_size.unwrap_or(0),
+                    ..mailq::TextStyle::new(min_age, s.inv.verbose, default_uid)
+                };
                 // Written as it is made: a queue of 100,000 entries is never held twice.
-                mailq::write_text(
-                    &s.spool,
-                    filter,
-                    min_age,
-                    s.inv.verbose,
-                    default_uid,
-                    false,
-                    &mut out,
-                )?
+                mailq::write_text(&s.spool, filter, &style, &mut out)?
             };
             // The spool's own problems (a spool everyone may write, a sub-directory that
             // is not one) go to stderr, after the listing: stdout is the listing alone.

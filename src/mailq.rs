@@ -52,6 +52,7 @@
 
 use crate::clock;
 use crate::exit::Fatal;
+use crate::options::QueueSortOrder;
 use crate::selection::QueueRunArgs;
 use crate::spool::entry::RcptState;
 use crate::spool::{IdKey, QueuedEntry, ReadError, Spool, key_str};
@@ -303,37 +304,60 @@ fn prtstr(s: &str, room: usize) -> String {
     out
 }
 
-/// The text listing; `verbose` is sendmail's `-v` form. Unreadable entries are described
-/// in the returned problem text (printed after the listing).
-/// `min_age` is `O MinQueueAge=` in seconds: as in sendmail, an entry tried less than that
-/// long ago is marked `-` (too young for a queue run). The back-off between tries is not
-/// marked, as sendmail marks nothing for it either; `mailq --json` gives the next try.
-/// With `holders` (`rsendmail-admin list`), a held entry's quarantine line names who
-/// held it (`QUARANTINE: held by root`), when that is recorded; `mailq` keeps sendmail's
-/// line as it is.
+/// How the text listing is made ([`list_text`], [`write_text`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TextStyle {
+    /// `O MinQueueAge=` in seconds: as in sendmail, an entry tried less than that long ago
+    /// is marked `-` (too young for a queue run). The back-off between tries is not
+    /// marked, as sendmail marks nothing for it either; `mailq --json` gives the next try.
+    pub min_age: i64,
+    /// sendmail's `-v` form.
+    pub verbose: bool,
+    /// The uid of `DefaultUser`, left out of a `(---...---)` controlling-user line.
+    pub default_uid: u32,
+    /// `rsendmail-admin list`: a held entry's quarantine line names who held it
+    /// (`QUARANTINE: held by root`), when that is recorded; `mailq` keeps sendmail's line
+    /// as it is.
+    pub holders: bool,
+    /// `O QueueSortOrder=`: the order entries are listed in, as sendmail's `-bp` sorts
+    /// its work list as a queue run does (recorded: `bp-sort-*`).
+    pub sort: QueueSortOrder,
+    /// `O MaxQueueRunSize=` (0: no limit): at most this many entries are listed, the
+    /// first in `sort`'s order, and the heading says so (`(3 requests, only 2
+    /// printed)`), as sendmail's does; `Total requests:` still counts them all.
+    pub max: usize,
+}
+
+impl TextStyle {
+    /// sendmail's default listing: priority order, no limit.
+    pub fn new(min_age: i64, verbose: bool, default_uid: u32) -> TextStyle {
+        TextStyle {
+            min_age,
+            verbose,
+            default_uid,
+            holders: false,
+            sort: QueueSortOrder::Priority,
+            max: 0,
+        }
+    }
+}
+
+/// The text listing. Unreadable entries are described in the returned problem text
+/// (printed after the listing).
 pub fn list_text(
     spool: &Spool,
     filter: Option<&QueueRunArgs>,
-    min_age: i64,
-    verbose: bool,
-    default_uid: u32,
-    holders: bool,
+    style: &TextStyle,
 ) -> Result<(String, String), Fatal> {
     let mut out = Vec::new();
-    let problems = write_text(
-        spool,
-        filter,
-        min_age,
-        verbose,
-        default_uid,
-        holders,
-        &mut out,
-    )?;
+    let problems = write_text(spool, filter, style, &mut out)?;
     Ok((String::from_utf8_lossy(&out).into_owned(), problems))
 }
 
 /// One entry of the text listing: what orders it, and where its lines are in the arena.
 struct TextEntry {
+    /// `O QueueSortOrder=`'s key ([`crate::queue::sort_key_of`]).
+    key: (String, i64),
     priority: i64,
     created: i64,
     written: Option<std::time::SystemTime>,
@@ -351,10 +375,7 @@ struct TextEntry {
 pub fn write_text(
     spool: &Spool,
     filter: Option<&QueueRunArgs>,
-    min_age: i64,
-    verbose: bool,
-    default_uid: u32,
-    holders: bool,
+    style: &TextStyle,
     w: &mut dyn std::io::Write,
 ) -> Result<String, Fatal> {
     let mut problems = String::new();
@@ -363,24 +384,34 @@ pub fn write_text(
     let mut arena = String::new();
     let now = clock::now();
     scan(spool, filter, &mut problems, &mut unreadable, |l| {
-        let Ok(key) = <[u8; 14]>::try_from(l.id.as_bytes()) else {
+        let Ok(id) = <[u8; 14]>::try_from(l.id.as_bytes()) else {
             return;
         };
         let start = arena.len();
-        entry_lines(&mut arena, &l, now, min_age, verbose, default_uid, holders);
+        entry_lines(&mut arena, &l, now, style);
         entries.push(TextEntry {
+            key: crate::queue::sort_key_of(style.sort, &l.entry),
             priority: l.priority,
             created: l.entry.envelope.created,
             written: l.written,
-            id: key,
+            id,
             start,
             end: arena.len(),
         });
     })?;
     // The ID ends every key: a total order, which needs no stable sort (nor its buffer).
-    entries.sort_unstable_by(|a, b| {
-        (a.priority, a.created, a.written, &a.id).cmp(&(b.priority, b.created, b.written, &b.id))
-    });
+    match style.sort {
+        // The queue run's orders (`crate::queue`): none is the listing's (queue ID)
+        // order, random a shuffle.
+        QueueSortOrder::None => entries.sort_unstable_by_key(|a| a.id),
+        QueueSortOrder::Random => crate::queue::shuffle(&mut entries),
+        QueueSortOrder::Priority => entries.sort_unstable_by(|a, b| {
+            (a.priority, a.created, a.written, &a.id)
+                .cmp(&(b.priority, b.created, b.written, &b.id))
+        }),
+        _ => entries
+            .sort_unstable_by(|a, b| (&a.key, a.created, &a.id).cmp(&(&b.key, b.created, &b.id))),
+    }
     unreadable.sort_by(|a, b| a.id.cmp(&b.id));
     let dir = spool.dir.display();
     let mut head = String::new();
@@ -392,24 +423,34 @@ pub fn write_text(
         let _ = w.write_all(head.as_bytes());
         return Ok(problems);
     }
-    let _ = writeln!(
+    let _ = write!(
         head,
-        "\t\t{dir} ({n} request{})",
+        "\t\t{dir} ({n} request{}",
         if n == 1 { "" } else { "s" }
     );
-    head.push_str(if verbose {
-        "-----Q-ID----- --Size-- -Priority- ---Q-Time--- --------Sender/Recipient--------\n"
+    // sendmail's `MaxQueueRunSize` heading (recorded: `bp-maxrun-*`).
+    let shown_max = if style.max > 0 && n > style.max {
+        let _ = write!(head, ", only {} printed", style.max);
+        style.max
     } else {
-        "-----Q-ID----- --Size-- -----Q-Time----- ------------Sender/Recipient-----------\n"
+        n
+    };
+    head.push_str(if style.verbose {
+        ")\n-----Q-ID----- --Size-- -Priority- ---Q-Time--- --------Sender/Recipient--------\n"
+    } else {
+        ")\n-----Q-ID----- --Size-- -----Q-Time----- ------------Sender/Recipient-----------\n"
     });
     let _ = w.write_all(head.as_bytes());
-    for e in &entries {
+    for e in entries.iter().take(shown_max) {
         let _ = w.write_all(arena.get(e.start..e.end).unwrap_or_default().as_bytes());
     }
     let mut tail = String::new();
     // After the readable ones, each on one line as sendmail lists a queue file it cannot
     // open (`%13s (%s)`, the ID and why).
-    for u in &unreadable {
+    for u in unreadable
+        .iter()
+        .take(shown_max.saturating_sub(entries.len()))
+    {
         let _ = writeln!(
             tail,
             "{:>13} (cannot read queue file: {})",
@@ -423,15 +464,14 @@ pub fn write_text(
 }
 
 /// The lines of one entry in the text listing, appended to `s`.
-fn entry_lines(
-    s: &mut String,
-    l: &Listed,
-    now: i64,
-    min_age: i64,
-    verbose: bool,
-    default_uid: u32,
-    holders: bool,
-) {
+fn entry_lines(s: &mut String, l: &Listed, now: i64, style: &TextStyle) {
+    let TextStyle {
+        min_age,
+        verbose,
+        default_uid,
+        holders,
+        ..
+    } = *style;
     // sendmail's widths: the reason and the sender, then a recipient.
     let (reason_room, sender_room, rcpt_room) = if verbose { (100, 78, 71) } else { (60, 39, 38) };
     let e = &l.entry;

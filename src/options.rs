@@ -379,9 +379,9 @@ pub static ACTED_ON: &[(&str, Kind)] = &[
     ("AliasFile", Kind::Path),
     ("CACertFile", Kind::Path),
     ("PidFile", Kind::Path),
-    ("MaxMessageSize", Kind::Size),
+    ("MaxMessageSize", Kind::Limit),
     ("MaxHopCount", Kind::Count),
-    ("MaxRecipientsPerMessage", Kind::Count),
+    ("MaxRecipientsPerMessage", Kind::Limit),
     ("MaxDaemonChildren", Kind::Count),
     ("MaxNOOPCommands", Kind::Count),
     ("MaxConnections", Kind::Positive),
@@ -424,7 +424,7 @@ pub static ACTED_ON: &[(&str, Kind)] = &[
     ("SortByDomain", Kind::Bool),
     ("SmarthostRandom", Kind::Bool),
     ("QueueSortOrder", Kind::QueueSortOrder),
-    ("MaxQueueRunSize", Kind::Count),
+    ("MaxQueueRunSize", Kind::Limit),
 ];
 
 /// What the value of an acted-on option is. A bad value is refused with
@@ -449,8 +449,10 @@ pub enum Kind {
     /// MaxBackgroundDeliveries, SmarthostSplit), for which 0 would mean "never deliver"
     /// (sendmail has none of them, so 0 has no meaning to keep).
     Positive,
-    /// A size in bytes, 0 or more.
-    Size,
+    /// A limit sendmail applies only above 0 (`MaxMessageSize`, `MaxRecipientsPerMessage`,
+    /// `MaxQueueRunSize`): 0 or a negative number is no limit, as there, and a number too
+    /// large to hold a limit nothing reaches ([`parse_limit`]).
+    Limit,
     /// A TCP port, 1 to 65535.
     Port,
     /// A file name (not empty).
@@ -663,13 +665,31 @@ pub fn parse_positive(name: &str, value: &str) -> Result<usize, Fatal> {
     }
 }
 
-/// A size in bytes, such as `MaxMessageSize=10000000` (sendmail takes a plain number).
-pub fn parse_size(name: &str, value: &str) -> Result<u64, Fatal> {
+/// A limit that sendmail reads with `atoi` and applies only when it is above 0
+/// (`MaxMessageSize`, `MaxRecipientsPerMessage`, `MaxQueueRunSize`): 0 or a negative whole
+/// number is no limit (0), as there (`-1` is the usual way to say so), and a number too
+/// large to hold is a limit nothing reaches (sendmail's `atoi` overflows it to no limit;
+/// recorded: `opt-maxrcpts-neg`, `opt-maxmsgsize-huge`, `q-maxrun-v-1`...). Anything that
+/// is not a whole number is refused, as every acted-on option's bad value is.
+pub fn parse_limit(name: &str, value: &str) -> Result<u64, Fatal> {
     let v = value.trim();
-    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+    let (negative, digits) = match v.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, v),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(name, value));
     }
-    v.parse().map_err(|_| invalid(name, value))
+    if negative {
+        return Ok(0);
+    }
+    // Only digits: the one way to fail is a number past u64::MAX.
+    Ok(digits.parse().unwrap_or(u64::MAX))
+}
+
+/// [`parse_limit`] as a count.
+fn parse_limit_count(name: &str, value: &str) -> Result<usize, Fatal> {
+    parse_limit(name, value).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// A TCP port, 1 to 65535.
@@ -1118,10 +1138,10 @@ impl Settings {
             ("AliasFile", _) => self.alias_file = Some(parse_path(name, value)?),
             ("CACertFile", _) => self.ca_cert_file = Some(parse_path(name, value)?),
             ("PidFile", _) => self.pid_file = Some(parse_path(name, value)?),
-            ("MaxMessageSize", _) => self.max_message_size = Some(parse_size(name, value)?),
+            ("MaxMessageSize", _) => self.max_message_size = Some(parse_limit(name, value)?),
             ("MaxHopCount", _) => self.max_hop_count = Some(parse_count(name, value)?),
             ("MaxRecipientsPerMessage", _) => {
-                self.max_recipients_per_message = Some(parse_count(name, value)?)
+                self.max_recipients_per_message = Some(parse_limit_count(name, value)?)
             }
             ("MaxDaemonChildren", _) => self.max_daemon_children = Some(parse_count(name, value)?),
             ("MaxNOOPCommands", _) => self.max_noop_commands = Some(parse_count(name, value)?),
@@ -1164,7 +1184,9 @@ impl Settings {
             ("QueueSortOrder", _) => {
                 self.queue_sort_order = Some(QueueSortOrder::parse(name, value)?)
             }
-            ("MaxQueueRunSize", _) => self.max_queue_run_size = Some(parse_count(name, value)?),
+            ("MaxQueueRunSize", _) => {
+                self.max_queue_run_size = Some(parse_limit_count(name, value)?)
+            }
             ("SmarthostRandom", _) => self.smarthost_random = Some(parse_bool(name, value)?),
             // sendmail's old name of the queue-return time, `RETURN[/WARN]` (readcf.c,
             // option `T`): both timeouts, for every message.
@@ -1787,14 +1809,25 @@ mod tests {
         for (v, want) in ports {
             assert_eq!(parse_port("MXPort", v).ok(), *want, "{v:?}");
         }
-        let sizes: &[(&str, Option<u64>)] = &[
+        // sendmail's limits: 0 and below are none, past u64 nothing reaches them.
+        let limits: &[(&str, Option<u64>)] = &[
             ("0", Some(0)),
             ("10000000", Some(10_000_000)),
+            (" 7 ", Some(7)),
+            ("-1", Some(0)),
+            ("-99999999999999999999999", Some(0)),
+            ("99999999999999999999999", Some(u64::MAX)),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("-", None),
+            ("--1", None),
+            ("+1", None),
+            ("2x", None),
             ("10M", None),
+            ("abc", None),
             ("", None),
         ];
-        for (v, want) in sizes {
-            assert_eq!(parse_size("MaxMessageSize", v).ok(), *want, "{v:?}");
+        for (v, want) in limits {
+            assert_eq!(parse_limit("MaxMessageSize", v).ok(), *want, "{v:?}");
         }
         let bools: &[(&str, Option<bool>)] = &[
             ("", Some(true)),
@@ -1934,7 +1967,7 @@ mod tests {
             Kind::Time => ("30s", Some("forever")),
             Kind::Count => ("3", Some("abc")),
             Kind::Positive => ("3", Some("0")),
-            Kind::Size => ("1000000", Some("10M")),
+            Kind::Limit => ("-1", Some("10M")),
             Kind::Port => ("2525", Some("70000")),
             Kind::Path => ("/tmp/x", Some("")),
             Kind::AbsolutePath => ("/tmp/x", Some("relspool")),

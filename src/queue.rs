@@ -355,6 +355,20 @@ pub fn shuffle<T>(items: &mut [T]) {
     }
 }
 
+/// [`sort_key`] of `entry` with its recipients still open: what `mailq` sorts by, the
+/// same key as a queue run's.
+pub fn sort_key_of(sort: QueueSortOrder, entry: &crate::spool::QueuedEntry) -> (String, i64) {
+    let open: Vec<&str> = entry
+        .envelope
+        .recipients
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !entry.state.of(*i).is_final())
+        .map(|(_, r)| r.address.as_str())
+        .collect();
+    sort_key(sort, entry, &open)
+}
+
 /// What a queue run sorts an entry by first (sendmail's `sortq`, queue.c), the lowest
 /// first; ties go by submission time, then queue ID:
 /// - `priority`: the priority ([`crate::mailq::priority`]);

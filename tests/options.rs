@@ -23,7 +23,7 @@ fn bad_value(kind: Kind) -> Option<&'static str> {
         Kind::Time => Some("forever"),
         Kind::Count => Some("abc"),
         Kind::Positive => Some("0"),
-        Kind::Size => Some("10M"),
+        Kind::Limit => Some("10M"),
         Kind::Port => Some("70000"),
         Kind::Path => Some(""),
         Kind::AbsolutePath => Some("relspool"),

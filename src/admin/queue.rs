@@ -676,7 +676,11 @@ pub fn list(ctx: &Context, json: bool) -> Sysexit {
         } else {
             let min_age = s.settings.min_queue_age.unwrap_or(0) as i64;
             let (default_uid, _) = crate::aliases::default_user(s.settings.default_user.as_deref());
-            crate::mailq::list_text(&s.spool, None, min_age, false, default_uid, true)?
+            let style = crate::mailq::TextStyle {
+                holders: true,
+                ..crate::mailq::TextStyle::new(min_age, false, default_uid)
+            };
+            crate::mailq::list_text(&s.spool, None, &style)?
         };
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());

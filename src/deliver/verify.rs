@@ -36,12 +36,25 @@ pub fn verify(s: &Setup, engine: &Engine) -> Result<Sysexit, Fatal> {
         // `-bv -t`: the message's header is read and its destination fields verified
         // after the command line's addresses, as a submission takes them (recorded:
         // `bv-t-plain`, `bv-t-plus-argv`, `t-group-members-bv`).
-        let stdin = std::io::stdin();
-        let mut reader = rsendmail::message::LineReader::new(
-            stdin.lock(),
-            s.settings.ignore_dots.unwrap_or(false),
-        );
+        // The whole message is read, as sendmail reads it, so that `-X` logs each of
+        // its lines (`<<<`) and `<<< [EOF]` before the verdicts (recorded: `xlog-bv-t`,
+        // `xlog-bv-t-argv`, `xlog-bv-t-none`).
+        let stdin: Box<dyn std::io::BufRead> = if rsendmail::traffic::enabled() {
+            Box::new(rsendmail::traffic::ReadTee::new(std::io::stdin().lock()))
+        } else {
+            Box::new(std::io::stdin().lock())
+        };
+        let mut reader =
+            rsendmail::message::LineReader::new(stdin, s.settings.ignore_dots.unwrap_or(false));
         let head = rsendmail::message::read_head(&mut reader)?;
+        // The body: read to its end and dropped, a piece at a time.
+        let mut piece = Vec::new();
+        while !matches!(
+            reader
+                .read_piece(&mut piece)
+                .map_err(|e| rsendmail::message::read_error(&e))?,
+            rsendmail::message::Piece::End
+        ) {}
         rsendmail::message::observe_style(&head.headers, &mut style);
         // The fields are lists after the command line's arguments.
         let mut listed = rsendmail::message::header_recipients(&head.headers, style.0);
