@@ -894,16 +894,17 @@ impl Spool {
         if self.private {
             return Ok(());
         }
-        if let Some(problem) = fs::metadata(&self.dir)
-            .ok()
-            .and_then(|md| self.layout_problem(&self.dir, &md))
+        let top = fs::metadata(&self.dir).ok();
+        if let Some(problem) = top
+            .as_ref()
+            .and_then(|md| self.layout_problem(&self.dir, md))
         {
             return Err(self.refused(problem));
         }
         for sub in SUBDIRS.iter().filter(|s| !s.contains('/')) {
             let p = self.dir.join(sub);
             if let Ok(f) = open_dir(&p) {
-                self.check_subdir_owner(&p, &f)?;
+                self.check_subdir_owner_in(&p, &f, top.as_ref())?;
             }
         }
         Ok(())
@@ -923,6 +924,17 @@ impl Spool {
     /// None for a user's own spool (hers). Writable by everyone is
     /// [`Spool::world_writable`]'s.
     pub fn layout_problem(&self, p: &Path, md: &fs::Metadata) -> Option<String> {
+        self.layout_problem_in(p, md, None)
+    }
+
+    /// [`Spool::layout_problem`], with the spool's own `fs::metadata` when it was just
+    /// taken (`None`: looked at here when needed).
+    fn layout_problem_in(
+        &self,
+        p: &Path,
+        md: &fs::Metadata,
+        spool: Option<&fs::Metadata>,
+    ) -> Option<String> {
         if self.private {
             return None;
         }
@@ -946,7 +958,7 @@ impl Spool {
             ));
         }
         if !top
-            && let Some(spool) = fs::metadata(&self.dir).ok()
+            && let Some(spool) = spool.cloned().or_else(|| fs::metadata(&self.dir).ok())
             && spool.mode() & 0o070 != 0
             && md.gid() != spool.gid()
         {
@@ -1339,11 +1351,22 @@ impl Spool {
     /// layout's rule ([`Spool::layout_problem`]): not root's, not of the spool's group,
     /// or open to others.
     fn check_subdir_owner(&self, p: &Path, f: &File) -> Result<(), Fatal> {
+        self.check_subdir_owner_in(p, f, None)
+    }
+
+    /// [`Spool::check_subdir_owner`] with the spool's `fs::metadata` when it was just
+    /// taken.
+    fn check_subdir_owner_in(
+        &self,
+        p: &Path,
+        f: &File,
+        spool: Option<&fs::Metadata>,
+    ) -> Result<(), Fatal> {
         if self.private {
             return Ok(());
         }
         let md = f.metadata().map_err(|e| cant("cannot read", p, &e))?;
-        match self.layout_problem(p, &md) {
+        match self.layout_problem_in(p, &md, spool) {
             Some(problem) => Err(self.refused(problem)),
             None => Ok(()),
         }
