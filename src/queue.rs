@@ -298,7 +298,7 @@ fn open_batch(
     // Among equal priorities sendmail takes the queue directory's order, which is
     // arbitrary; the oldest entry goes first here. Another `QueueSortOrder` puts its own
     // key first ([`sort_key`]).
-    let mut order: Vec<((String, i64), i64, IdKey, Wait, Peeked)> = Vec::new();
+    let mut order: Vec<Ordered> = Vec::new();
     for &key in keys {
         let id = key_str(&key).to_string();
         let has_state = states.is_none_or(|s| s.binary_search(&key).is_ok());
@@ -353,6 +353,10 @@ fn open_batch(
     }
     out
 }
+
+/// A selected entry as [`open_batch`] sorts it: its sort key, when it was made, its ID,
+/// what it waits for, and the entry as read.
+type Ordered = ((String, i64), i64, IdKey, Wait, Peeked);
 
 /// The addresses of an entry's recipients that are not final.
 fn open_recipients<'e>(env: &'e Envelope, state: &State) -> Vec<&'e str> {

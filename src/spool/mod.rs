@@ -3140,8 +3140,10 @@ mod tests {
         drop(locked);
         // Another holder recorded a state after the selection (which had looked for
         // none, as its listing named none): found.
-        let mut st = State::default();
-        st.attempts = 1;
+        let mut st = State {
+            attempts: 1,
+            ..State::default()
+        };
         st.recipients
             .push((0, RcptState::Deferred, Some("451 later".into())));
         let mut other = spool.lock_entry(&id).unwrap().expect("lock");
