@@ -123,7 +123,7 @@ class Rsendmail(WithRunner):
         self.dir = os.path.join(work, name)
         self.mail = os.path.join(self.dir, "mail")
         self.conf = peers.config(work, name, port,
-                                 "MAILSPOOL %s\nMAILLOG %s/log\n" % (self.mail, self.dir))
+                                 "MAILSPOOL %s\nMAILLOG %s/rsendmail.log\n" % (self.mail, self.dir))
         self.spool = os.path.join(self.dir, "spool")
         os.makedirs(self.mail)
         if os.getuid() == 0:
@@ -187,7 +187,7 @@ class Installed(WithRunner):
 
     def configure(self):
         """Make this one the system config (one installation at a time)."""
-        log = os.path.join(self.dir, "log")
+        log = os.path.join(self.dir, "rsendmail.log")
         open(log, "a").close()
         os.chown(log, 0, peerns.RSENDMAIL_GID)
         os.chmod(log, 0o660)

@@ -116,18 +116,25 @@ fn pending_recipients(e: &QueuedEntry) -> Vec<Pending<'_>> {
 /// writes it) and its first try, made by the process that made it, does not count
 /// either (recorded: `greet421-syntax-report-bp-v`).
 pub fn priority(e: &QueuedEntry) -> i64 {
-    let env = &e.envelope;
+    priority_of(&e.envelope, &e.state, e.body_size())
+}
+
+/// [`priority`] of an entry's envelope, state and body size.
+pub fn priority_of(
+    env: &crate::spool::entry::Envelope,
+    state: &crate::spool::entry::State,
+    body_size: u64,
+) -> i64 {
     let report = env.report.is_some();
     let submitted = if report {
         0
     } else {
         env.submitted_header_bytes
             .unwrap_or_else(|| env.header_bytes.saturating_sub(env.added_header_bytes))
-            .saturating_add(e.body_size())
+            .saturating_add(body_size)
     };
-    let at_submission =
-        u32::from((report || matches!(env.mode, 'i' | 'b')) && e.state.attempts > 0);
-    let runs = e.state.attempts.saturating_sub(at_submission);
+    let at_submission = u32::from((report || matches!(env.mode, 'i' | 'b')) && state.attempts > 0);
+    let runs = state.attempts.saturating_sub(at_submission);
     let recipients = (env.recipients.len() as i64).saturating_add(i64::from(env.refused_users));
     i64::try_from(submitted)
         .unwrap_or(i64::MAX)

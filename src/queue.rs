@@ -8,7 +8,8 @@ use crate::clock;
 use crate::exit::Fatal;
 use crate::options::QueueSortOrder;
 use crate::selection::QueueRunArgs;
-use crate::spool::{GRACE, IdKey, ReadError, Spool, id_key, index, key_str};
+use crate::spool::entry::{Envelope, State};
+use crate::spool::{GRACE, IdKey, Peeked, ReadError, Spool, id_key, index, key_str};
 use std::collections::BTreeSet;
 
 /// What a sweep found.
@@ -20,6 +21,9 @@ pub struct Sweep {
     /// due either). Two flags, not sets of IDs: a sweep of 100,000 deferred entries
     /// holds each ID once.
     pub waits: Vec<Wait>,
+    /// For each of `selected`, in its order: the entry as the sweep read it, for its
+    /// attempt to take again without reading it ([`Spool::lock_peeked`]).
+    pub read: Vec<Peeked>,
     pub busy: Vec<String>,
     pub corrupt: Vec<String>,
     /// The selected entries not due whose local recipients have a schedule of their
@@ -54,20 +58,36 @@ impl Sweep {
 
     /// [`Sweep::to_try`], taking the sweep (no copy of its IDs).
     pub fn into_try(self, q: &QueueRunArgs, periodic: bool) -> Vec<String> {
-        let skip = |w: &Wait| {
-            if q.is_selection() {
-                false
-            } else if periodic {
-                w.not_due
-            } else {
-                w.too_young
-            }
-        };
-        let mut waits = self.waits.iter();
-        let mut selected = self.selected;
+        self.into_try_read(q, periodic).0
+    }
+
+    /// [`Sweep::into_try`], with the entries tried as the sweep read them
+    /// ([`Sweep::read`]), in the same order.
+    pub fn into_try_read(self, q: &QueueRunArgs, periodic: bool) -> (Vec<String>, Vec<Peeked>) {
+        let skip = |w: &Wait| w.skipped(q, periodic);
         // In place: no second list of the IDs.
+        let mut selected = self.selected;
+        let mut waits = self.waits.iter();
         selected.retain(|_| !waits.next().is_some_and(skip));
-        selected
+        let mut read = self.read;
+        let mut waits = self.waits.iter();
+        read.retain(|_| !waits.next().is_some_and(skip));
+        (selected, read)
+    }
+}
+
+impl Wait {
+    /// Whether a run leaves out the entry that waits so ([`Sweep::to_try`]): a selection
+    /// never, the periodic runner one not due, a one-time run one tried less than
+    /// MinQueueAge ago.
+    pub fn skipped(&self, q: &QueueRunArgs, periodic: bool) -> bool {
+        if q.is_selection() {
+            false
+        } else if periodic {
+            self.not_due
+        } else {
+            self.too_young
+        }
     }
 }
 
@@ -117,6 +137,9 @@ pub struct Batches<'a> {
     pub order: QueueSortOrder,
     /// The selected names, sorted; those before `next` are opened.
     keys: Vec<IdKey>,
+    /// The entries the listing found a state file or a journal of (sorted); `None`
+    /// when the run did not list the spool (any entry may have one).
+    states: Option<Vec<IdKey>>,
     next: usize,
     batch: usize,
     /// Leftovers the run removed ([`Sweep::cleaned`]).
@@ -147,15 +170,20 @@ pub fn batches<'a>(
     let mut cleaned = spool.clean_leftovers(now, GRACE, false)?.len();
     let mut index_rebuilt = false;
     // The IDs as 14-octet keys: a run over 100,000 entries holds each once, compactly.
+    let mut with_state = None;
     let mut ids: Vec<IdKey> = if fast {
         Vec::new()
     } else {
         // One listing gives the entries and the state files, whose orphans (their entry
-        // gone) are removed here.
-        let (mut ids, states) = spool.listing()?;
+        // gone) are removed here; an entry without either is read without looking for
+        // them ([`Spool::peek_entry`]).
+        let (mut ids, mut states) = spool.listing()?;
         crate::spool::sort_keys(&mut ids);
         cleaned += spool.remove_orphan_states(&states, &ids).len();
         index_rebuilt = refresh_index(spool, &ids);
+        crate::spool::sort_keys(&mut states);
+        states.dedup();
+        with_state = Some(states);
         ids
     };
     if let Some(n) = &needles {
@@ -197,6 +225,7 @@ pub fn batches<'a>(
         min_queue_age,
         order: QueueSortOrder::Priority,
         keys: ids,
+        states: with_state,
         next: 0,
         batch: batch.max(1),
         cleaned,
@@ -245,17 +274,20 @@ impl Batches<'_> {
             self.min_queue_age,
             self.order,
             keys,
+            self.states.as_deref(),
         ))
     }
 }
 
-/// Lock each of `keys` in turn (see [`Batches::next_sweep`]).
+/// Lock each of `keys` in turn (see [`Batches::next_sweep`]); `states`, the entries the
+/// run's listing found a state file or journal of (`None`: not listed).
 fn open_batch(
     spool: &Spool,
     filter: Option<&QueueRunArgs>,
     min_queue_age: i64,
     sort: QueueSortOrder,
     keys: &[IdKey],
+    states: Option<&[IdKey]>,
 ) -> Sweep {
     let now = clock::now();
     let root = crate::privs::is_root();
@@ -266,46 +298,30 @@ fn open_batch(
     // Among equal priorities sendmail takes the queue directory's order, which is
     // arbitrary; the oldest entry goes first here. Another `QueueSortOrder` puts its own
     // key first ([`sort_key`]).
-    let mut order: Vec<((String, i64), i64, IdKey, Wait)> = Vec::new();
+    let mut order: Vec<Ordered> = Vec::new();
     for &key in keys {
         let id = key_str(&key).to_string();
-        match spool.peek_entry(&id) {
+        let has_state = states.is_none_or(|s| s.binary_search(&key).is_ok());
+        match spool.peek_entry(&id, has_state) {
             Ok(None) => out.busy.push(id),
             Ok(Some(entry)) => {
-                let env = &entry.envelope;
-                let rcpts: Vec<&str> = env
-                    .recipients
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !entry.state.of(*i).is_final())
-                    .map(|(_, r)| r.address.as_str())
-                    .collect();
-                if filter.is_none_or(|f| f.selects(&id, &env.sender, &rcpts)) {
-                    // A root run takes what waits only for a root deliverer whatever
-                    // its back-off (MinQueueAge still holds).
-                    let not_due = if root && entry.state.waits_for_root(env.recipients.len()) {
-                        entry.state.tried_within(now, min_queue_age)
-                    } else {
-                        !entry.state.is_due(now, min_queue_age)
-                    };
-                    let wait = Wait {
-                        not_due,
-                        too_young: entry.state.tried_within(now, min_queue_age),
-                    };
-                    // A root run takes the local part of an entry a deliverer that
-                    // was not root left for it (`needs the root queue runner`) now,
-                    // whatever its remote recipients wait for: that deliverer may have
-                    // looked for a runner before this one held `slots/runner`.
-                    let local_due = if root && entry.state.deferred_for_root(env.recipients.len()) {
-                        Some(now)
-                    } else {
-                        entry.state.local_next_attempt
-                    };
-                    if let Some(t) = local_due.filter(|_| not_due) {
-                        out.local_retries.push((id.clone(), t));
-                    }
-                    order.push((sort_key(sort, &entry, &rcpts), env.created, key, wait));
+                let Some(judged) = judge(
+                    &id,
+                    &entry.envelope,
+                    &entry.state,
+                    filter,
+                    now,
+                    min_queue_age,
+                    root,
+                ) else {
+                    continue;
+                };
+                if let Some(t) = judged.local_retry {
+                    out.local_retries.push((id.clone(), t));
                 }
+                let rcpts = open_recipients(&entry.envelope, &entry.state);
+                let sort_key = sort_key(sort, &entry, &rcpts);
+                order.push((sort_key, entry.envelope.created, key, judged.wait, entry));
             }
             Err(ReadError::Corrupt(why)) => {
                 log::error!("qf{id}: corrupt queue file moved aside: {why}");
@@ -329,11 +345,118 @@ fn open_batch(
         _ => order.sort_unstable_by(|a, b| (&a.0, a.1, &a.2).cmp(&(&b.0, b.1, &b.2))),
     }
     out.waits = order.iter().map(|o| o.3).collect();
-    out.selected = order
-        .into_iter()
-        .map(|(_, _, key, _)| key_str(&key).to_string())
-        .collect();
+    out.selected = Vec::with_capacity(order.len());
+    out.read = Vec::with_capacity(order.len());
+    for (_, _, key, _, entry) in order {
+        out.selected.push(key_str(&key).to_string());
+        out.read.push(entry);
+    }
     out
+}
+
+/// A selected entry as [`open_batch`] sorts it: its sort key, when it was made, its ID,
+/// what it waits for, and the entry as read.
+type Ordered = ((String, i64), i64, IdKey, Wait, Peeked);
+
+/// The addresses of an entry's recipients that are not final.
+fn open_recipients<'e>(env: &'e Envelope, state: &State) -> Vec<&'e str> {
+    env.recipients
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !state.of(*i).is_final())
+        .map(|(_, r)| r.address.as_str())
+        .collect()
+}
+
+/// What a run's selection makes of an entry ([`judge`]).
+struct Judged {
+    wait: Wait,
+    /// When its local recipients are due, while the entry is not ([`Sweep::local_retries`]).
+    local_retry: Option<i64>,
+}
+
+/// Whether a run selects entry `id` of `env` and `state` at `now` (its filter, none for
+/// a plain run), and what it waits for: `None` when the filter leaves it out.
+fn judge(
+    id: &str,
+    env: &Envelope,
+    state: &State,
+    filter: Option<&QueueRunArgs>,
+    now: i64,
+    min_queue_age: i64,
+    root: bool,
+) -> Option<Judged> {
+    let rcpts = open_recipients(env, state);
+    if !filter.is_none_or(|f| f.selects(id, &env.sender, &rcpts)) {
+        return None;
+    }
+    // A root run takes what waits only for a root deliverer whatever its back-off
+    // (MinQueueAge still holds).
+    let not_due = if root && state.waits_for_root(env.recipients.len()) {
+        state.tried_within(now, min_queue_age)
+    } else {
+        !state.is_due(now, min_queue_age)
+    };
+    let wait = Wait {
+        not_due,
+        too_young: state.tried_within(now, min_queue_age),
+    };
+    // A root run takes the local part of an entry a deliverer that was not root left
+    // for it (`needs the root queue runner`) now, whatever its remote recipients wait
+    // for: that deliverer may have looked for a runner before this one held
+    // `slots/runner`.
+    let local_due = if root && state.deferred_for_root(env.recipients.len()) {
+        Some(now)
+    } else {
+        state.local_next_attempt
+    };
+    Some(Judged {
+        wait,
+        local_retry: local_due.filter(|_| not_due),
+    })
+}
+
+/// A run's choice of entries, to judge again an entry whose state changed between the
+/// run's selection and its attempt (another process tried it meanwhile): the entry is
+/// attempted only when the run would still take it ([`Selector::takes`]).
+#[derive(Clone, Copy)]
+pub struct Selector<'a> {
+    filter: Option<&'a QueueRunArgs>,
+    min_queue_age: i64,
+    q: &'a QueueRunArgs,
+    periodic: bool,
+}
+
+impl<'a> Selector<'a> {
+    /// The choice of a run with `filter` and `min_queue_age` (as given to [`batches`])
+    /// that tries what [`Sweep::into_try`] keeps for `q` and `periodic`.
+    pub fn new(
+        filter: Option<&'a QueueRunArgs>,
+        min_queue_age: i64,
+        q: &'a QueueRunArgs,
+        periodic: bool,
+    ) -> Self {
+        Selector {
+            filter,
+            min_queue_age,
+            q,
+            periodic,
+        }
+    }
+
+    /// Whether the run takes entry `env` in `state` now.
+    pub fn takes(&self, env: &Envelope, state: &State) -> bool {
+        judge(
+            &env.id,
+            env,
+            state,
+            self.filter,
+            clock::now(),
+            self.min_queue_age,
+            crate::privs::is_root(),
+        )
+        .is_some_and(|j| !j.wait.skipped(self.q, self.periodic))
+    }
 }
 
 /// Put `items` in a random order (Fisher-Yates, seeded by the standard library's random
@@ -380,21 +503,18 @@ pub fn sort_key_of(sort: QueueSortOrder, entry: &crate::spool::QueuedEntry) -> (
 /// - `modification`: when the entry last changed, its last try or else its submission
 ///   (sendmail's queue file is rewritten at each try: its `w_mtime`);
 /// - `random`, `none`: not sorted by a key.
-fn sort_key(
-    sort: QueueSortOrder,
-    entry: &crate::spool::QueuedEntry,
-    open: &[&str],
-) -> (String, i64) {
+fn sort_key(sort: QueueSortOrder, entry: &Peeked, open: &[&str]) -> (String, i64) {
     let env = &entry.envelope;
+    let priority = || crate::mailq::priority_of(env, &entry.state, entry.body_size());
     match sort {
-        QueueSortOrder::Priority => (String::new(), crate::mailq::priority(entry)),
+        QueueSortOrder::Priority => (String::new(), priority()),
         QueueSortOrder::Host => {
             let host = open
                 .first()
                 .and_then(|a| a.rsplit_once('@'))
                 .map(|(_, d)| d.to_ascii_lowercase().chars().rev().collect::<String>())
                 .unwrap_or_default();
-            (host, crate::mailq::priority(entry))
+            (host, priority())
         }
         QueueSortOrder::Time => (String::new(), env.created),
         QueueSortOrder::Modification => (
@@ -802,6 +922,85 @@ mod tests {
         let sw = sweep(&spool, Some(&plain), 0).unwrap();
         assert_eq!(sw.to_try(&plain, false), all);
         assert_eq!(sw.to_try(&plain, true), sorted(&[fresh, recent]));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An entry whose state changed between a run's selection and its attempt (another
+    /// process tried it) is judged again as the run would judge it now; the listing's
+    /// knowledge of state files decides whether the selection looks for one.
+    #[test]
+    fn a_run_judges_again_an_entry_tried_since_its_selection() {
+        use crate::spool::entry::{RcptState, State};
+        let dir = std::env::temp_dir().join(format!("rsendmail-rejudge-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let spool = Spool::own(&dir);
+        spool.prepare().unwrap();
+        let now = clock::now();
+        let mut ne = spool.begin(now).unwrap();
+        let env = test_envelope(&ne.id, &["a@example.org"]);
+        ne.writer().write_all(env.to_text().as_bytes()).unwrap();
+        let id = ne.id.clone();
+        ne.commit(&env).unwrap();
+        let plain = QueueRunArgs::default();
+        let sel = QueueRunArgs {
+            filters: vec![QueueFilter {
+                field: FilterField::Recipient,
+                negate: false,
+                substring: "example.org".into(),
+            }],
+            ..QueueRunArgs::default()
+        };
+        // Selected fresh, read as the selection read it.
+        let mut run = batches(&spool, Some(&plain), 3600, 10).unwrap();
+        let (ids, read) = run.next_sweep().unwrap().into_try_read(&plain, true);
+        assert_eq!(ids, vec![id.clone()]);
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].envelope.id, id);
+        // Tried meanwhile by another process: deferred for ten minutes.
+        let tried = State {
+            attempts: 1,
+            last_attempt: Some(now),
+            next_attempt: Some(now + 600),
+            recipients: vec![(0, RcptState::Deferred, None)],
+            ..State::default()
+        };
+        let mut locked = spool.lock_entry(&id).unwrap().unwrap();
+        locked.record_state(tried.clone()).unwrap();
+        drop(locked);
+        let periodic = Selector::new(Some(&plain), 3600, &plain, true);
+        let once = Selector::new(Some(&plain), 3600, &plain, false);
+        let once_no_age = Selector::new(Some(&plain), 0, &plain, false);
+        let flush = Selector::new(Some(&sel), 3600, &sel, true);
+        assert!(periodic.takes(&env, &State::default()));
+        assert!(
+            !periodic.takes(&env, &tried),
+            "the periodic runner waits for its back-off"
+        );
+        assert!(
+            !once.takes(&env, &tried),
+            "a one-time run keeps MinQueueAge"
+        );
+        assert!(once_no_age.takes(&env, &tried));
+        assert!(
+            flush.takes(&env, &tried),
+            "a selection tries what it selects"
+        );
+        // Its recipient delivered meanwhile: a -qR of it no longer selects it.
+        let done = State {
+            recipients: vec![(0, RcptState::Delivered, None)],
+            ..tried.clone()
+        };
+        assert!(!flush.takes(&env, &done));
+        // The attempt's second look finds the state, whatever the selection saw.
+        let (locked, changed) = spool.lock_peeked(read[0].clone()).unwrap().unwrap();
+        assert!(changed);
+        assert_eq!(locked.entry.state, tried);
+        drop(locked);
+        // The next run's listing names the state file: the selection reads it.
+        let mut run = batches(&spool, Some(&plain), 3600, 10).unwrap();
+        let sweep = run.next_sweep().unwrap();
+        assert_eq!(sweep.read[0].state, tried);
+        assert_eq!(sweep.into_try(&plain, true), Vec::<String>::new());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

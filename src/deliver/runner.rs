@@ -20,7 +20,7 @@ use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::privs;
 use rsendmail::queue;
 use rsendmail::selection::QueueRunArgs;
-use rsendmail::spool::{LockedEntry, Spool};
+use rsendmail::spool::{LockedEntry, Peeked, Spool};
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -250,6 +250,7 @@ pub fn deliver_ids(
         None,
         None,
         None,
+        None,
         Part::All,
     );
     close_connections(verbose);
@@ -276,6 +277,11 @@ fn deliver_batches(
     periodic: bool,
     verbose: bool,
 ) -> Result<Vec<Attempt>, Fatal> {
+    // The entries as the selection read them, for their attempts ([`Seen`]).
+    let seen = Seen {
+        read: Mutex::default(),
+        selector: queue::Selector::new(Some(q), engine.min_queue_age, q, periodic),
+    };
     let take = |run: &mut queue::Batches<'_>| {
         let sweep = run.next_sweep()?;
         for id in &sweep.corrupt {
@@ -286,7 +292,11 @@ fn deliver_batches(
                 super::wake::local_retry_at(id, *t);
             }
         }
-        Some(sweep.into_try(q, periodic))
+        let (ids, read) = sweep.into_try_read(q, periodic);
+        if let Ok(mut r) = seen.read.lock() {
+            r.extend(read.into_iter().map(|e| (e.envelope.id.clone(), e)));
+        }
+        Some(ids)
     };
     let mut first = take(run).unwrap_or_default();
     // `O MaxQueueRunSize=N`: the first N in the run's order (the run is one batch then:
@@ -306,6 +316,7 @@ fn deliver_batches(
             None,
             None,
             more,
+            Some(&seen),
             Part::All,
         )
     };
@@ -351,6 +362,7 @@ pub(super) fn deliver_ids_kept(
         None,
         None,
         None,
+        None,
         Part::All,
     )
 }
@@ -364,7 +376,9 @@ pub fn deliver_ids_part(
     ids: Vec<String>,
     part: Part,
 ) -> Result<Vec<Attempt>, Fatal> {
-    let r = deliver_ids_then(engine, spool, ids, false, true, None, None, None, part);
+    let r = deliver_ids_then(
+        engine, spool, ids, false, true, None, None, None, None, part,
+    );
     close_connections(false);
     r
 }
@@ -372,7 +386,7 @@ pub fn deliver_ids_part(
 /// One attempt at the local recipients of entry `id` ([`Part::Local`]), when it can be
 /// locked: the entries it queued (reports), for the caller to deliver.
 pub fn deliver_local_part(engine: &Engine, spool: &Spool, id: &str) -> Result<Vec<String>, Fatal> {
-    let Ok(mut locked) = lock_for_attempt(spool, id) else {
+    let Ok(mut locked) = lock_for_attempt(spool, id, None) else {
         return Ok(Vec::new());
     };
     let mut w = Worker::new(0);
@@ -397,10 +411,49 @@ enum NotLocked {
     MovedAside,
 }
 
-/// Lock entry `id` for an attempt. A corrupt one is logged and moved to `corrupt/`
-/// (logged too when that fails); any other read error is logged and the entry skipped.
-fn lock_for_attempt(spool: &Spool, id: &str) -> Result<LockedEntry, NotLocked> {
-    match spool.lock_entry(id) {
+/// The entries a queue run's selection read ([`queue::Sweep::read`]) and has not
+/// attempted yet, by ID, and the run's choice: the attempt at one takes it again
+/// without reading what cannot have changed ([`Spool::lock_peeked`]), and leaves it
+/// when its state changed meanwhile so that the run would not take it now (another
+/// run tried it: its back-off, `O MinQueueAge=`, or the recipients a filter matched
+/// are now final). The selection's locks are never kept across the gap: an entry
+/// waiting its turn may be delivered, held, released, retried or deleted by another
+/// process meanwhile, as before.
+struct Seen<'a> {
+    read: Mutex<std::collections::HashMap<String, Peeked>>,
+    selector: queue::Selector<'a>,
+}
+
+/// Lock entry `id` as [`Spool::lock_entry`] does, or, when the run's selection read it
+/// (`seen`), as [`Spool::lock_peeked`] does; `Ok(None)` also for an entry whose state
+/// changed since so that the run no longer takes it (let go untouched).
+fn lock_seen(
+    spool: &Spool,
+    id: &str,
+    seen: Option<&Seen<'_>>,
+) -> Result<Option<LockedEntry>, rsendmail::spool::ReadError> {
+    let Some((seen, read)) = seen.and_then(|s| Some((s, s.read.lock().ok()?.remove(id)?))) else {
+        return spool.lock_entry(id);
+    };
+    Ok(spool.lock_peeked(read)?.and_then(|(locked, changed)| {
+        let e = &locked.entry;
+        if changed && !seen.selector.takes(&e.envelope, &e.state) {
+            log::debug!("{id}: tried by another process since it was selected: left");
+            return None;
+        }
+        Some(locked)
+    }))
+}
+
+/// Lock entry `id` for an attempt ([`lock_seen`]). A corrupt one is logged and moved
+/// to `corrupt/` (logged too when that fails); any other read error is logged and the
+/// entry skipped.
+fn lock_for_attempt(
+    spool: &Spool,
+    id: &str,
+    seen: Option<&Seen<'_>>,
+) -> Result<LockedEntry, NotLocked> {
+    match lock_seen(spool, id, seen) {
         Ok(Some(l)) => Ok(l),
         Ok(None) => Err(NotLocked::Skipped),
         Err(rsendmail::spool::ReadError::Corrupt(why)) => {
@@ -451,6 +504,7 @@ fn deliver_ids_then(
     note: Option<&str>,
     accept: Option<&Accept<'_>>,
     more: Option<(&More<'_>, usize)>,
+    seen: Option<&Seen<'_>>,
     part: Part,
 ) -> Result<Vec<Attempt>, Fatal> {
     cache::configure(
@@ -543,7 +597,7 @@ fn deliver_ids_then(
                             cache::set_parallel(parallel());
                             let own = !queued_here.lock().is_ok_and(|h| h.contains(&id));
                             seq += usize::from(own);
-                            let locked = match lock_for_attempt(spool, &id) {
+                            let locked = match lock_for_attempt(spool, &id, seen) {
                                 Ok(l) => l,
                                 Err(NotLocked::Skipped) => continue,
                                 // Damage only a full read finds (the message's sum): said
@@ -583,7 +637,7 @@ fn deliver_ids_then(
                             return None;
                         }
                         let id = queue.lock().ok()?.pop_front()?;
-                        match spool.lock_entry(&id) {
+                        match lock_seen(spool, &id, seen) {
                             Ok(Some(l)) if accept.is_none_or(|ok| ok(&l)) => {
                                 ahead_turn.set(Some(cache::turn_ahead()));
                                 Some(l)
@@ -801,6 +855,7 @@ pub fn deliver_entry(
         note,
         None,
         None,
+        None,
         Part::All,
     );
     close_connections(verbose);
@@ -827,7 +882,7 @@ pub fn attempt_entry(spool: &Spool, engine: &Engine, id: &str) -> Result<Sysexit
     if !rsendmail::spool::valid_id(id) {
         return Err(Fatal::new(Sysexit::Usage, format!("bad queue id {id}")));
     }
-    let Ok(mut locked) = lock_for_attempt(spool, id) else {
+    let Ok(mut locked) = lock_for_attempt(spool, id, None) else {
         return Ok(Sysexit::Ok);
     };
     let mut w = Worker::new(0);
@@ -958,6 +1013,7 @@ impl<'a> FollowUp<'a> {
             false,
             None,
             Some(&accept),
+            None,
             None,
             Part::All,
         ) {

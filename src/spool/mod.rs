@@ -894,16 +894,17 @@ impl Spool {
         if self.private {
             return Ok(());
         }
-        if let Some(problem) = fs::metadata(&self.dir)
-            .ok()
-            .and_then(|md| self.layout_problem(&self.dir, &md))
+        let top = fs::metadata(&self.dir).ok();
+        if let Some(problem) = top
+            .as_ref()
+            .and_then(|md| self.layout_problem(&self.dir, md))
         {
             return Err(self.refused(problem));
         }
         for sub in SUBDIRS.iter().filter(|s| !s.contains('/')) {
             let p = self.dir.join(sub);
             if let Ok(f) = open_dir(&p) {
-                self.check_subdir_owner(&p, &f)?;
+                self.check_subdir_owner_in(&p, &f, top.as_ref())?;
             }
         }
         Ok(())
@@ -923,6 +924,17 @@ impl Spool {
     /// None for a user's own spool (hers). Writable by everyone is
     /// [`Spool::world_writable`]'s.
     pub fn layout_problem(&self, p: &Path, md: &fs::Metadata) -> Option<String> {
+        self.layout_problem_in(p, md, None)
+    }
+
+    /// [`Spool::layout_problem`], with the spool's own `fs::metadata` when it was just
+    /// taken (`None`: looked at here when needed).
+    fn layout_problem_in(
+        &self,
+        p: &Path,
+        md: &fs::Metadata,
+        spool: Option<&fs::Metadata>,
+    ) -> Option<String> {
         if self.private {
             return None;
         }
@@ -946,7 +958,7 @@ impl Spool {
             ));
         }
         if !top
-            && let Some(spool) = fs::metadata(&self.dir).ok()
+            && let Some(spool) = spool.cloned().or_else(|| fs::metadata(&self.dir).ok())
             && spool.mode() & 0o070 != 0
             && md.gid() != spool.gid()
         {
@@ -1138,12 +1150,18 @@ impl Spool {
     /// a regular file of the spool's (a symlink, a FIFO...) or cannot be read records
     /// none, and is said in the log.
     pub fn journalled(&self, id: &str, recipients: usize) -> Vec<(usize, String)> {
+        self.journal(id, recipients).1
+    }
+
+    /// [`Spool::journalled`], and whether the entry has a journal at all (a file that
+    /// is there but not read counts: the next state written removes it), in one lookup.
+    fn journal(&self, id: &str, recipients: usize) -> (bool, Vec<(usize, String)>) {
         match read_safely(&self.jf_path(id)) {
-            Ok(bytes) => entry::parse_journal(&bytes, recipients),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Ok(bytes) => (true, entry::parse_journal(&bytes, recipients)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (false, Vec::new()),
             Err(e) => {
                 log::warn!("{id}: delivery journal jf{id} not read: {}", io_text(&e));
-                Vec::new()
+                (true, Vec::new())
             }
         }
     }
@@ -1333,11 +1351,22 @@ impl Spool {
     /// layout's rule ([`Spool::layout_problem`]): not root's, not of the spool's group,
     /// or open to others.
     fn check_subdir_owner(&self, p: &Path, f: &File) -> Result<(), Fatal> {
+        self.check_subdir_owner_in(p, f, None)
+    }
+
+    /// [`Spool::check_subdir_owner`] with the spool's `fs::metadata` when it was just
+    /// taken.
+    fn check_subdir_owner_in(
+        &self,
+        p: &Path,
+        f: &File,
+        spool: Option<&fs::Metadata>,
+    ) -> Result<(), Fatal> {
         if self.private {
             return Ok(());
         }
         let md = f.metadata().map_err(|e| cant("cannot read", p, &e))?;
-        match self.layout_problem(p, &md) {
+        match self.layout_problem_in(p, &md, spool) {
             Some(problem) => Err(self.refused(problem)),
             None => Ok(()),
         }
@@ -1630,37 +1659,11 @@ impl Spool {
         if let Some(why) = planted_entry(meta.uid(), envelope.uid) {
             return Err(ReadError::Corrupt(why));
         }
-        let state_file = if with_state {
-            read_safely(&self.sf_path(id))
+        let (state, state_file_found, journal) = if with_state {
+            self.read_state(id, envelope.recipients.len())?
         } else {
-            Err(io::ErrorKind::NotFound.into())
+            (State::default(), false, false)
         };
-        let state_file_found = state_file.is_ok();
-        let state = match state_file.map(String::from_utf8) {
-            Ok(Ok(t)) => State::parse(&t).map_err(ReadError::Corrupt)?,
-            // Octets that are not text: not a state file rsendmail wrote.
-            Ok(Err(_)) => {
-                return Err(ReadError::Corrupt(format!("state file sf{id} is not text")));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
-            // A symlink, a FIFO, a hard link, a file far too large...: not a state file
-            // rsendmail wrote either.
-            Err(e)
-                if (is_unsafe(&e) && !is_linked(&e)) || e.kind() == io::ErrorKind::InvalidData =>
-            {
-                return Err(ReadError::Corrupt(format!("state file sf{id}: {e}")));
-            }
-            Err(e) => return Err(ReadError::Io(e)),
-        };
-        // Local deliveries journalled since the state was written (module docs): a
-        // recipient so recorded is delivered, whoever reads the entry.
-        let mut state = state;
-        let mut journal = false;
-        if with_state {
-            let done = self.journalled(id, envelope.recipients.len());
-            journal = fs::symlink_metadata(self.jf_path(id)).is_ok();
-            state.apply_journal(&done);
-        }
         let data_offset = text.len() as u64;
         let file = r.into_inner();
         let size = match envelope.message_bytes {
@@ -1681,6 +1684,36 @@ impl Spool {
         })
     }
 
+    /// The state of entry `id` (of `recipients` recipients) as its state file and its
+    /// delivery journal give it: the state (that of an entry never tried when there is
+    /// no state file), whether a state file was found, and whether a journal was. A
+    /// state file that is not one rsendmail wrote makes the entry `Corrupt`.
+    fn read_state(&self, id: &str, recipients: usize) -> Result<(State, bool, bool), ReadError> {
+        let state_file = read_safely(&self.sf_path(id));
+        let state_file_found = state_file.is_ok();
+        let mut state = match state_file.map(String::from_utf8) {
+            Ok(Ok(t)) => State::parse(&t).map_err(ReadError::Corrupt)?,
+            // Octets that are not text: not a state file rsendmail wrote.
+            Ok(Err(_)) => {
+                return Err(ReadError::Corrupt(format!("state file sf{id} is not text")));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
+            // A symlink, a FIFO, a hard link, a file far too large...: not a state file
+            // rsendmail wrote either.
+            Err(e)
+                if (is_unsafe(&e) && !is_linked(&e)) || e.kind() == io::ErrorKind::InvalidData =>
+            {
+                return Err(ReadError::Corrupt(format!("state file sf{id}: {e}")));
+            }
+            Err(e) => return Err(ReadError::Io(e)),
+        };
+        // Local deliveries journalled since the state was written (module docs): a
+        // recipient so recorded is delivered, whoever reads the entry.
+        let (journal, done) = self.journal(id, recipients);
+        state.apply_journal(&done);
+        Ok((state, state_file_found, journal))
+    }
+
     /// Try to take the delivery lock of an entry, and read it under that lock, its
     /// message's sum checked before anything is sent (a damaged one: `Corrupt`, and the
     /// lock let go). `Ok(None)`: someone else holds it, or the entry was finished
@@ -1690,6 +1723,12 @@ impl Spool {
             return Ok(None);
         };
         let entry = self.read_open_entry_seen(id, f, true, Some(held))?;
+        self.hold_read(entry).map(Some)
+    }
+
+    /// An entry read under its lock, held: its message's sum checked, and deliveries
+    /// its journal recorded written into its state.
+    fn hold_read(&self, entry: QueuedEntry) -> Result<LockedEntry, ReadError> {
         let lock = entry.file.try_clone().map_err(ReadError::Io)?;
         check_sum(&entry)?;
         let mut locked = LockedEntry {
@@ -1715,21 +1754,74 @@ impl Spool {
                 log::warn!("{id}: delivery journal not recorded: {}", f.message);
             }
         }
-        Ok(Some(locked))
+        Ok(locked)
     }
 
     /// An entry as a queue run's selection reads it (`queue::Batches`): locked while it
     /// is read, as [`Spool::lock_entry`] locks it (`Ok(None)`: a deliverer holds it, or
-    /// it was finished meanwhile), and let go when the entry returned is dropped: its
-    /// attempt locks and reads it again ([`Spool::lock_entry`]), so that an entry waiting
-    /// its turn is never held. The message's sum is not checked here:
-    /// [`Spool::lock_entry`] checks it before anything is sent, and the run moves a
-    /// damaged entry aside then.
-    pub fn peek_entry(&self, id: &str) -> Result<Option<QueuedEntry>, ReadError> {
+    /// it was finished meanwhile), and let go when this returns, so that an entry
+    /// waiting its turn is never held: its attempt locks it again and reads only what
+    /// may have changed since ([`Spool::lock_peeked`]). `has_state`: whether the entry
+    /// may have a state file or a journal (the run's listing of the spool names one);
+    /// without, neither is looked for, and the state is that of an entry never tried
+    /// (one written since the listing is found by the attempt's second look). The
+    /// message's sum is not checked here: [`Spool::lock_peeked`] checks it before
+    /// anything is sent, and the run moves a damaged entry aside then.
+    pub fn peek_entry(&self, id: &str, has_state: bool) -> Result<Option<Peeked>, ReadError> {
         let Some((f, held)) = self.open_locked(id)? else {
             return Ok(None);
         };
-        self.read_open_entry_seen(id, f, true, Some(held)).map(Some)
+        let file = (held.dev(), held.ino(), held.len());
+        let e = self.read_open_entry_seen(id, f, has_state, Some(held))?;
+        Ok(Some(Peeked {
+            envelope: e.envelope,
+            state: e.state,
+            size: e.size,
+            data_offset: e.data_offset,
+            message_sum: e.message_sum,
+            written: e.written,
+            state_file: e.state_file,
+            journal: e.journal,
+            file,
+        }))
+    }
+
+    /// [`Spool::lock_entry`] for an entry a queue run's selection read
+    /// ([`Spool::peek_entry`]) and let go: locked again, and what may have changed
+    /// since looked at again, not the rest. The queue file is immutable (a delivery
+    /// that changes the recipients replaces it, `LockedEntry::rewrite`), so when the
+    /// path names the file the selection read (same device, inode and size) its
+    /// envelope is the one read then; anything else (replaced, or finished and gone)
+    /// is read in full as [`Spool::lock_entry`] reads it. The state file and the
+    /// journal, which any holder of the lock may have changed meanwhile (another run's
+    /// attempt, `rsendmail-admin`'s hold and release, retry, bounce), are read again
+    /// whatever they were. The message's sum is checked as [`Spool::lock_entry`]
+    /// checks it. The second value: whether the state found is not the one the
+    /// selection read (the caller judges the entry again).
+    pub fn lock_peeked(&self, seen: Peeked) -> Result<Option<(LockedEntry, bool)>, ReadError> {
+        let id = seen.envelope.id.clone();
+        let Some((f, held)) = self.open_locked(&id)? else {
+            return Ok(None);
+        };
+        if (held.dev(), held.ino(), held.len()) != seen.file {
+            let entry = self.read_open_entry_seen(&id, f, true, Some(held))?;
+            let changed = entry.state != seen.state || entry.envelope != seen.envelope;
+            return self.hold_read(entry).map(|l| Some((l, changed)));
+        }
+        let (state, state_file, journal) = self.read_state(&id, seen.envelope.recipients.len())?;
+        let changed = state != seen.state;
+        let entry = QueuedEntry {
+            envelope: seen.envelope,
+            state,
+            size: seen.size,
+            data_offset: seen.data_offset,
+            message_sum: seen.message_sum,
+            file: f,
+            written: seen.written,
+            state_file,
+            journal,
+        };
+        self.hold_read(entry).map(|l| Some((l, changed)))
     }
 
     /// Open entry `id` and take its delivery lock: the file and what it was when locked,
@@ -2156,6 +2248,32 @@ pub struct QueuedEntry {
 
 impl QueuedEntry {
     /// The size sendmail's mailq shows: the body (its df file), without the headers.
+    pub fn body_size(&self) -> u64 {
+        self.size
+            .saturating_sub(self.data_offset)
+            .saturating_sub(self.envelope.header_bytes)
+    }
+}
+
+/// An entry as a queue run's selection read it ([`Spool::peek_entry`]), its file let
+/// go: what its attempt takes again without reading it ([`Spool::lock_peeked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peeked {
+    pub envelope: Envelope,
+    pub state: State,
+    /// As in [`QueuedEntry`].
+    pub size: u64,
+    pub data_offset: u64,
+    pub message_sum: Option<u64>,
+    pub written: Option<std::time::SystemTime>,
+    pub state_file: bool,
+    pub journal: bool,
+    /// The queue file read: its device, inode and length.
+    file: (u64, u64, u64),
+}
+
+impl Peeked {
+    /// As [`QueuedEntry::body_size`].
     pub fn body_size(&self) -> u64 {
         self.size
             .saturating_sub(self.data_offset)
@@ -2994,6 +3112,81 @@ mod tests {
             spool.lock_live(&id, std::time::Duration::ZERO).unwrap(),
             LiveLock::Gone
         ));
+    }
+
+    /// An entry a selection read and let go, locked again for its attempt: what could
+    /// have changed meanwhile is seen (a state recorded by another holder, one written
+    /// after the listing that said there was none, a journal, the queue file replaced,
+    /// the entry finished); what did not is the selection's read, the message's sum
+    /// still checked.
+    #[test]
+    fn an_entry_locked_again_after_its_selection_sees_what_changed() {
+        let scratch = ScratchSpool::new("peeked");
+        let spool = &scratch.spool;
+        let (id, _) = committed(spool, b"Subject: x\n\nbody\n");
+        let full = |id: &str| spool.read_entry(id).unwrap();
+        // Nothing changed: the selection's read, not changed.
+        let seen = spool.peek_entry(&id, false).unwrap().expect("peek");
+        let (locked, changed) = spool.lock_peeked(seen.clone()).unwrap().expect("lock");
+        assert!(!changed);
+        assert_eq!(locked.entry.envelope, full(&id).envelope);
+        assert_eq!(locked.entry.state, State::default());
+        assert_eq!((locked.entry.size, locked.entry.data_offset), {
+            let e = full(&id);
+            (e.size, e.data_offset)
+        });
+        // Held while locked: a second run cannot take it.
+        assert!(spool.lock_peeked(seen.clone()).unwrap().is_none());
+        drop(locked);
+        // Another holder recorded a state after the selection (which had looked for
+        // none, as its listing named none): found.
+        let mut st = State {
+            attempts: 1,
+            ..State::default()
+        };
+        st.recipients
+            .push((0, RcptState::Deferred, Some("451 later".into())));
+        let mut other = spool.lock_entry(&id).unwrap().expect("lock");
+        other.record_state(st.clone()).unwrap();
+        drop(other);
+        let (locked, changed) = spool.lock_peeked(seen.clone()).unwrap().expect("lock");
+        assert!(changed);
+        assert_eq!(locked.entry.state, st);
+        assert!(locked.entry.state_file);
+        drop(locked);
+        // Read with the state, and nothing since: not changed.
+        let seen = spool.peek_entry(&id, true).unwrap().expect("peek");
+        assert_eq!(seen.state, st);
+        let (locked, changed) = spool.lock_peeked(seen.clone()).unwrap().expect("lock");
+        assert!(!changed);
+        drop(locked);
+        // A journal a dead deliverer's supervisor left: merged, and changed.
+        let mut j = spool.open_journal(&id).unwrap();
+        j.write_all(entry::journal_line(0, "250 ok").as_bytes())
+            .unwrap();
+        drop(j);
+        let (locked, changed) = spool.lock_peeked(seen.clone()).unwrap().expect("lock");
+        assert!(changed);
+        assert!(locked.entry.state.of(0).is_final());
+        drop(locked);
+        // The queue file replaced (a delivery-time expansion): read in full.
+        let (id2, _) = committed(spool, b"Subject: y\n\nbody\n");
+        let seen2 = spool.peek_entry(&id2, false).unwrap().expect("peek");
+        let mut other = spool.lock_entry(&id2).unwrap().expect("lock");
+        let mut grown = other.entry.envelope.clone();
+        let added = vec![entry::Recipient::new("c@example.org")];
+        grown.recipients.extend(added.clone());
+        other.rewrite(&grown, &added).unwrap();
+        drop(other);
+        let (locked, changed) = spool.lock_peeked(seen2.clone()).unwrap().expect("lock");
+        assert!(changed);
+        assert_eq!(locked.entry.envelope.recipients.len(), 2);
+        assert_eq!(locked.entry.envelope, full(&id2).envelope);
+        // Finished meanwhile: gone.
+        let mut locked = locked;
+        locked.remove().unwrap();
+        drop(locked);
+        assert!(spool.lock_peeked(seen2).unwrap().is_none());
     }
 
     #[test]

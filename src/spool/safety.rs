@@ -817,7 +817,13 @@ impl Spool {
             above.push(p.clone());
         }
         if let Some(r) = self.dir.parent().and_then(|d| fs::canonicalize(d).ok()) {
-            above.extend(r.ancestors().map(Path::to_path_buf));
+            // The resolved path's ancestors, each once: without symbolic links or `..`
+            // they are the path's own, already looked at.
+            for d in r.ancestors() {
+                if !above.iter().any(|a| a == d) {
+                    above.push(d.to_path_buf());
+                }
+            }
         }
         above
             .into_iter()
