@@ -3481,10 +3481,20 @@ fn bounce_queues_the_reports_and_returns_without_waiting_for_the_relay() {
     want.sort();
     assert_eq!(queued_now, want, "{stdout}{}", env.listing());
     // `show` of a report names its original and who returned it (the original is
-    // gone).
+    // gone), and who made it: the mail system, by a delivery run as root here, its
+    // sender as `list` names it.
     for (id, rid) in ids.iter().zip(&reports) {
         let r = admin(&env, &["show", rid]);
         r.code(0);
+        assert!(
+            r.stdout.contains(
+                "Submitted by:   MAILER-DAEMON (a delivery report, queued by a delivery run \
+                 as root (uid 0))\nSender:         MAILER-DAEMON (<>)\n"
+            ),
+            "{}",
+            r.stdout
+        );
+        assert!(admin(&env, &["list"]).stdout.contains("MAILER-DAEMON"));
         assert!(
             r.stdout.contains(&format!(
                 "Report:         failure of {id}\nReturned:       by the administrator\n"

@@ -856,13 +856,28 @@ fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
         }
     }
     let _ = writeln!(o, "Arrival:        {}", when(env.created, now));
-    let _ = writeln!(o, "Submitted by:   {} (uid {})", p(&env.user), env.uid);
-    let sender = if env.sender.is_empty() {
-        "<>"
+    // A delivery report the mail system made: its entry records MAILER-DAEMON and the
+    // uid of the delivery that queued it (a queue run, `bounce`, a user's own
+    // background delivery); said as that, and its sender as `list` lists it.
+    let report = env.report.is_some() && env.user == crate::dsn::REPORT_USER;
+    if report {
+        let _ = writeln!(
+            o,
+            "Submitted by:   {} (a delivery report, queued by a delivery run as {})",
+            crate::dsn::REPORT_USER,
+            uid_text(env.uid)
+        );
     } else {
-        env.sender.as_str()
+        let _ = writeln!(o, "Submitted by:   {} (uid {})", p(&env.user), env.uid);
+    }
+    let sender = if env.sender.is_empty() && report {
+        format!("{} (<>)", crate::dsn::REPORT_USER)
+    } else if env.sender.is_empty() {
+        "<>".to_string()
+    } else {
+        p(&env.sender)
     };
-    let _ = writeln!(o, "Sender:         {}", p(sender));
+    let _ = writeln!(o, "Sender:         {sender}");
     let _ = writeln!(o, "Delivery mode:  {}", env.mode);
     let _ = writeln!(
         o,
@@ -1466,6 +1481,15 @@ fn recorded_holder(spool: &Spool, id: &str) -> Option<HeldBy> {
 }
 
 /// A holder as messages name her: her login and uid.
+/// A uid as `show` names it: `root (uid 0)`, `alice (uid 1000)`, or `uid 1234` when no
+/// user has it.
+fn uid_text(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => format!("{} (uid {uid})", crate::text::printable(&u.name)),
+        _ => format!("uid {uid}"),
+    }
+}
+
 fn holder_text(h: &HeldBy) -> String {
     format!("{} (uid {})", crate::text::printable(&h.login), h.uid)
 }
