@@ -206,7 +206,7 @@ fn date(t: i64) -> String {
 }
 
 /// The submitting user a report's entry records: this program.
-const REPORT_USER: &str = "MAILER-DAEMON";
+pub const REPORT_USER: &str = "MAILER-DAEMON";
 
 impl Report<'_> {
     /// A failure of a message from the null sender, which goes to the postmaster:

@@ -38,6 +38,48 @@ pub fn fix_std_fds() {
     }
 }
 
+/// Make every descriptor from `first` up close-on-exec, so that a program started next
+/// with another uid (a `|command`, a mailbox or `/file` writer) gets none of this
+/// process's (a caller's descriptor left open across our exec, the `-X` log, a spool
+/// file) besides those given it after this call (dup2(2) clears the flag on its copy).
+/// Only close_range(2) with `CLOSE_RANGE_CLOEXEC`, or fcntl(2) in a loop where the
+/// kernel lacks it, so it may run between fork and exec; nothing is closed, so the
+/// standard library's own pipe that reports a failed exec keeps working.
+pub fn cloexec_from(first: i32) {
+    let Ok(from) = u32::try_from(first) else {
+        return;
+    };
+    // Linux's CLOSE_RANGE_CLOEXEC (5.11).
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: close_range(2) takes integers only; with CLOSE_RANGE_CLOEXEC it only
+    // sets a flag on this process's descriptors.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r == 0 {
+        return;
+    }
+    // An older kernel: each descriptor up to the limit (at most 65536), in turn.
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes the structure given.
+    let top = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.min(65_536)
+    } else {
+        65_536
+    };
+    let top = i32::try_from(top).unwrap_or(65_536);
+    for fd in first..top {
+        // SAFETY: fcntl(2) on a descriptor number; one not open fails with EBADF.
+        unsafe {
+            let f = libc::fcntl(fd, libc::F_GETFD);
+            if f >= 0 && f & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, f | libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
 /// Ignore SIGXFSZ, so that a write past the file-size limit (`ulimit -f`, cron's or
 /// systemd's `LimitFSIZE`) fails with EFBIG, which is answered as a temporary failure,
 /// instead of killing the process with nothing said and nothing recorded. As sendmail

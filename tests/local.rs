@@ -525,6 +525,84 @@ fn traffic_log_holds_the_lines_appended_to_a_mailbox() {
     assert!(written.contains(&">From the start"), "{got}");
 }
 
+/// `-X`: a `|command` alias, which runs as another uid, gets its standard descriptors
+/// alone: not the traffic log, no spool file, and nothing the caller left open across
+/// its exec (here descriptor 7, not close-on-exec). Its shell lists `/proc/$$/fd`.
+#[test]
+fn a_command_gets_no_descriptor_but_its_standard_ones_under_traffic_logging() {
+    if !is_root() {
+        return;
+    }
+    let out = tempfile_dir();
+    let env = local_env(
+        &format!("fds: \"|ls -l /proc/$$/fd > {}/fds\"\n", out.display()),
+        None,
+    );
+    let xlog = env.dir.join("xlog");
+    let left_open = fs::File::open("/dev/null").unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&left_open);
+    let mut cmd = Command::new(env.link("sendmail"));
+    cmd.args(["-C", env.conf.to_str().unwrap(), "-X"])
+        .arg(&xlog)
+        .args(["-odi", "fds"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: only dup2(2) between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::dup2(fd, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), MSG).unwrap();
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(
+        done.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    // `N -> TARGET` for each descriptor of the shell that runs the command.
+    let listing = fs::read_to_string(out.join("fds")).unwrap();
+    let fds: Vec<(u32, &str)> = listing
+        .lines()
+        .filter_map(|l| l.split_once(" -> "))
+        .filter_map(|(a, b)| Some((a.rsplit(' ').next()?.parse().ok()?, b)))
+        .collect();
+    let target = |n: u32| fds.iter().find(|(f, _)| *f == n).map(|(_, t)| *t);
+    assert!((0..3).all(|n| target(n).is_some()), "{listing}");
+    // Beyond its standard ones, only what the shell makes itself: a copy of its
+    // output saved while the redirection lasts (dash keeps it at 10).
+    for (n, t) in &fds {
+        assert!(
+            *n < 3 || Some(*t) == target(2),
+            "descriptor {n} ({t}) reached the command:\n{listing}"
+        );
+    }
+    assert!(fs::read_to_string(&xlog).unwrap().contains("<<< [EOF]"));
+    drop(left_open);
+    let _ = fs::remove_dir_all(&out);
+}
+
+/// A directory every user may write, for a command's output.
+fn tempfile_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "rsendmail-fds-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    fs::create_dir(&d).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
+    d
+}
+
 /// A mailbox has no line limit: the long `To:` and the long lines that SMTP delivery
 /// folds are written to it as queued.
 #[test]

@@ -20,11 +20,14 @@
 //! exclusive `flock` on `qf<ID>`, then the path checked to still name the file): a
 //! delivery running on the entry is never disturbed mid-transaction. Every action on
 //! several entries first acts on every one it can lock at once, then waits for those
-//! being delivered all together ([`each_locked`]), for up to [`LOCK_WAIT`] (a selection
-//! of `delete`: a short [`SELECTION_WAIT`] only): it never follows a queue run from
-//! entry to entry, waiting on each while the run delivers the next. An entry still
-//! locked then is left as it is, said, and the exit status is 75 (EX_TEMPFAIL: try
-//! again), as `postsuper` leaves a message its queue manager holds.
+//! being delivered all together ([`each_locked`]), for up to [`LOCK_WAIT`]: it never
+//! follows a queue run from entry to entry, waiting on each while the run delivers the
+//! next. An entry still locked then is left as it is, said, and the exit status is 75
+//! (EX_TEMPFAIL: try again). `delete` waits for no delivery, as `postsuper -d` does
+//! not: it marks an entry being delivered for deletion (`kf<ID>`, made durable:
+//! [`Spool::request_deletion`]), its delivery sends nothing more of it and removes it
+//! when it lets go of it, and every later holder of its lock removes it unsent; the
+//! command waits only [`MARK_WAIT`] for such entries, then says which were marked (0).
 //!
 //! Holding moves `qf<ID>`, `sf<ID>` and `jf<ID>` into `SPOOLDIR/hold/` ([`Spool::held`]), as
 //! Postfix's hold queue and sendmail's `hf` files do: no selection code can take a held
@@ -55,11 +58,11 @@ use std::time::Duration;
 /// How long a command waits for the lock of an entry being delivered.
 pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 
-/// How long `delete --all` and `--recipient` wait for the entries being delivered once
-/// every other entry of the selection is deleted: long enough for a queue run's brief
-/// look at an entry (its selection locks each in turn) or a delivery that is ending;
-/// an entry still locked then is in flight, and left to its delivery.
-pub const SELECTION_WAIT: Duration = Duration::from_secs(2);
+/// How long `delete` waits for the entries being delivered once it has marked them for
+/// deletion and deleted every other entry: long enough for a queue run's brief look at
+/// an entry (its selection locks each in turn) or a delivery that is ending; an entry
+/// still locked then is in flight, and left to its delivery, which removes it.
+pub const MARK_WAIT: Duration = Duration::from_millis(500);
 
 /// How often a command waiting for entries being delivered looks at them again.
 const LOCK_POLL: Duration = Duration::from_millis(100);
@@ -303,6 +306,13 @@ enum Locked {
 /// holds it (`Duration::ZERO`: tried once). Errors are said, with their status.
 fn try_lock(sp: &Spool, id: &str, wait: Duration) -> Result<Locked, Sysexit> {
     match sp.lock_live(id, wait) {
+        // Its deletion was asked for while a delivery held it ([`delete`]): every holder
+        // of its lock removes it, as a delivery does.
+        Ok(spool::LiveLock::Held(f, _)) if sp.deletion_requested(id) => {
+            remove(sp, id, &f)?;
+            log::info!("{id}: deleted as asked for while it was being delivered");
+            Ok(Locked::Gone)
+        }
         Ok(spool::LiveLock::Held(f, _)) => Ok(Locked::File(f)),
         Ok(spool::LiveLock::Gone) => Ok(Locked::Gone),
         Ok(spool::LiveLock::Busy) => Ok(Locked::Busy),
@@ -349,15 +359,58 @@ fn each_locked<T>(
     each_locked_then(ids, wait, prepare, act, || Ok(()))
 }
 
+/// An entry still held by its delivery once the wait is over: left as it is, said
+/// "being delivered" (75, EX_TEMPFAIL: try again).
+fn left_being_delivered(id: &str, wait: Duration) -> Done {
+    Err(fail(
+        Sysexit::TempFail,
+        format!(
+            "{id}: being delivered (its lock was held for {} s); left as it is, try again{}",
+            wait.as_secs(),
+            busy_hint()
+        ),
+    ))
+}
+
+/// What [`each_locked_held`] does with an entry a delivery holds: `first` as soon as it
+/// is found held, before any wait (`delete` marks it then), and `last` for each still
+/// held once the wait is over.
+struct WhenHeld<'a, T> {
+    first: &'a mut dyn FnMut(&str, &Spool, &T) -> Done,
+    last: &'a mut dyn FnMut(&str, Duration, &T) -> Done,
+}
+
 /// [`each_locked`], with `between` called once every entry free at first has been
 /// acted on, before those a delivery holds are waited for (its failure counted as
 /// theirs).
 fn each_locked_then<T>(
     ids: &[String],
     wait: Duration,
+    prepare: impl FnMut(&str) -> Result<Option<(Spool, T)>, Sysexit>,
+    act: impl FnMut(&str, T, Option<File>) -> Done,
+    between: impl FnOnce() -> Done,
+) -> (Sysexit, Vec<String>) {
+    each_locked_held(
+        ids,
+        wait,
+        prepare,
+        act,
+        between,
+        WhenHeld {
+            first: &mut |_, _, _| Ok(()),
+            last: &mut |id, wait, _| left_being_delivered(id, wait),
+        },
+    )
+}
+
+/// [`each_locked_then`], with what is done with the entries a delivery holds given.
+fn each_locked_held<T>(
+    ids: &[String],
+    wait: Duration,
     mut prepare: impl FnMut(&str) -> Result<Option<(Spool, T)>, Sysexit>,
     mut act: impl FnMut(&str, T, Option<File>) -> Done,
     between: impl FnOnce() -> Done,
+    held: WhenHeld<'_, T>,
 ) -> (Sysexit, Vec<String>) {
     let mut busy: Vec<(String, Spool, T)> = Vec::new();
     let mut status = over(ids, |id| {
@@ -368,6 +421,7 @@ fn each_locked_then<T>(
             Locked::File(lock) => act(id, what, Some(lock)),
             Locked::Gone => act(id, what, None),
             Locked::Busy => {
+                (held.first)(id, &sp, &what)?;
                 busy.push((id.to_string(), sp, what));
                 Ok(())
             }
@@ -400,17 +454,12 @@ fn each_locked_then<T>(
         }
         busy = still;
     }
-    let left: Vec<String> = busy.into_iter().map(|(id, _, _)| id).collect();
-    for id in &left {
-        let code = fail(
-            Sysexit::TempFail,
-            format!(
-                "{id}: being delivered (its lock was held for {} s); left as it is, try again{}",
-                wait.as_secs(),
-                busy_hint()
-            ),
-        );
-        first_failure(&mut status, code);
+    let mut left = Vec::new();
+    for (id, _, what) in busy {
+        if let Err(code) = (held.last)(&id, wait, &what) {
+            first_failure(&mut status, code);
+        }
+        left.push(id);
     }
     (status, left)
 }
@@ -811,13 +860,28 @@ fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
         }
     }
     let _ = writeln!(o, "Arrival:        {}", when(env.created, now));
-    let _ = writeln!(o, "Submitted by:   {} (uid {})", p(&env.user), env.uid);
-    let sender = if env.sender.is_empty() {
-        "<>"
+    // A delivery report the mail system made: its entry records MAILER-DAEMON and the
+    // uid of the delivery that queued it (a queue run, `bounce`, a user's own
+    // background delivery); said as that, and its sender as `list` lists it.
+    let report = env.report.is_some() && env.user == crate::dsn::REPORT_USER;
+    if report {
+        let _ = writeln!(
+            o,
+            "Submitted by:   {} (a delivery report, queued by a delivery run as {})",
+            crate::dsn::REPORT_USER,
+            uid_text(env.uid)
+        );
     } else {
-        env.sender.as_str()
+        let _ = writeln!(o, "Submitted by:   {} (uid {})", p(&env.user), env.uid);
+    }
+    let sender = if env.sender.is_empty() && report {
+        format!("{} (<>)", crate::dsn::REPORT_USER)
+    } else if env.sender.is_empty() {
+        "<>".to_string()
+    } else {
+        p(&env.sender)
     };
-    let _ = writeln!(o, "Sender:         {}", p(sender));
+    let _ = writeln!(o, "Sender:         {sender}");
     let _ = writeln!(o, "Delivery mode:  {}", env.mode);
     let _ = writeln!(
         o,
@@ -952,6 +1016,7 @@ fn remove(sp: &Spool, id: &str, _lock: &File) -> Done {
     }
     let _ = fs::remove_file(sp.sf_path(id));
     let _ = fs::remove_file(sp.jf_path(id));
+    let _ = fs::remove_file(sp.kf_path(id));
     if let Err(e) = spool::sync_dir(&sp.dir) {
         log::error!(
             "{id}: cannot sync {}: {}",
@@ -985,6 +1050,7 @@ fn unlink_odd(sp: &Spool, id: &str, kind: &str) -> Done {
     }
     let _ = fs::remove_file(sp.sf_path(id));
     let _ = fs::remove_file(sp.jf_path(id));
+    let _ = fs::remove_file(sp.kf_path(id));
     let _ = spool::sync_dir(&sp.dir);
     Ok(())
 }
@@ -1056,10 +1122,12 @@ fn would_delete(sp: &Spool, id: &str, held: bool) -> String {
 }
 
 /// `delete ID... | --all | --recipient SUBSTR` (`postsuper -d`): the entry and its
-/// index lines go. Every entry not being delivered is deleted at once; then those being
-/// delivered, never cut, are waited for all together ([`LOCK_WAIT`] for IDs given,
-/// [`SELECTION_WAIT`] for a selection), each deleted as soon as its delivery lets go of
-/// it, and those still locked then left as they are (75). A queue run that selected an
+/// index lines go. Every entry not being delivered is deleted at once; those being
+/// delivered, never cut, are marked for deletion ([`Spool::request_deletion`]: their
+/// delivery sends nothing more of them and removes them when it lets go of them), then
+/// waited for all together for a moment ([`MARK_WAIT`]), each deleted here as soon as
+/// its delivery lets go of it, and those still locked then left marked (said, 0); a
+/// held entry another command holds is left as it is (75). A queue run that selected an
 /// entry deleted meanwhile finds it gone when it comes to lock it, and sends nothing.
 /// With `dry_run`, each entry the same selection takes is printed ([`would_delete`]),
 /// with the same refusals and exit status, and nothing is deleted.
@@ -1117,13 +1185,47 @@ pub fn delete(
             std::cell::Cell::new(0usize),
         );
         let bump = |c: &std::cell::Cell<usize>| c.set(c.get().saturating_add(1));
-        // The entries being delivered are taken as soon as their delivery lets go of them,
-        // for up to LOCK_WAIT (an ID given) or SELECTION_WAIT (a selection, which leaves
-        // what a run is delivering to it, as `postsuper -d ALL` leaves what is in flight).
-        let wait = if listed { SELECTION_WAIT } else { LOCK_WAIT };
-        let (status, busy) = each_locked(
+        // The entries being delivered are marked (`kf<ID>`, made durable) at once: their
+        // delivery sends nothing more of them and removes them when it lets go of them.
+        // Then they are waited for a moment (a queue run's brief look at an entry ends
+        // in that time), each deleted here when it is let go of; those still held are
+        // left to their delivery, marked.
+        let marked = std::cell::RefCell::new(std::collections::BTreeSet::<String>::new());
+        let mut mark = |id: &str, sp: &Spool, what: &(Spool, bool)| -> Done {
+            // A held entry is never delivered: its lock is another command's, for a
+            // moment, and is waited for.
+            if what.1 {
+                return Ok(());
+            }
+            if let Err(e) = sp.request_deletion(id, &format!("{} (uid {})", who.login, who.uid)) {
+                return Err(fail(
+                    Sysexit::from_io(&e),
+                    format!(
+                        "{id}: being delivered, and its deletion cannot be recorded ({}: {}); \
+                         left as it is{}",
+                        sp.kf_path(id).display(),
+                        crate::config::io_text(&e),
+                        room_advice(&e, &sp.dir)
+                    ),
+                ));
+            }
+            logged(who, id, "marked for deletion during its delivery");
+            marked.borrow_mut().insert(id.to_string());
+            Ok(())
+        };
+        let mut left_marked = |id: &str, wait: Duration, what: &(Spool, bool)| -> Done {
+            if what.1 {
+                return left_being_delivered(id, wait);
+            }
+            crate::outln!(
+                "{id}: being delivered: marked for deletion; it is deleted as soon as its \
+                 delivery ends, and nothing more of it is sent"
+            );
+            Ok(())
+        };
+        let (status, busy) = each_locked_held(
             &ids,
-            wait,
+            MARK_WAIT,
             |id| {
                 let Some((sp, held)) = find_listed(&s.spool, who, id, listed)? else {
                     bump(&gone);
@@ -1148,12 +1250,27 @@ pub fn delete(
                     logged(who, id, &format!("deleted (its queue file was {kind})"));
                     return Ok(None);
                 }
+                // Marked by an earlier `delete`: taking its lock removes it.
+                if sp.deletion_requested(id) {
+                    marked.borrow_mut().insert(id.to_string());
+                }
                 Ok(Some((sp.clone(), (sp, held))))
             },
             |id, (sp, held), lock| match lock {
                 Some(lock) => {
                     delete_locked(&sp, id, &lock, who)?;
+                    marked.borrow_mut().remove(id);
                     from_spool.set(from_spool.get() || !held);
+                    bump(&deleted);
+                    Ok(())
+                }
+                // Marked, and its delivery ended meanwhile: removed by it (as asked, or
+                // delivered to the last recipient). A mark left by a crash goes.
+                None if marked.borrow_mut().remove(id) => {
+                    let _ = fs::remove_file(sp.kf_path(id));
+                    crate::outln!(
+                        "{id}: deleted when its delivery ended (nothing more of it was sent)"
+                    );
                     bump(&deleted);
                     Ok(())
                 }
@@ -1163,7 +1280,14 @@ pub fn delete(
                 }
                 None => Err(no_longer_queued(id, &s.spool.dir)),
             },
+            || Ok(()),
+            WhenHeld {
+                first: &mut mark,
+                last: &mut left_marked,
+            },
         );
+        let marked = marked.into_inner();
+        let busy: Vec<String> = busy.into_iter().filter(|id| !marked.contains(id)).collect();
         let (would, deleted, gone) = (would.get(), deleted.get(), gone.get());
         if from_spool.get() {
             drop_index_lines(&s.spool);
@@ -1173,6 +1297,26 @@ pub fn delete(
         if listed && !dry_run && !ids.is_empty() {
             let n = |k: usize| if k == 1 { "entry" } else { "entries" };
             let mut line = format!("{deleted} {} deleted", n(deleted));
+            if !marked.is_empty() {
+                let ids: Vec<&str> = marked.iter().map(String::as_str).collect();
+                line.push_str(&format!(
+                    "; {} {} being delivered, marked for deletion: {} ({} as soon as {} \
+                     ended)",
+                    marked.len(),
+                    n(marked.len()),
+                    ids.join(" "),
+                    if marked.len() == 1 {
+                        "it goes"
+                    } else {
+                        "they go"
+                    },
+                    if marked.len() == 1 {
+                        "its delivery has"
+                    } else {
+                        "their deliveries have"
+                    }
+                ));
+            }
             if !busy.is_empty() {
                 // No time can be named for when a delivery ends: the lines above
                 // give what the timeouts bound.
@@ -1341,6 +1485,15 @@ fn recorded_holder(spool: &Spool, id: &str) -> Option<HeldBy> {
 }
 
 /// A holder as messages name her: her login and uid.
+/// A uid as `show` names it: `root (uid 0)`, `alice (uid 1000)`, or `uid 1234` when no
+/// user has it.
+fn uid_text(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => format!("{} (uid {uid})", crate::text::printable(&u.name)),
+        _ => format!("uid {uid}"),
+    }
+}
+
 fn holder_text(h: &HeldBy) -> String {
     format!("{} (uid {})", crate::text::printable(&h.login), h.uid)
 }

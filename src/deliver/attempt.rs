@@ -837,6 +837,16 @@ pub fn attempt(
         }
         outcomes.push(o);
     }
+    // Its deletion asked for during the attempt: the entry goes now, with what it
+    // delivered, and nothing more (no report, no record of a later attempt), as
+    // `rsendmail-admin delete` of an entry not being delivered takes it. Should the
+    // removal fail, what was delivered is recorded and the mark stays, so that the next
+    // holder of its lock removes it.
+    if locked.deletion_requested() {
+        result.removed = true;
+        locked.pending_state = Some(record::delivered_so_far(&locked.entry.state, &outcomes));
+        return Ok(result);
+    }
     // Measured when the attempt ends, as sendmail does: `delay` is never less than
     // `xdelay`, and the back-off counts from the end.
     let xdelay = started.elapsed().as_secs() as i64;
@@ -1026,7 +1036,12 @@ pub fn attempt(
     Ok(result)
 }
 
-/// Before a unit of delivery of an entry with more than one recipient open, room for
+/// Why the units of an attempt left after `rsendmail-admin delete` asked for its
+/// entry's deletion are not sent.
+const DELETION_REQUESTED: &str = "deletion asked for during the delivery";
+
+/// Before a unit of delivery: nothing when the entry's deletion was asked for meanwhile
+/// (`unrecorded` then says so). Then, for an entry with more than one recipient open, room for
 /// the state record that must keep its outcome (`LockedEntry::reserve_state`): the
 /// current record, the delivered markers of every recipient, and replies for them up
 /// to 64 KiB (`entry::reply_room`, which also bounds the lines of a multi-line reply a
@@ -1035,6 +1050,16 @@ pub fn attempt(
 /// room, `unrecorded` says why and nothing more is sent for the entry in this run.
 fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Option<String>) {
     if unrecorded.is_some() {
+        return;
+    }
+    // `rsendmail-admin delete` asked for while this attempt held the entry: no unit
+    // begun after the request is sent; the entry goes at the attempt's end.
+    if locked.deletion_requested() {
+        log::info!(
+            "{}: deletion asked for during its delivery: nothing more is sent",
+            locked.entry.envelope.id
+        );
+        *unrecorded = Some(DELETION_REQUESTED.to_string());
         return;
     }
     // Only an entry with more than one recipient open may have an outcome to keep in

@@ -1218,10 +1218,14 @@ impl Supervision {
             _ => None,
         };
         let tn = traffic.as_ref().map(AsRawFd::as_raw_fd);
-        // SAFETY: only dup2(2) between fork and exec; it clears close-on-exec on the
-        // copies, which the supervisor sets again before it runs anything.
+        // SAFETY: only fcntl(2), close_range(2) and dup2(2) between fork and exec;
+        // dup2 clears close-on-exec on the copies, which the supervisor sets again
+        // before it runs anything.
         unsafe {
             cmd.pre_exec(move || {
+                // Nothing but what is given below: the supervisor's children run as
+                // other users.
+                rsendmail::privs::cloexec_from(3);
                 if libc::dup2(qn, 3) < 0 || libc::dup2(jn, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -1464,6 +1468,12 @@ pub fn supervise_child(args: &[std::ffi::OsString]) -> i32 {
         }
     };
     let mut _dot = None;
+    // `-X`: the pipe the mailbox writer logs into, its lines copied to the log here.
+    let traffic_pipe = if traffic && kind != "pipe" {
+        std::io::pipe().ok()
+    } else {
+        None
+    };
     let mut cmd = if kind == "pipe" {
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c").arg(arg(10));
@@ -1481,13 +1491,16 @@ pub fn supervise_child(args: &[std::ffi::OsString]) -> i32 {
                 return 0;
             }
         };
-        // SAFETY: only sigaction between fork and exec.
+        // SAFETY: only sigaction, fcntl and close_range between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
                 rsendmail::privs::restore_sigxfsz();
                 for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGQUIT] {
                     libc::signal(sig, libc::SIG_DFL);
                 }
+                // The command (often another user's) gets its standard descriptors
+                // alone: nothing of ours, nor anything our caller left open.
+                rsendmail::privs::cloexec_from(3);
                 Ok(())
             });
         }
@@ -1525,18 +1538,29 @@ pub fn supervise_child(args: &[std::ffi::OsString]) -> i32 {
             .env("PATH", "/usr/bin:/bin")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if traffic {
-            // The deliverer logs what it appends: the log stays open across its exec.
-            cmd.arg(rsendmail::traffic::INHERITED_FD.to_string());
-            // SAFETY: only fcntl(2) between fork and exec.
-            unsafe {
-                cmd.pre_exec(|| {
-                    if libc::fcntl(rsendmail::traffic::INHERITED_FD, libc::F_SETFD, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
+        // The writer runs as the mailbox's owner: it gets no descriptor of ours. With
+        // `-X` it logs what it appends into a pipe as its descriptor 5, whose lines this
+        // supervisor copies to the log ([`copy_traffic`]): the log itself, a file root
+        // opened, never reaches it.
+        let tn = match traffic_pipe.as_ref() {
+            Some((_, w)) => {
+                cmd.arg(rsendmail::traffic::INHERITED_FD.to_string());
+                use std::os::fd::AsRawFd;
+                Some(w.as_raw_fd())
             }
+            None => None,
+        };
+        // SAFETY: only fcntl(2), close_range(2) and dup2(2) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                rsendmail::privs::cloexec_from(3);
+                if let Some(w) = tn
+                    && libc::dup2(w, rsendmail::traffic::INHERITED_FD) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
         }
         super::pass_process_name(&mut cmd);
         (cmd, None)
@@ -1554,6 +1578,10 @@ pub fn supervise_child(args: &[std::ffi::OsString]) -> i32 {
     };
     // The write ends of its output are the child's alone: the reader sees its end.
     drop(cmd.0);
+    let copier = traffic_pipe.map(|(r, w)| {
+        drop(w);
+        std::thread::spawn(move || copy_traffic(r))
+    });
     let output: Option<Box<dyn Read + Send>> = match cmd.1 {
         Some(r) => Some(Box::new(r)),
         None => child
@@ -1630,9 +1658,36 @@ pub fn supervise_child(args: &[std::ffi::OsString]) -> i32 {
             .and_then(|()| jf.sync_data());
     }
     drop(_dot);
+    if let Some(c) = copier {
+        let _ = c.join();
+    }
     let _ = relay.join();
     say(&said);
     0
+}
+
+/// Copy the lines the mailbox writer logged into its pipe (`r`) to the `-X` log, this
+/// supervisor's descriptor 5 (`rsendmail::traffic::INHERITED_FD`), each with one write,
+/// until the writer closes it. A line longer than 64 KiB is copied in parts.
+fn copy_traffic(r: std::io::PipeReader) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: descriptor 5 is the log its caller handed over (checked open by the
+    // supervisor); it stays open for the supervisor's life, so it is borrowed here and
+    // never closed.
+    let log = std::mem::ManuallyDrop::new(unsafe {
+        std::fs::File::from_raw_fd(rsendmail::traffic::INHERITED_FD)
+    });
+    let mut r = std::io::BufReader::with_capacity(64 * 1024, r);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut r).take(64 * 1024).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let _ = (&*log).write_all(&line);
+            }
+        }
+    }
 }
 
 /// The shell that runs a `|command` killed by a signal (the command itself killed is

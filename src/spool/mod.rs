@@ -450,9 +450,10 @@ pub const SPOOL_NAMES: [&str; 9] = [
 ];
 
 /// The prefixes of the files a spool holds at its top, each followed by a queue ID
-/// ([`valid_id`]): rsendmail's entries (`qf`), their state (`sf`) and their delivery
-/// journal (`jf`).
-pub const ENTRY_PREFIXES: [&str; 3] = ["qf", "sf", "jf"];
+/// ([`valid_id`]): rsendmail's entries (`qf`), their state (`sf`), their delivery
+/// journal (`jf`) and the mark of a deletion asked for while a delivery held the entry
+/// (`kf`, [`Spool::request_deletion`]).
+pub const ENTRY_PREFIXES: [&str; 4] = ["qf", "sf", "jf", "kf"];
 
 /// The prefixes of the files sendmail keeps in its queue directory (`df` the body, `tf`,
 /// `xf` the transcript, `Qf` a lost entry, `hf`, `Tf`): a directory holding them is an
@@ -1170,6 +1171,70 @@ impl Spool {
         self.dir.join(format!("sf{id}"))
     }
 
+    /// The mark of a deletion asked for while a delivery held entry `id`
+    /// ([`Spool::request_deletion`]).
+    pub fn kf_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("kf{id}"))
+    }
+
+    /// Whether the deletion of entry `id` was asked for while a delivery held it: every
+    /// holder of its lock then removes it, and a delivery sends nothing more of it
+    /// (module docs, "A deletion asked for during a delivery").
+    pub fn deletion_requested(&self, id: &str) -> bool {
+        fs::symlink_metadata(self.kf_path(id)).is_ok()
+    }
+
+    /// Record that entry `id`, which a delivery holds locked, is to be deleted as soon as
+    /// that delivery lets go of it (`rsendmail-admin delete`): `kf<ID>` is made with who
+    /// asked (`by`) and when, fsynced, then the spool directory, so that a crash after
+    /// the return leaves the entry with its mark (removed, undelivered, by the next
+    /// holder of its lock) or no entry. A mark already there is kept.
+    pub fn request_deletion(&self, id: &str, by: &str) -> io::Result<()> {
+        let path = self.kf_path(id);
+        let mut f = open_safely(
+            &path,
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(self.file_mode()),
+            Kind::File,
+        )?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        f.write_all(
+            format!("rsendmail-delete 1\nby {}\nat {now}\n", entry::escape(by)).as_bytes(),
+        )?;
+        f.sync_data()?;
+        sync_dir(&self.dir)
+    }
+
+    /// Remove entry `id`, whose delivery lock this process holds, because its deletion
+    /// was asked for ([`Spool::request_deletion`]): `qf` first, then `sf`, `jf` and the
+    /// mark last (a crash between leaves the entry with its mark, or a mark without an
+    /// entry, which a run that lists the spool removes), then the directory synced.
+    fn delete_as_requested(&self, id: &str) {
+        match fs::remove_file(self.qf_path(id)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                log::error!(
+                    "{id}: deletion asked for, but qf{id} not removed: {}",
+                    io_text(&e)
+                );
+                return;
+            }
+        }
+        for p in [self.sf_path(id), self.jf_path(id), self.kf_path(id)] {
+            let _ = fs::remove_file(p);
+        }
+        if let Err(e) = sync_dir(&self.dir) {
+            log::error!("{id}: cannot sync {}: {}", self.dir.display(), io_text(&e));
+        }
+        log::info!("{id}: deleted as asked for while it was being delivered; nothing more sent");
+    }
+
     /// The held entries (`rsendmail-admin hold`): `SPOOLDIR/hold/`, laid out as the
     /// spool itself (`qf<ID>`, `sf<ID>`). No run lists it, and every delivery opens an
     /// entry by its path in the spool, so no selection (`-q`, `-qR/-qS/-qI`, the
@@ -1722,6 +1787,11 @@ impl Spool {
         let Some((f, held)) = self.open_locked(id)? else {
             return Ok(None);
         };
+        // Its deletion was asked for while another delivery held it: removed, unsent.
+        if self.deletion_requested(id) {
+            self.delete_as_requested(id);
+            return Ok(None);
+        }
         let entry = self.read_open_entry_seen(id, f, true, Some(held))?;
         self.hold_read(entry).map(Some)
     }
@@ -1737,6 +1807,7 @@ impl Spool {
             _lock: lock,
             pending_state: None,
             reserved: None,
+            removed: false,
         };
         // Deliveries journalled by the supervisor of a delivery whose deliverer died
         // (module docs): recorded in the state (read with them merged), and the journal
@@ -1771,6 +1842,11 @@ impl Spool {
         let Some((f, held)) = self.open_locked(id)? else {
             return Ok(None);
         };
+        // Its deletion was asked for while another delivery held it: removed, unsent.
+        if self.deletion_requested(id) {
+            self.delete_as_requested(id);
+            return Ok(None);
+        }
         let file = (held.dev(), held.ino(), held.len());
         let e = self.read_open_entry_seen(id, f, has_state, Some(held))?;
         Ok(Some(Peeked {
@@ -1803,6 +1879,11 @@ impl Spool {
         let Some((f, held)) = self.open_locked(&id)? else {
             return Ok(None);
         };
+        // Its deletion was asked for while another delivery held it: removed, unsent.
+        if self.deletion_requested(&id) {
+            self.delete_as_requested(&id);
+            return Ok(None);
+        }
         if (held.dev(), held.ino(), held.len()) != seen.file {
             let entry = self.read_open_entry_seen(&id, f, true, Some(held))?;
             let changed = entry.state != seen.state || entry.envelope != seen.envelope;
@@ -2058,6 +2139,7 @@ impl Spool {
             } else if let Some(key) = name
                 .strip_prefix("sf")
                 .or_else(|| name.strip_prefix("jf"))
+                .or_else(|| name.strip_prefix("kf"))
                 .and_then(id_key)
             {
                 states.push(key);
@@ -2078,7 +2160,7 @@ impl Spool {
                 && !self.qf_path(id).exists()
                 && !self.held().qf_path(id).exists()
             {
-                for p in [self.sf_path(id), self.jf_path(id)] {
+                for p in [self.sf_path(id), self.jf_path(id), self.kf_path(id)] {
                     if fs::remove_file(&p).is_ok() {
                         removed.push(p);
                     }
@@ -2321,9 +2403,18 @@ pub struct LockedEntry {
     /// descriptors (the attempt's connections use some) can keep that record from
     /// being written. Removed when the entry is let go unused.
     reserved: Option<(File, File)>,
+    /// Unlinked ([`LockedEntry::remove_unsynced`]).
+    removed: bool,
 }
 
 impl LockedEntry {
+    /// Whether the entry's deletion was asked for while this process held it
+    /// ([`Spool::request_deletion`]): nothing more of it may be sent, and it goes when
+    /// this process lets go of it.
+    pub fn deletion_requested(&self) -> bool {
+        self.spool.deletion_requested(&self.entry.envelope.id)
+    }
+
     /// Where this process writes the entry's next state record.
     fn state_tmp(&self) -> PathBuf {
         self.spool.tmp_dir().join(format!(
@@ -2641,15 +2732,23 @@ impl LockedEntry {
         if self.entry.journal {
             let _ = fs::remove_file(self.spool.jf_path(&id));
         }
+        // A deletion asked for meanwhile is done too.
+        let _ = fs::remove_file(self.spool.kf_path(&id));
+        self.removed = true;
         Ok(())
     }
 }
 
 impl Drop for LockedEntry {
-    /// A reserved temporary state file that was not needed is removed.
+    /// A reserved temporary state file that was not needed is removed. An entry whose
+    /// deletion was asked for while it was held goes now, under the lock still held
+    /// ([`Spool::request_deletion`]).
     fn drop(&mut self) {
         if self.reserved.take().is_some() {
             let _ = fs::remove_file(self.state_tmp());
+        }
+        if !self.removed && self.deletion_requested() {
+            self.spool.delete_as_requested(&self.entry.envelope.id);
         }
     }
 }
