@@ -928,6 +928,54 @@ impl Quoting {
     }
 }
 
+/// How far into quotes and comments a list's reading is, character by character, as
+/// sendmail's `prescan` reads them: a backslash quotes the next character (in quotes
+/// and comments too), a `"` outside comments opens or closes a quoted string, and
+/// comments nest.
+#[derive(Clone, Copy, Debug, Default)]
+struct Nesting {
+    quoted: bool,
+    escaped: bool,
+    comment: usize,
+}
+
+impl Nesting {
+    /// Take the next character; whether it is syntax of the list: outside quotes and
+    /// comments, not escaped, and not itself a backslash, a quote or a comment's
+    /// parenthesis. A `)` with no comment open is syntax (a stray one).
+    fn syntax(&mut self, c: char) -> bool {
+        if self.escaped {
+            self.escaped = false;
+            return false;
+        }
+        match c {
+            '\\' => {
+                self.escaped = true;
+                false
+            }
+            '"' if self.comment == 0 => {
+                self.quoted = !self.quoted;
+                false
+            }
+            _ if self.quoted => false,
+            '(' => {
+                self.comment += 1;
+                false
+            }
+            ')' if self.comment > 0 => {
+                self.comment -= 1;
+                false
+            }
+            _ => self.comment == 0,
+        }
+    }
+
+    /// Whether a quote, a comment or a backslash is still open.
+    fn is_open(&self) -> bool {
+        self.quoted || self.escaped || self.comment > 0
+    }
+}
+
 /// The local part and the domain of an addr-spec: split at the last `@` outside quotes.
 pub fn split_at_domain(spec: &str) -> (&str, Option<&str>) {
     let mut q = Quoting::default();
@@ -1436,7 +1484,7 @@ fn close_open(text: &str, old_style: bool) -> (Option<String>, Option<usize>) {
     // Where each closer goes (a byte offset into `text`), what it is, and how many
     // octets of blanks before it it replaces.
     let mut closers: Vec<(usize, String, usize)> = Vec::new();
-    let (mut quoted, mut escaped, mut comment) = (false, false, 0usize);
+    let mut n = Nesting::default();
     let (mut angles, mut route) = (0usize, false);
     // Where the item being read starts.
     let mut item = 0usize;
@@ -1460,17 +1508,10 @@ fn close_open(text: &str, old_style: bool) -> (Option<String>, Option<usize>) {
     };
     let mut open_tail = None;
     for (at, c) in text.char_indices() {
-        if escaped {
-            escaped = false;
+        if !n.syntax(c) {
             continue;
         }
         match c {
-            '\\' => escaped = true,
-            '"' if comment == 0 => quoted = !quoted,
-            _ if quoted => {}
-            '(' => comment += 1,
-            ')' if comment > 0 => comment -= 1,
-            _ if comment > 0 => {}
             '<' => {
                 if angles == 0 {
                     let rest = text.get(at + 1..).unwrap_or_default();
@@ -1490,11 +1531,11 @@ fn close_open(text: &str, old_style: bool) -> (Option<String>, Option<usize>) {
             _ => {}
         }
     }
-    if !escaped && (quoted || comment > 0 || angles > 0) {
+    if !n.escaped && (n.quoted || n.comment > 0 || angles > 0) {
         let with = format!(
             "{}{}{}",
-            if quoted { "\"" } else { "" },
-            ")".repeat(comment),
+            if n.quoted { "\"" } else { "" },
+            ")".repeat(n.comment),
             ">".repeat(angles)
         );
         // Blanks that end the value stay after the closer.
@@ -1697,21 +1738,15 @@ pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String>
 /// the field anew, which a reader does not see). A list with a quote, comment or
 /// bracket left open is returned as it is.
 fn tidy_separators(text: &str) -> String {
-    let (mut quoted, mut escaped, mut comment, mut angles) = (false, false, 0usize, 0usize);
+    let mut n = Nesting::default();
+    let mut angles = 0usize;
     let mut commas = Vec::new();
     for (at, c) in text.char_indices() {
-        if escaped {
-            escaped = false;
+        if !n.syntax(c) {
             continue;
         }
         match c {
-            '\\' => escaped = true,
-            '"' if comment == 0 => quoted = !quoted,
-            _ if quoted => {}
-            '(' => comment += 1,
-            ')' if comment > 0 => comment -= 1,
             ')' => return text.to_string(),
-            _ if comment > 0 => {}
             '<' => angles += 1,
             '>' if angles > 0 => angles -= 1,
             '>' => return text.to_string(),
@@ -1719,7 +1754,7 @@ fn tidy_separators(text: &str) -> String {
             _ => {}
         }
     }
-    if commas.is_empty() || quoted || escaped || comment > 0 || angles > 0 {
+    if commas.is_empty() || n.is_open() || angles > 0 {
         return text.to_string();
     }
     let body = text.trim_end();
