@@ -370,14 +370,27 @@ pub fn lex(text: &str) -> Result<Vec<Token>, Invalid> {
                 push(&mut out, Kind::Quoted, start, end);
             }
             '[' => {
-                let mut end = text.len();
-                for (i, c) in chars.by_ref() {
+                // A literal never closed does not hold a comma (sendmail's `prescan`
+                // knows no brackets): it ends before the next one, and the items after
+                // it are read as any others (recorded: `list-unclosed-bracket-*`).
+                let (mut end, mut blanks) = (text.len(), text.len());
+                while let Some(&(i, c)) = chars.peek() {
+                    if c == ',' && i > start {
+                        // The blanks before the comma are no part of it.
+                        let held = text.get(start..i).unwrap_or_default();
+                        (end, blanks) = (start + held.trim_end().len(), i);
+                        break;
+                    }
+                    chars.next();
                     if c == ']' {
-                        end = i + 1;
+                        (end, blanks) = (i + 1, i + 1);
                         break;
                     }
                 }
                 push(&mut out, Kind::Literal, start, end);
+                if blanks > end {
+                    push(&mut out, Kind::Space, end, blanks);
+                }
             }
             '<' | '>' | ',' | ':' | ';' | '@' => {
                 chars.next();
@@ -520,22 +533,84 @@ fn join_spec(text: &str, tokens: &[&Token]) -> String {
     s
 }
 
+/// Where the item that leaves a quote or comment open begins (after the delimiter
+/// before it), or `None` when none is left open. A comma inside angle brackets
+/// delimits only when they are never closed (sendmail: a `<` does not hold the commas
+/// after it), and a blank does when `old_style`.
+fn open_item_start(text: &str, old_style: bool) -> Option<usize> {
+    let mut n = Nesting::default();
+    // Where the current item begins; where the last comma inside the open brackets
+    // left it, if one did.
+    let (mut item, mut held, mut angles) = (0usize, None::<usize>, 0usize);
+    let mut opened = None;
+    for (at, c) in text.char_indices() {
+        let was_open = n.quoted || n.comment > 0;
+        let syntax = n.syntax(c);
+        match (was_open, n.quoted || n.comment > 0) {
+            (false, true) => opened = Some(held.unwrap_or(item)),
+            (true, false) => opened = None,
+            _ => {}
+        }
+        if !syntax {
+            continue;
+        }
+        match c {
+            '<' => angles += 1,
+            '>' => {
+                angles = angles.saturating_sub(1);
+                if angles == 0 {
+                    held = None;
+                }
+            }
+            ',' if angles > 0 => held = Some(at + 1),
+            ',' => item = at + 1,
+            _ if old_style && angles == 0 && c.is_whitespace() => item = at + c.len_utf8(),
+            _ => {}
+        }
+    }
+    opened
+}
+
 /// Parse an address list into its items, in written order. `old_style` splits at white
-/// space as well as commas (see [`OldStyle`]). An unbalanced list yields one item
-/// carrying the error, so that nothing vanishes without a word.
+/// space as well as commas (see [`OldStyle`]). An item that cannot be read carries the
+/// error, so that nothing vanishes without a word; the items before it are read as any
+/// others. A quote or comment never closed runs to the end of the list, as in
+/// sendmail's `prescan`: the item that opens it is the rest of the list (`g1@x, "b@x,
+/// g2@x` is `g1@x` and the refused `"b@x, g2@x`; recorded: `list-unclosed-*`).
 pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
     let tokens = match lex(text) {
         Ok(t) => t,
         Err(e) => {
-            return vec![Item {
-                text: text.trim().to_string(),
-                address: text.trim().to_string(),
+            let start = open_item_start(text, old_style).unwrap_or(0);
+            // The items before it, without the delimiter that ends them.
+            let head = text.get(..start).unwrap_or_default().trim_end();
+            let head = head.strip_suffix(',').unwrap_or(head).trim_end();
+            let mut out = match head.trim() {
+                "" => Vec::new(),
+                _ => parse_list(head, old_style),
+            };
+            // A `<` left open before it is named with the rest of the list, as
+            // sendmail names it (`<b@x, c@x (y... Unbalanced '<'`, then `c@x (y...
+            // Unbalanced '('`; recorded: `alias-malformed`).
+            if let Some(last) = out.last_mut()
+                && last.error == Some(Invalid::Unbalanced('<'))
+                && let Some(from) = head.len().checked_sub(last.text.len())
+                && head.get(from..) == Some(last.text.as_str())
+            {
+                last.text = text.get(from..).unwrap_or_default().trim().to_string();
+            }
+            let rest = text.get(start..).unwrap_or(text).trim();
+            let error = lex(rest).err().unwrap_or(e);
+            out.push(Item {
+                text: rest.to_string(),
+                address: rest.to_string(),
                 spec_start: text.len(),
                 spec_end: text.len(),
                 angle: false,
-                error: Some(e),
+                error: Some(error),
                 route: None,
-            }];
+            });
+            return out;
         }
     };
     let mut parser = ListParser {
@@ -595,8 +670,37 @@ pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
                         continue;
                     }
                     parser.error.get_or_insert(Invalid::Unbalanced('<'));
-                    parser.flush(text.len(), text.len());
-                    return parser.out;
+                    // A `<` never closed does not hold the commas after it (sendmail's
+                    // `prescan`): the item ends at the next one and the items after it
+                    // are read as any others; it is named with the rest of the list,
+                    // as sendmail names it (`<b@x, g@x... Unbalanced '<'`; recorded:
+                    // `list-unclosed-angle-*`). A source route's commas are route
+                    // (`<@r,@s:u@x`): that item runs to the end.
+                    let route = inner
+                        .iter()
+                        .find(|t| !matches!(t.kind, Kind::Space | Kind::Comment))
+                        .is_some_and(|t| t.kind == Kind::Special('@'));
+                    let comma = tokens
+                        .iter()
+                        .enumerate()
+                        .skip(i + 1)
+                        .find(|(_, t)| t.kind == Kind::Special(','));
+                    match comma {
+                        Some((k, t)) if !route => {
+                            let named = text.get(parser.piece_start..).unwrap_or("").trim();
+                            let named = named.to_string();
+                            parser.flush(t.span.start, t.span.end);
+                            if let Some(last) = parser.out.last_mut() {
+                                last.text = named;
+                            }
+                            i = k + 1;
+                            continue;
+                        }
+                        _ => {
+                            parser.flush(text.len(), text.len());
+                            return parser.out;
+                        }
+                    }
                 }
                 if parser.angle.is_some() {
                     parser.error.get_or_insert(Invalid::TwoAngle);
@@ -925,6 +1029,54 @@ impl Quoting {
             }
             _ => !self.quoted,
         }
+    }
+}
+
+/// How far into quotes and comments a list's reading is, character by character, as
+/// sendmail's `prescan` reads them: a backslash quotes the next character (in quotes
+/// and comments too), a `"` outside comments opens or closes a quoted string, and
+/// comments nest.
+#[derive(Clone, Copy, Debug, Default)]
+struct Nesting {
+    quoted: bool,
+    escaped: bool,
+    comment: usize,
+}
+
+impl Nesting {
+    /// Take the next character; whether it is syntax of the list: outside quotes and
+    /// comments, not escaped, and not itself a backslash, a quote or a comment's
+    /// parenthesis. A `)` with no comment open is syntax (a stray one).
+    fn syntax(&mut self, c: char) -> bool {
+        if self.escaped {
+            self.escaped = false;
+            return false;
+        }
+        match c {
+            '\\' => {
+                self.escaped = true;
+                false
+            }
+            '"' if self.comment == 0 => {
+                self.quoted = !self.quoted;
+                false
+            }
+            _ if self.quoted => false,
+            '(' => {
+                self.comment += 1;
+                false
+            }
+            ')' if self.comment > 0 => {
+                self.comment -= 1;
+                false
+            }
+            _ => self.comment == 0,
+        }
+    }
+
+    /// Whether a quote, a comment or a backslash is still open.
+    fn is_open(&self) -> bool {
+        self.quoted || self.escaped || self.comment > 0
     }
 }
 
@@ -1436,7 +1588,7 @@ fn close_open(text: &str, old_style: bool) -> (Option<String>, Option<usize>) {
     // Where each closer goes (a byte offset into `text`), what it is, and how many
     // octets of blanks before it it replaces.
     let mut closers: Vec<(usize, String, usize)> = Vec::new();
-    let (mut quoted, mut escaped, mut comment) = (false, false, 0usize);
+    let mut n = Nesting::default();
     let (mut angles, mut route) = (0usize, false);
     // Where the item being read starts.
     let mut item = 0usize;
@@ -1460,17 +1612,10 @@ fn close_open(text: &str, old_style: bool) -> (Option<String>, Option<usize>) {
     };
     let mut open_tail = None;
     for (at, c) in text.char_indices() {
-        if escaped {
-            escaped = false;
+        if !n.syntax(c) {
             continue;
         }
         match c {
-            '\\' => escaped = true,
-            '"' if comment == 0 => quoted = !quoted,
-            _ if quoted => {}
-            '(' => comment += 1,
-            ')' if comment > 0 => comment -= 1,
-            _ if comment > 0 => {}
             '<' => {
                 if angles == 0 {
                     let rest = text.get(at + 1..).unwrap_or_default();
@@ -1490,11 +1635,11 @@ fn close_open(text: &str, old_style: bool) -> (Option<String>, Option<usize>) {
             _ => {}
         }
     }
-    if !escaped && (quoted || comment > 0 || angles > 0) {
+    if !n.escaped && (n.quoted || n.comment > 0 || angles > 0) {
         let with = format!(
             "{}{}{}",
-            if quoted { "\"" } else { "" },
-            ")".repeat(comment),
+            if n.quoted { "\"" } else { "" },
+            ")".repeat(n.comment),
             ">".repeat(angles)
         );
         // Blanks that end the value stay after the closer.
@@ -1634,14 +1779,31 @@ pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String>
     let mut edits: Vec<(Range<usize>, String)> = Vec::new();
     for i in &items {
         match (&i.error, &i.route) {
+            // A route that leads to no address (`g: <@r:>;`) is kept as written, as
+            // sendmail keeps it (recorded: `hdr-odd-route-only-group`).
+            (Some(Invalid::SourceRoute), Some(_))
+                if i.address.strip_suffix(';').unwrap_or(&i.address).is_empty() => {}
             (Some(Invalid::SourceRoute), Some(route)) => {
                 // The route is dropped and what it led to is qualified as any other
-                // address (`<@r.example:v, w` → `<w@host>`).
+                // address (`<@r.example:v, w` → `<w@host>`); the comments in the route
+                // follow the address, as sendmail moves them (`<@r:p@x (c), q` →
+                // `<q@host (c)>`; recorded: `hdr-odd-route-comment`).
                 edits.push((route.clone(), String::new()));
                 let mut after = i.clone();
                 after.error = None;
+                let mut with = String::new();
                 if needs(&after) && i.spec_start >= route.end {
-                    edits.push((i.spec_end..i.spec_end, format!("@{domain}")));
+                    with = format!("@{domain}");
+                }
+                let region = base.get(route.clone()).unwrap_or_default();
+                for t in lex(region).unwrap_or_default() {
+                    if t.kind == Kind::Comment && i.spec_start >= route.end {
+                        with.push(' ');
+                        with.push_str(at(region, &t.span));
+                    }
+                }
+                if !with.is_empty() {
+                    edits.push((i.spec_end..i.spec_end, with));
                 }
             }
             (Some(_), _) => {}
@@ -1697,21 +1859,15 @@ pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String>
 /// the field anew, which a reader does not see). A list with a quote, comment or
 /// bracket left open is returned as it is.
 fn tidy_separators(text: &str) -> String {
-    let (mut quoted, mut escaped, mut comment, mut angles) = (false, false, 0usize, 0usize);
+    let mut n = Nesting::default();
+    let mut angles = 0usize;
     let mut commas = Vec::new();
     for (at, c) in text.char_indices() {
-        if escaped {
-            escaped = false;
+        if !n.syntax(c) {
             continue;
         }
         match c {
-            '\\' => escaped = true,
-            '"' if comment == 0 => quoted = !quoted,
-            _ if quoted => {}
-            '(' => comment += 1,
-            ')' if comment > 0 => comment -= 1,
             ')' => return text.to_string(),
-            _ if comment > 0 => {}
             '<' => angles += 1,
             '>' if angles > 0 => angles -= 1,
             '>' => return text.to_string(),
@@ -1719,7 +1875,7 @@ fn tidy_separators(text: &str) -> String {
             _ => {}
         }
     }
-    if commas.is_empty() || quoted || escaped || comment > 0 || angles > 0 {
+    if commas.is_empty() || n.is_open() || angles > 0 {
         return text.to_string();
     }
     let body = text.trim_end();
@@ -1767,8 +1923,15 @@ pub fn parse_one(text: &str) -> Result<String, Invalid> {
             Ok(normalise(&one.address))
         }
         // `a@x, b@y` where one address is wanted: sendmail's `Invalid route address`
-        // for a comma inside an address.
-        [..] => Err(Invalid::InvalidRoute),
+        // for a comma inside an address. A quote, comment or bracket left open is the
+        // fault to name (`a@x, "b`: `Unbalanced '"'`).
+        [..] => Err(items
+            .iter()
+            .find_map(|i| match &i.error {
+                Some(e @ Invalid::Unbalanced(_)) => Some(e.clone()),
+                _ => None,
+            })
+            .unwrap_or(Invalid::InvalidRoute)),
     }
 }
 
@@ -2442,6 +2605,15 @@ mod tests {
                 "<a@example.org, plain1",
                 "<a@example.org>, plain1@vm.example.test",
             ),
+            // A route's comments follow the address it leads to; a route that leads
+            // to none is kept (`hdr-odd-route-comment`, `hdr-odd-route-only-group`).
+            ("<@r:p@x (c), q", "<q@vm.example.test (c)>"),
+            ("g: <@r:>;, h", "g: <@r:>;, h@vm.example.test"),
+            // A `[` left open holds no comma (`hdr-list-unclosed-bracket-first`).
+            (
+                "b@[127.0.0.1, g1, g2@example.org",
+                "b@[127.0.0.1, g1@vm.example.test, g2@example.org",
+            ),
             (
                 "g: <x, y;, z",
                 "g: <x@vm.example.test>, y@vm.example.test;, z@vm.example.test",
@@ -3017,6 +3189,45 @@ mod tests {
                 prop_assert_eq!(out.as_deref(), Some(want.as_str()), "{:?}", text);
             }
 
+            /// A recipient list with one item left open: every item before it is
+            /// taken, and so is every item after it that a `<` or `[` does not hold;
+            /// the open item is refused, named with the items it swallowed.
+            #[test]
+            fn a_recipient_left_open_loses_no_other(
+                goods in vec("[a-z][a-z0-9]{0,6}@example\\.org", 1..5),
+                bad in select(&[
+                    ("\"b@example.org", '"', true),
+                    ("b@example.org (c", '(', true),
+                    ("<b@example.org", '<', false),
+                    ("N <b@example.org", '<', false),
+                    ("b@[127.0.0.1", '[', false),
+                ][..]),
+                at in any::<Index>(),
+                sep in select(&[",", ", ", " , ", ",\n\t"][..]),
+            ) {
+                let (written, fault, swallows) = bad;
+                let k = at.index(goods.len() + 1);
+                let mut list = goods.clone();
+                list.insert(k, written.to_string());
+                let text = list.join(sep);
+                let mut got = recipients_of_list(&text, false);
+                got.reverse();
+                let taken: Vec<&str> = got
+                    .iter()
+                    .filter(|l| l.error.is_none())
+                    .map(|l| l.address.as_str())
+                    .collect();
+                let kept = if swallows { &goods[..k] } else { &goods[..] };
+                prop_assert_eq!(taken, kept.iter().map(String::as_str).collect::<Vec<_>>());
+                let refused: Vec<_> = got.iter().filter(|l| l.error.is_some()).collect();
+                prop_assert_eq!(refused.len(), 1, "{:?}", text);
+                prop_assert_eq!(refused[0].error.clone(), Some(Invalid::Unbalanced(fault)));
+                prop_assert!(refused[0].text.starts_with(written), "{:?}", refused[0].text);
+                for g in &goods[k..] {
+                    prop_assert!(!swallows || refused[0].text.contains(g.as_str()));
+                }
+            }
+
             #[test]
             fn qualifying_only_adds_the_domain(text in list()) {
                 // `_` is in no generated list, so every `@_q.test` is one that was added.
@@ -3054,8 +3265,6 @@ mod tests {
             ("<<bob@example.org>>", Invalid::NestedAngle),
             ("<a@example.org> <b@example.org>", Invalid::TwoAngle),
             ("<a@example.org", Invalid::Unbalanced('<')),
-            // The `<` comes first and swallows the rest: it is named, not the `(`.
-            ("<b@example.org, c@example.org (x", Invalid::Unbalanced('<')),
             ("b@example.org (x", Invalid::Unbalanced('(')),
             ("<a <b@example.org>", Invalid::Unbalanced('<')),
             ("<<a@example.org>", Invalid::Unbalanced('<')),
@@ -3069,5 +3278,99 @@ mod tests {
             Invalid::NotUtf8.message("j\u{FFFD}hn@example.org"),
             "Syntax error in mailbox address \"j?hn@example.org\" (not UTF-8)"
         );
+    }
+
+    /// A list with a quote, comment, `<` or `[` left open: the items before it are
+    /// taken, the open item is refused and named with what it swallowed, and the items
+    /// a `<` or `[` does not hold are taken too (compat-tests `list-unclosed-*`).
+    #[test]
+    fn a_list_left_open_loses_no_item() {
+        type Want<'a> = Vec<(&'a str, Option<char>)>;
+        let q = Invalid::Unbalanced;
+        for (text, old, want) in [
+            (
+                "g1@x.org, \"b@x.org, g2@x.org",
+                false,
+                vec![("g1@x.org", None), ("\"b@x.org, g2@x.org", Some('"'))],
+            ),
+            (
+                "\"b@x.org, g1@x.org",
+                false,
+                vec![("\"b@x.org, g1@x.org", Some('"'))],
+            ),
+            (
+                "g1@x.org, g2@x.org, \"b@x.org",
+                false,
+                vec![
+                    ("g1@x.org", None),
+                    ("g2@x.org", None),
+                    ("\"b@x.org", Some('"')),
+                ],
+            ),
+            (
+                "g1@x.org, b@x.org (c, g2@x.org",
+                false,
+                vec![("g1@x.org", None), ("b@x.org (c, g2@x.org", Some('('))],
+            ),
+            (
+                "g1@x.org, <b@x.org, g2@x.org",
+                false,
+                vec![
+                    ("g1@x.org", None),
+                    ("<b@x.org, g2@x.org", Some('<')),
+                    ("g2@x.org", None),
+                ],
+            ),
+            (
+                "<b@x.org, g1@x.org, g2@x.org",
+                false,
+                vec![
+                    ("<b@x.org, g1@x.org, g2@x.org", Some('<')),
+                    ("g1@x.org", None),
+                    ("g2@x.org", None),
+                ],
+            ),
+            (
+                "g1@x.org, b@[127.0.0.1, g2@x.org",
+                false,
+                vec![
+                    ("g1@x.org", None),
+                    ("b@[127.0.0.1", Some('[')),
+                    ("g2@x.org", None),
+                ],
+            ),
+            // The `<` comes first: it is named with the rest, then the `(`.
+            (
+                "<b@x.org, c@x.org (y",
+                false,
+                vec![
+                    ("<b@x.org, c@x.org (y", Some('<')),
+                    ("c@x.org (y", Some('(')),
+                ],
+            ),
+            (
+                "a@x.org b@x.org \"c",
+                true,
+                vec![("a@x.org", None), ("b@x.org", None), ("\"c", Some('"'))],
+            ),
+            (
+                "a), \"b",
+                false,
+                vec![("a)", Some(')')), ("\"b", Some('"'))],
+            ),
+            // A source route's commas are route: the item runs to the end.
+            ("<@r:v@x.org, w", false, vec![("<@r:v@x.org, w", Some('<'))]),
+        ] {
+            let mut got = recipients_of_list(text, old);
+            got.reverse();
+            let got: Vec<(String, Option<Invalid>)> =
+                got.into_iter().map(|l| (l.text, l.error)).collect();
+            let want: Want = want;
+            let want: Vec<(String, Option<Invalid>)> = want
+                .into_iter()
+                .map(|(t, e)| (t.to_string(), e.map(q)))
+                .collect();
+            assert_eq!(got, want, "{text}");
+        }
     }
 }
