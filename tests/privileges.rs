@@ -1617,3 +1617,97 @@ fn root_executes_no_deliverer_a_group_could_change() {
         assert_eq!(env.entries().len(), 1, "{args:?}: {said}");
     }
 }
+
+/// A file holding credentials is never read as a list of addresses, whose lines `-bv`
+/// and reasons show: ALIASES or RELAYTABLE naming the configured auth.conf (or the
+/// shadow password file) is refused, 78, with why and the line; an `:include:` of
+/// auth.conf, and an aliases file holding a private key, are not read. No output
+/// shows the password or the key.
+#[test]
+fn a_credentials_file_is_never_read_as_addresses() {
+    if !crate::harness::is_root() {
+        return;
+    }
+    let env = Env::new();
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:s3cret-pw\n").unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o640)).unwrap();
+    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    let base = fs::read_to_string(&env.conf).unwrap();
+    let shown = |r: &crate::harness::Run, ctx: &str| {
+        assert!(
+            !r.stdout.contains("s3cret") && !r.stderr.contains("s3cret"),
+            "{ctx}: the password shown:\n{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(
+            !r.stdout.contains("MIGHAgEA") && !r.stderr.contains("MIGHAgEA"),
+            "{ctx}: the key shown:\n{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+    };
+    for (line, keyword, named) in [
+        (
+            format!("ALIASES {}", auth.display()),
+            "ALIASES",
+            auth.clone(),
+        ),
+        (
+            format!("RELAYTABLE {}", auth.display()),
+            "RELAYTABLE",
+            auth.clone(),
+        ),
+        (
+            "ALIASES /etc/shadow".to_string(),
+            "ALIASES",
+            PathBuf::from("/etc/shadow"),
+        ),
+    ] {
+        fs::write(&env.conf, format!("{base}{line}\n")).unwrap();
+        let n = base.lines().count() + 1;
+        for args in [&["-bv", "bob|127.0.0.1"][..], &["-bv", "root"]] {
+            let r = env.sendmail(args, b"");
+            shown(&r, &line);
+            r.code(78);
+            // -bv says it on its stdout, as sendmail does.
+            assert!(
+                r.stdout.contains(&format!(
+                    "{}: line {n}: {keyword} {} is refused: it is ",
+                    env.conf.display(),
+                    named.display()
+                )) && r.stdout.contains("holds credentials"),
+                "{line}: {}",
+                r.stdout
+            );
+        }
+    }
+    // An :include: of auth.conf, and an aliases file that holds a private key: not read.
+    let aliases = env.dir.join("aliases");
+    fs::write(
+        &aliases,
+        format!("list: :include:{}\nkeyed: root\n", auth.display()),
+    )
+    .unwrap();
+    fs::write(&env.conf, format!("{base}ALIASES {}\n", aliases.display())).unwrap();
+    let r = env.sendmail(&["-bv", "list"], b"");
+    shown(&r, ":include:");
+    assert!(r.stdout.contains("holds credentials"), "{}", r.stdout);
+    let key = env.dir.join("key-aliases");
+    fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nkeyed: MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n\
+         -----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    fs::write(&env.conf, format!("{base}ALIASES {}\n", key.display())).unwrap();
+    let r = env.sendmail(&["-bv", "keyed"], b"");
+    shown(&r, "a private key");
+    assert!(
+        (r.stdout.clone() + &r.stderr).contains("private key"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
