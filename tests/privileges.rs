@@ -1711,3 +1711,89 @@ fn a_credentials_file_is_never_read_as_addresses() {
         r.stderr
     );
 }
+
+/// `check` and `init` agree on a spool a user owns. Her own install (her configuration
+/// and her per-user spool): root's check prints no command that would take either from
+/// her, says what it is and how she checks it; init refuses her configuration and
+/// changes nothing; her submissions keep working. A root's configuration naming a spool
+/// a user owns (the system's): the command check prints, run, is what init then takes.
+#[test]
+fn check_and_init_agree_on_a_spool_a_user_owns() {
+    if !can_switch_user() {
+        return;
+    }
+    let admin = PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-admin"));
+    let run = |conf: &Path, args: &[&str]| {
+        let mut full = vec!["-C", conf.to_str().unwrap()];
+        full.extend_from_slice(args);
+        let out = Command::new(&admin).args(&full).output().unwrap();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let dir = user_dir("own-install");
+    let conf = spool_conf(&dir, "rsendmail.conf");
+    let u = test_user();
+    std::os::unix::fs::chown(&conf, Some(u.uid), None).unwrap();
+    let b = user_visible_bin(&dir, "sendmail");
+    let submit = || {
+        as_user(
+            &b,
+            &["-C", conf.to_str().unwrap(), "-odq", "bob@example.org"],
+            &[],
+            MSG,
+        )
+    };
+    assert_eq!(submit().status.code(), Some(0));
+    let (code, out, _) = run(&conf, &["check"]);
+    assert_eq!(code, Some(78), "{out}");
+    let spool = dir.join("spool");
+    let l = out
+        .lines()
+        .find(|l| l.starts_with(&format!("FAIL spool: {} (", spool.display())))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        l.contains(&format!(
+            "is the per-user spool of the user \"{TEST_USER}\""
+        )) && l.contains(&format!(
+            "runuser -u {TEST_USER} -- rsendmail-admin -C {} check",
+            conf.display()
+        )),
+        "{l}"
+    );
+    let touching: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(" (fix: ") && l.contains(&dir.display().to_string()))
+        .collect();
+    assert!(touching.is_empty(), "{touching:?}");
+    let (code, _, err) = run(&conf, &["init"]);
+    assert_eq!(code, Some(78), "{err}");
+    assert_eq!(fs::metadata(&spool).unwrap().uid(), u.uid);
+    assert_eq!(submit().status.code(), Some(0));
+    // A root's configuration naming a spool a user owns: check's command, then init.
+    let env = Env::new();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let st = Command::new("chown")
+        .args(["-R", TEST_USER, env.spool.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (code, out, _) = run(&env.conf, &["check"]);
+    assert_eq!(code, Some(78), "{out}");
+    let l = out
+        .lines()
+        .find(|l| l.starts_with(&format!("FAIL spool: {} (", env.spool.display())))
+        .unwrap_or_else(|| panic!("{out}"));
+    let fix = l
+        .rsplit_once(" (fix: ")
+        .and_then(|(_, f)| f.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{l}"));
+    assert!(fix.contains("chown root"), "{l}");
+    let st = Command::new("sh").args(["-c", fix]).status().unwrap();
+    assert!(st.success(), "{fix}");
+    let (code, out, err) = run(&env.conf, &["init"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains(&format!("{}: ready", env.spool.display())),
+        "{out}"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

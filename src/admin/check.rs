@@ -1888,6 +1888,35 @@ fn space_step(t: &mut Tally, dir: &Path) {
     }
 }
 
+/// For root's check of a shared spool: when the spool and the configuration file both
+/// belong to one user, who made them for her own install (a per-user spool, which her
+/// programs use): what it is and how to check it, never a `chown root` of it or of her
+/// directories, which would take it from her (`init` refuses her configuration, and so
+/// changes nothing either). None otherwise.
+fn per_user_install(s: &app::Setup, spool_md: &std::fs::Metadata) -> Option<String> {
+    let uid = spool_md.uid();
+    if s.spool.private || uid == 0 || !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let conf = s.cfg.file.as_ref()?;
+    let conf_md = std::fs::metadata(conf).ok()?;
+    (conf_md.uid() == uid).then(|| {
+        let user = crate::spool::safety::user_name(uid);
+        format!(
+            "{} ({}) is the per-user spool of {}, whose configuration {} is: hers to \
+             keep, so nothing here changes it, nor does `rsendmail-admin init`, and root's \
+             programs use neither; check it as she uses it: runuser -u {} -- \
+             rsendmail-admin -C {} check",
+            s.spool.dir.display(),
+            owner_mode(spool_md),
+            crate::spool::safety::the_user_id(uid),
+            conf.display(),
+            sh_word(Path::new(&user)),
+            sh_word(conf)
+        )
+    })
+}
+
 /// The spool, the set-gid binary, the wake-up FIFO and auth.conf.
 fn install_steps(t: &mut Tally, s: &app::Setup) {
     let dir = &s.spool.dir;
@@ -1931,6 +1960,13 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             return;
         }
     };
+    // A user's own install (her configuration, her spool): hers to keep. Root's
+    // programs refuse her configuration (the config step says why), `init` changes
+    // nothing of it, so no command here takes it from her either.
+    if let Some(why) = per_user_install(s, &spool_md) {
+        t.fail(Sysexit::Config, "spool", &why);
+        return;
+    }
     // `/`, `/home`, `/var/mail`: never given the spool's modes.
     // Named as the spool was named: `O QueueDirectory=` in a file, or on the command
     // line, is not SPOOLDIR's line.
