@@ -575,6 +575,14 @@ impl Aliases {
 
     /// [`Aliases::load`], checking the targets as [`Aliases::parse`] says.
     pub fn load_checked(path: &Path, check_targets: bool) -> Result<Aliases, std::io::Error> {
+        // A file holding credentials (auth.conf, a private key): its lines would be
+        // shown in reasons and `-bv` as aliases.
+        if let Some(why) = crate::spool::safety::secret_file(path, &[]) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{why}, which holds credentials and is never read as aliases"),
+            ));
+        }
         // A regular file of at most `MAX_FILE` octets: a FIFO, a device or a directory
         // is refused with the reason (`InvalidData`), never read or waited on.
         let (text, md) =
@@ -592,6 +600,12 @@ impl Aliases {
             crate::text::readable_by_all(&md),
         );
         a.owner = owner;
+        if crate::spool::safety::holds_private_key(&text) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "it holds a private key, which is never read as aliases",
+            ));
+        }
         // A NUL octet: not a text file (`/proc/1/environ`, a binary named by mistake),
         // whose lines cannot be trusted one by one: none is used (its problems and
         // summary are still those `newaliases` lists).
@@ -1086,6 +1100,15 @@ pub fn read_list_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, u32, boo
     use crate::boundedfile::{ReadError, read_regular};
     match read_regular(path, no_follow, MAX_LIST_FILE) {
         Ok((_, md)) if md.mode() & 0o002 != 0 => Err(ListFileError::WorldWritable),
+        // Credentials: their lines would be shown in reasons as addresses.
+        Ok((text, _)) if crate::spool::safety::holds_private_key(&text) => Err(
+            ListFileError::Denied("it holds a private key, never read as a list".into()),
+        ),
+        Ok(_) if let Some(why) = crate::spool::safety::secret_file(path, &[]) => {
+            Err(ListFileError::Denied(format!(
+                "{why}, which holds credentials and is never read as a list"
+            )))
+        }
         Ok((text, md)) => match crate::text::file_fault(&text) {
             Some((line, what)) => Err(ListFileError::NotText(line, what.into())),
             None => {
@@ -1279,6 +1302,11 @@ pub fn read_list_in_child(
     use std::process::Stdio;
     use std::time::{Duration, Instant};
     let cannot = |e: std::io::Error| ListFileError::Io(format!("cannot read it as uid {uid}: {e}"));
+    if let Some(why) = crate::spool::safety::secret_file(path, &[]) {
+        return Err(ListFileError::Denied(format!(
+            "{why}, which holds credentials and is never read as a list"
+        )));
+    }
     cmd.arg("--read-list")
         .arg(path)
         .arg(if no_follow { "nofollow" } else { "follow" });

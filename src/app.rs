@@ -228,6 +228,8 @@ fn setup_invocation(inv: Invocation) -> Result<Setup, Fatal> {
     let log_group = (!private)
         .then(|| std::fs::metadata(&spool_dir).ok().map(|m| m.gid()))
         .flatten();
+    crate::log::set_rsendmails_files(rsendmails_files(&cfg, &settings, &spool_dir));
+    crate::spool::safety::set_secret_files(cfg.secret_files());
     crate::log::configure(cfg.maillog_file(), inv.is_long_running(), log_group);
     // Where the path was named: only the caller's own built-in default is made on
     // demand (`Spool::check_present`).
@@ -651,6 +653,73 @@ pub fn may_see_queue(spool: &Spool) -> bool {
     let gid = md.gid();
     nix::unistd::getgid().as_raw() == gid
         || nix::unistd::getgroups().is_ok_and(|g| g.iter().any(|x| x.as_raw() == gid))
+}
+
+/// rsendmail's own files other than its log, each with what it is (`the configuration
+/// file`, `AUTHPATH`, `the program`): the configuration, every file it names (the
+/// aliases, the relay table, auth.conf, the certificates, the mail name's file, the pid
+/// file), the spool directory (all below it is the spool's), and the installed programs
+/// and their links. A MAILLOG naming one of them is refused by every program
+/// ([`crate::log::open_log_file_for`]) and failed by `rsendmail-admin check`: a log line
+/// appended there would corrupt it, or a user's text would become rsendmail's.
+pub fn rsendmails_files(
+    cfg: &Config,
+    settings: &crate::options::Settings,
+    spool_dir: &Path,
+) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    let mut put = |what: &str, p: Option<&PathBuf>| {
+        if let Some(p) = p {
+            out.push((what.to_string(), p.clone()));
+        }
+    };
+    put("the configuration file", cfg.file.as_ref());
+    put(
+        "the aliases file (ALIASES)",
+        Some(settings.alias_file.as_ref().unwrap_or(&cfg.aliases)),
+    );
+    put("the relay table (RELAYTABLE)", cfg.relay_table.as_ref());
+    put("the credentials file (AUTHPATH)", cfg.auth_path.as_ref());
+    put("the certificate file (CERTFILE)", cfg.cert_file.as_ref());
+    put("the CA file (O CACertFile)", settings.ca_cert_file.as_ref());
+    let mailname = cfg
+        .mailname
+        .as_deref()
+        .filter(|m| m.starts_with('/'))
+        .map(PathBuf::from);
+    put("the mail name's file (MAILNAME)", mailname.as_ref());
+    put(
+        "the daemon's pid file (O PidFile)",
+        settings.pid_file.as_ref(),
+    );
+    put("the spool (SPOOLDIR)", Some(&spool_dir.to_path_buf()));
+    let exe = std::env::current_exe().ok();
+    let beside = |name: &str| exe.as_ref().and_then(|e| e.parent()).map(|d| d.join(name));
+    for p in [
+        exe.clone(),
+        beside("rsendmail"),
+        beside("rsendmail-admin"),
+        beside("rsendmail-deliver"),
+        Some(deliver_path()),
+        Some(PathBuf::from(INSTALLED_DELIVER)),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(
+        [
+            "/usr/sbin/rsendmail",
+            "/usr/sbin/rsendmail-admin",
+            "/usr/sbin/sendmail",
+            "/usr/lib/sendmail",
+            "/usr/bin/mailq",
+            "/usr/bin/newaliases",
+            "/usr/sbin/newaliases",
+        ]
+        .map(PathBuf::from),
+    ) {
+        put("the program", Some(&p));
+    }
+    out
 }
 
 /// The installed deliverer: what a set-id program runs unless the one beside it is

@@ -747,6 +747,31 @@ impl Config {
                 keyword
             }
         };
+        // A file of addresses that is a credentials file: its lines would be shown in
+        // reasons and `-bv` as aliases or relays.
+        let secrets = self.secret_files();
+        for (what, path) in [
+            ("ALIASES", Some(alias_file)),
+            ("RELAYTABLE", self.relay_table.as_ref()),
+        ] {
+            let Some(p) = path else { continue };
+            if let Some(why) = crate::spool::safety::secret_file(p, &secrets) {
+                return Err(Fatal::new(
+                    Sysexit::Config,
+                    format!(
+                        "{}{what} {} is refused: {why}, which holds credentials and is \
+                         never read as {}",
+                        at(what),
+                        p.display(),
+                        if what == "ALIASES" {
+                            "aliases"
+                        } else {
+                            "a relay table"
+                        },
+                    ),
+                ));
+            }
+        }
         let mut read = Vec::new();
         for (what, path) in [
             ("RELAYTABLE", self.relay_table.as_ref()),
@@ -1015,6 +1040,21 @@ impl Config {
             }
         }
         out
+    }
+
+    /// The files the configuration names that hold credentials, with what each is:
+    /// AUTHPATH and CERTFILE (which holds the private key).
+    pub fn secret_files(&self) -> Vec<(String, PathBuf)> {
+        [
+            ("the credentials file (AUTHPATH)", self.auth_path.as_ref()),
+            (
+                "the certificate and key file (CERTFILE)",
+                self.cert_file.as_ref(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(w, p)| Some((w.to_string(), p?.clone())))
+        .collect()
     }
 
     /// The first file [`Config::untrusted_files`] names, refused (EX_CONFIG) with who
@@ -1628,6 +1668,16 @@ fn hidden_line_problem(keyword: &str) -> String {
 
 /// Read the relay table; errors name the file (and line) and are EX_CONFIG.
 pub fn load_relay_table(path: &Path, default_port: u16) -> Result<Vec<RelayRule>, Fatal> {
+    if let Some(why) = crate::spool::safety::secret_file(path, &[]) {
+        return Err(Fatal::new(
+            Sysexit::Config,
+            format!(
+                "RELAYTABLE {} is refused: {why}, which holds credentials and is never \
+                 read as a relay table",
+                path.display()
+            ),
+        ));
+    }
     let quoted = std::fs::metadata(path).is_ok_and(|md| crate::text::readable_by_all(&md));
     relay_table_of(path, "", read_text(path), default_port, quoted)
 }

@@ -358,6 +358,15 @@ fn syslog_available() -> bool {
 /// logged too.
 pub const MAILLOG_MODE: u32 = 0o660;
 
+/// rsendmail's files other than its log ([`crate::app::rsendmails_files`]), which no
+/// MAILLOG may name ([`open_log_file_for`]); set once, before [`configure`].
+static OWN_FILES: OnceLock<Vec<(String, std::path::PathBuf)>> = OnceLock::new();
+
+/// Record rsendmail's files other than its log ([`OWN_FILES`]).
+pub fn set_rsendmails_files(files: Vec<(String, std::path::PathBuf)>) {
+    let _ = OWN_FILES.set(files);
+}
+
 /// [`open_log_file_for`] without a group: a file made now keeps the process's group.
 pub fn open_log_file(path: &Path) -> std::io::Result<File> {
     open_log_file_for(path, None)
@@ -376,6 +385,15 @@ pub fn open_log_file(path: &Path) -> std::io::Result<File> {
 /// shared spool's) when given; an existing file keeps the owner and mode it has.
 pub fn open_log_file_for(path: &Path, group: Option<u32>) -> std::io::Result<File> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    // Another of rsendmail's files (the configuration, auth.conf, the aliases, a
+    // program, the spool) is never a log, whoever runs.
+    if let Some(files) = OWN_FILES.get()
+        && let Some(why) = crate::spool::safety::one_of(path, files)
+    {
+        return Err(std::io::Error::other(format!(
+            "{why}, never a log (never opened)"
+        )));
+    }
     // No process makes or appends to a file in a directory someone it does not trust
     // could change (she could swap the file, or the directory, for one of her own or a
     // link): root, and a set-gid program, trust root alone; any other process root and

@@ -5513,8 +5513,10 @@ fn a_tls_file_the_spools_group_cannot_read_is_failed() {
     let copy = env.dir.join("tls/client.pem");
     assert!(
         cmd.contains(&format!(
-            "install -o root -g {} -m 640 {} {}",
+            "install -o root -g {} -m 640 /dev/null {} && sed -n '/^-----BEGIN /,/^-----END \
+             /p' {} >> {}",
             group_name(spool_gid()),
+            copy.display(),
             pem.display(),
             copy.display()
         )) && cmd.contains(&format!("sed -i '{n}s|.*|CERTFILE {}|' ", copy.display())),
@@ -5544,8 +5546,7 @@ fn a_tls_file_the_spools_group_cannot_read_is_failed() {
         );
         let cmd = fix_of(l).unwrap_or_else(|| panic!("{l}"));
         let install = format!(
-            "install -o root -g {} -m 640 {} ",
-            group_name(spool_gid()),
+            "sed -n '/^-----BEGIN /,/^-----END /p' {} >> ",
             file.display()
         );
         let to = cmd
@@ -5945,4 +5946,134 @@ fn a_system_directory_above_the_programs_gets_no_fix() {
         r.stdout
     );
     assert_eq!(fs::metadata(&sbin).unwrap().mode() & 0o7777, 0o2775);
+}
+
+/// MAILLOG naming another of rsendmail's files (auth.conf, the configuration, the
+/// aliases file, the installed program, a file in the spool) fails the check with why
+/// and the line to correct, and no command touches it (a `chmod 660` of auth.conf
+/// would hand the credentials to the spool's group).
+#[test]
+fn maillog_naming_another_of_rsendmails_files_fails_without_a_fix() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let auth = auth_conf(&env, 0o640);
+    let aliases = env.dir.join("aliases");
+    fs::write(&aliases, "postmaster: root\n").unwrap();
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    let (prog, run) = install_check(&env);
+    let base = fs::read_to_string(&env.conf).unwrap();
+    let program = prog.with_file_name("rsendmail");
+    let in_spool = env.spool.join("tmp");
+    for (named, what) in [
+        (&auth, "AUTHPATH"),
+        (&env.conf, "the configuration file"),
+        (&aliases, "ALIASES"),
+        (&program, "the program"),
+        (&in_spool, "the spool"),
+    ] {
+        fs::write(&env.conf, format!("{base}MAILLOG {}\n", named.display())).unwrap();
+        let n = base.lines().count() + 1;
+        let before = fs::metadata(named)
+            .map(|m| (m.mode(), m.uid(), m.gid()))
+            .ok();
+        let r = run();
+        r.code(78);
+        let l = line(
+            &r,
+            &format!("FAIL maillog: MAILLOG names {}: ", named.display()),
+        );
+        assert!(
+            l.contains(what)
+                && l.contains("never a log")
+                && l.ends_with(&format!("correct {}: line {n}", env.conf.display())),
+            "{l}"
+        );
+        let touching: Vec<String> = fixes_in(&r.stdout)
+            .into_iter()
+            .filter(|c| c.contains(&named.display().to_string()))
+            .collect();
+        assert!(touching.is_empty(), "{what}: {touching:?}\n{}", r.stdout);
+        let after = fs::metadata(named)
+            .map(|m| (m.mode(), m.uid(), m.gid()))
+            .ok();
+        assert_eq!(before, after, "{what} changed by the check");
+    }
+}
+
+/// The certificate copy goes only into a `tls` beside the configuration that is a real
+/// directory, root's and written by root alone, or one it makes (0750, the spool's
+/// group): through a link `tls -> elsewhere` (a root's link to /etc would have it write
+/// /etc/client.pem), or into a `tls` a user owns or everyone may write, no copy is
+/// offered and nothing is written. What the file holds around its PEM blocks (a note,
+/// a password) is not copied.
+#[test]
+fn the_certificate_copy_goes_only_into_roots_own_tls_and_only_its_pem_blocks() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    let Some(pki) = crate::tls::Pki::make(&env.dir) else {
+        return;
+    };
+    let private = env.dir.join("private");
+    fs::create_dir(&private).unwrap();
+    chgrp_chmod(&private, 65534, 0o710);
+    let client = private.join("client.pem");
+    let pem = format!(
+        "{}{}",
+        fs::read_to_string(pki.path("srv.pem")).unwrap(),
+        fs::read_to_string(pki.path("srv.key")).unwrap()
+    );
+    fs::write(
+        &client,
+        format!("Bag Attributes\n    note: s3cret-note\n{pem}trailing s3cret-text\n"),
+    )
+    .unwrap();
+    chgrp_chmod(&client, 65534, 0o640);
+    env.add_config(&format!("STARTTLS\nCERTFILE {}\n", client.display()));
+    let tls = env.dir.join("tls");
+    let elsewhere = env.dir.join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let user = crate::harness::test_user();
+    let offered = |why: &str| {
+        let r = run();
+        let l = line(
+            &r,
+            &format!("FAIL tls files: CERTFILE {}", client.display()),
+        );
+        assert!(fix_of(l).is_none() && l.contains(why), "{why}: {l}");
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0, "{why}");
+    };
+    std::os::unix::fs::symlink(&elsewhere, &tls).unwrap();
+    offered("is a symbolic link");
+    fs::remove_file(&tls).unwrap();
+    fs::create_dir(&tls).unwrap();
+    std::os::unix::fs::chown(&tls, Some(user.uid), None).unwrap();
+    offered("not root");
+    std::os::unix::fs::chown(&tls, Some(0), None).unwrap();
+    chmod(&tls, 0o777);
+    offered("may be written by others than root");
+    fs::remove_dir(&tls).unwrap();
+    // Not there: made 0750 of the spool's group, then the PEM blocks alone copied.
+    let r = run();
+    let l = line(
+        &r,
+        &format!("FAIL tls files: CERTFILE {}", client.display()),
+    );
+    let cmd = fix_of(l).unwrap_or_else(|| panic!("{l}"));
+    assert!(sh(cmd).success(), "{cmd}");
+    let md = fs::symlink_metadata(&tls).unwrap();
+    assert!(
+        md.is_dir() && md.uid() == 0 && md.mode() & 0o7777 == 0o750,
+        "{md:?}"
+    );
+    assert_eq!(md.gid(), spool_gid());
+    let copied = fs::read_to_string(tls.join("client.pem")).unwrap();
+    assert!(!copied.contains("s3cret"), "{copied}");
+    assert_eq!(copied, pem);
+    let r = run();
+    assert!(!r.stdout.contains("FAIL tls files"), "{}", r.stdout);
 }

@@ -568,3 +568,54 @@ fn control_characters_are_made_harmless_in_the_log() {
         "{text:?}"
     );
 }
+
+/// MAILLOG naming another of rsendmail's files (the configuration itself, auth.conf,
+/// the aliases file, a file in the spool, the program) is never appended to, whoever
+/// runs: the run says so once on its stderr, as for any MAILLOG it cannot use, and
+/// takes the mail; the file is left as it was.
+#[test]
+fn maillog_naming_another_of_rsendmails_files_is_never_written() {
+    let env = Env::new();
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:s3cret-pw\n").unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+    let aliases = env.dir.join("aliases");
+    fs::write(&aliases, "postmaster: root\n").unwrap();
+    env.add_config(&format!(
+        "AUTHPATH {}\nALIASES {}\n",
+        auth.display(),
+        aliases.display()
+    ));
+    let base = fs::read_to_string(&env.conf).unwrap();
+    let in_spool = env.spool.join("maillog");
+    let program = crate::harness::bin();
+    for (named, what) in [
+        (&env.conf, "the configuration file"),
+        (&auth, "AUTHPATH"),
+        (&aliases, "ALIASES"),
+        (&in_spool, "the spool"),
+        (&program, "the program"),
+    ] {
+        fs::write(&env.conf, format!("{base}MAILLOG {}\n", named.display())).unwrap();
+        let before = fs::read(named).ok();
+        let r = env.sendmail(&["-odq", "bob@example.org"], MSG);
+        r.code(0);
+        let w = maillog_warning(&r.stderr, what);
+        assert!(
+            w.contains(&format!("cannot open MAILLOG {}: ", named.display()))
+                && w.contains(what)
+                && w.contains("never a log"),
+            "{w}"
+        );
+        if named == &env.conf {
+            let now = fs::read_to_string(named).unwrap();
+            assert_eq!(
+                now,
+                format!("{base}MAILLOG {}\n", named.display()),
+                "{what}"
+            );
+        } else {
+            assert_eq!(fs::read(named).ok(), before, "{what}");
+        }
+    }
+}

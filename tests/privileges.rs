@@ -1617,3 +1617,183 @@ fn root_executes_no_deliverer_a_group_could_change() {
         assert_eq!(env.entries().len(), 1, "{args:?}: {said}");
     }
 }
+
+/// A file holding credentials is never read as a list of addresses, whose lines `-bv`
+/// and reasons show: ALIASES or RELAYTABLE naming the configured auth.conf (or the
+/// shadow password file) is refused, 78, with why and the line; an `:include:` of
+/// auth.conf, and an aliases file holding a private key, are not read. No output
+/// shows the password or the key.
+#[test]
+fn a_credentials_file_is_never_read_as_addresses() {
+    if !crate::harness::is_root() {
+        return;
+    }
+    let env = Env::new();
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:s3cret-pw\n").unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o640)).unwrap();
+    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    let base = fs::read_to_string(&env.conf).unwrap();
+    let shown = |r: &crate::harness::Run, ctx: &str| {
+        assert!(
+            !r.stdout.contains("s3cret") && !r.stderr.contains("s3cret"),
+            "{ctx}: the password shown:\n{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(
+            !r.stdout.contains("MIGHAgEA") && !r.stderr.contains("MIGHAgEA"),
+            "{ctx}: the key shown:\n{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+    };
+    for (line, keyword, named) in [
+        (
+            format!("ALIASES {}", auth.display()),
+            "ALIASES",
+            auth.clone(),
+        ),
+        (
+            format!("RELAYTABLE {}", auth.display()),
+            "RELAYTABLE",
+            auth.clone(),
+        ),
+        (
+            "ALIASES /etc/shadow".to_string(),
+            "ALIASES",
+            PathBuf::from("/etc/shadow"),
+        ),
+    ] {
+        fs::write(&env.conf, format!("{base}{line}\n")).unwrap();
+        let n = base.lines().count() + 1;
+        for args in [&["-bv", "bob|127.0.0.1"][..], &["-bv", "root"]] {
+            let r = env.sendmail(args, b"");
+            shown(&r, &line);
+            r.code(78);
+            // -bv says it on its stdout, as sendmail does.
+            assert!(
+                r.stdout.contains(&format!(
+                    "{}: line {n}: {keyword} {} is refused: it is ",
+                    env.conf.display(),
+                    named.display()
+                )) && r.stdout.contains("holds credentials"),
+                "{line}: {}",
+                r.stdout
+            );
+        }
+    }
+    // An :include: of auth.conf, and an aliases file that holds a private key: not read.
+    let aliases = env.dir.join("aliases");
+    fs::write(
+        &aliases,
+        format!("list: :include:{}\nkeyed: root\n", auth.display()),
+    )
+    .unwrap();
+    fs::write(&env.conf, format!("{base}ALIASES {}\n", aliases.display())).unwrap();
+    let r = env.sendmail(&["-bv", "list"], b"");
+    shown(&r, ":include:");
+    assert!(r.stdout.contains("holds credentials"), "{}", r.stdout);
+    let key = env.dir.join("key-aliases");
+    fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nkeyed: MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n\
+         -----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    fs::write(&env.conf, format!("{base}ALIASES {}\n", key.display())).unwrap();
+    let r = env.sendmail(&["-bv", "keyed"], b"");
+    shown(&r, "a private key");
+    assert!(
+        (r.stdout.clone() + &r.stderr).contains("private key"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+/// `check` and `init` agree on a spool a user owns. Her own install (her configuration
+/// and her per-user spool): root's check prints no command that would take either from
+/// her, says what it is and how she checks it; init refuses her configuration and
+/// changes nothing; her submissions keep working. A root's configuration naming a spool
+/// a user owns (the system's): the command check prints, run, is what init then takes.
+#[test]
+fn check_and_init_agree_on_a_spool_a_user_owns() {
+    if !can_switch_user() {
+        return;
+    }
+    let admin = PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-admin"));
+    let run = |conf: &Path, args: &[&str]| {
+        let mut full = vec!["-C", conf.to_str().unwrap()];
+        full.extend_from_slice(args);
+        let out = Command::new(&admin).args(&full).output().unwrap();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let dir = user_dir("own-install");
+    let conf = spool_conf(&dir, "rsendmail.conf");
+    let u = test_user();
+    std::os::unix::fs::chown(&conf, Some(u.uid), None).unwrap();
+    let b = user_visible_bin(&dir, "sendmail");
+    let submit = || {
+        as_user(
+            &b,
+            &["-C", conf.to_str().unwrap(), "-odq", "bob@example.org"],
+            &[],
+            MSG,
+        )
+    };
+    assert_eq!(submit().status.code(), Some(0));
+    let (code, out, _) = run(&conf, &["check"]);
+    assert_eq!(code, Some(78), "{out}");
+    let spool = dir.join("spool");
+    let l = out
+        .lines()
+        .find(|l| l.starts_with(&format!("FAIL spool: {} (", spool.display())))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        l.contains(&format!(
+            "is the per-user spool of the user \"{TEST_USER}\""
+        )) && l.contains(&format!(
+            "runuser -u {TEST_USER} -- rsendmail-admin -C {} check",
+            conf.display()
+        )),
+        "{l}"
+    );
+    let touching: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(" (fix: ") && l.contains(&dir.display().to_string()))
+        .collect();
+    assert!(touching.is_empty(), "{touching:?}");
+    let (code, _, err) = run(&conf, &["init"]);
+    assert_eq!(code, Some(78), "{err}");
+    assert_eq!(fs::metadata(&spool).unwrap().uid(), u.uid);
+    assert_eq!(submit().status.code(), Some(0));
+    // A root's configuration naming a spool a user owns: check's command, then init.
+    let env = Env::new();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let st = Command::new("chown")
+        .args(["-R", TEST_USER, env.spool.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (code, out, _) = run(&env.conf, &["check"]);
+    assert_eq!(code, Some(78), "{out}");
+    let l = out
+        .lines()
+        .find(|l| l.starts_with(&format!("FAIL spool: {} (", env.spool.display())))
+        .unwrap_or_else(|| panic!("{out}"));
+    let fix = l
+        .rsplit_once(" (fix: ")
+        .and_then(|(_, f)| f.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{l}"));
+    assert!(fix.contains("chown root"), "{l}");
+    let st = Command::new("sh").args(["-c", fix]).status().unwrap();
+    assert!(st.success(), "{fix}");
+    let (code, out, err) = run(&env.conf, &["init"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains(&format!("{}: ready", env.spool.display())),
+        "{out}"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -4760,3 +4760,47 @@ exit 0
     drop(sink);
     let _ = fs::remove_dir_all(&top);
 }
+
+/// A second daemon given the `O PidFile=` of one that runs is not started: it exits 69
+/// saying so, and the pid file still names the first, which goes on.
+#[test]
+fn a_second_daemon_does_not_take_a_running_ones_pid_file() {
+    use crate::harness::servers::Daemon;
+    let env = Env::new();
+    let pid_file = env.dir.join("rsendmail.pid");
+    env.add_config(&format!("O PidFile={}\n", pid_file.display()));
+    let d = Daemon::start(&env, &["-q30m"]);
+    let first = d.child.id();
+    wait_until(Duration::from_secs(10), "the pid file", || {
+        fs::read_to_string(&pid_file).is_ok_and(|t| t.starts_with(&format!("{first}\n")))
+    });
+    let port = crate::harness::closed_tcp_port();
+    let err_file = env.dir.join("second.err");
+    let mut second = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-bD", "-q30m"])
+        .arg(format!("-ODaemonPortOptions=Port={port},Addr=127.0.0.1"))
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&err_file).unwrap())
+        .stderr(fs::File::create(env.dir.join("second.stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    // Killed after the wait when it runs on.
+    let status = wait_exit(&mut second, Duration::from_secs(20));
+    let err = fs::read_to_string(&err_file).unwrap()
+        + &fs::read_to_string(env.dir.join("second.stderr")).unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(69), "{err}");
+    assert!(
+        err.contains(&format!(
+            "O PidFile {} names the daemon that runs as process {first}",
+            pid_file.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        fs::read_to_string(&pid_file)
+            .unwrap()
+            .starts_with(&format!("{first}\n")),
+        "the pid file was taken"
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", d.port)).is_ok());
+}

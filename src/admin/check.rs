@@ -455,6 +455,7 @@ pub fn overridden_lines(text: &str, name: &str) -> Vec<String> {
 /// owns: she chose what is in it) is made anew in a directory that is root's alone.
 /// Whether none failed.
 fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
+    let clash = maillog_clash_step(t, s);
     let found: Vec<_> = s
         .cfg
         .untrusted_files(&s.settings, app::maillog_group(s))
@@ -462,6 +463,10 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
         .filter(|u| u.what != "CONFIG")
         .collect();
     for u in &found {
+        // Another of rsendmail's files: the maillog step says so, with no repair.
+        if u.what == "MAILLOG" && clash {
+            continue;
+        }
         // A device, a FIFO, a system file: said, never repaired here.
         let md = match u.what {
             "MAILLOG" => std::fs::symlink_metadata(&u.path).ok(),
@@ -514,7 +519,7 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
             &format!("{}{repair}", u.problem()),
         );
     }
-    found.is_empty()
+    found.is_empty() && !clash
 }
 
 /// The repair [`trust_step`] and [`config_step`] offer for `u`: never a change of the
@@ -1272,6 +1277,48 @@ fn cert_copy_fix(s: &app::Setup, keyword: &str, src: &Path, at: &str, group: &st
     let copy = tls.join(name);
     let real = |p: &Path| std::fs::canonicalize(p).ok();
     let mut cmds = Vec::new();
+    // `tls` itself: a real directory (never a link, which could lead anywhere, /etc),
+    // root's and written by root alone; or not there, then made so.
+    match std::fs::symlink_metadata(&tls) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            cmds.push(format!(
+                "install -d -o root -g {group} -m 750 {}",
+                sh_word(&tls)
+            ));
+        }
+        Ok(md) if md.file_type().is_symlink() => {
+            return by_hand(&format!(
+                "{} is a symbolic link, which could lead anywhere",
+                tls.display()
+            ));
+        }
+        Ok(md) if !md.is_dir() => {
+            return by_hand(&format!(
+                "{} is {}, not a directory",
+                tls.display(),
+                crate::spool::safety::kind_of(&md.file_type())
+            ));
+        }
+        Ok(md) if md.uid() != 0 => {
+            return by_hand(&format!(
+                "{} is owned by {}, not root: whoever owns it chooses what is in it",
+                tls.display(),
+                crate::spool::safety::the_user_id(md.uid())
+            ));
+        }
+        Ok(md)
+            if md.mode() & 0o022 != 0
+                || crate::spool::safety::others_may_write(&tls, &md, false) =>
+        {
+            return by_hand(&format!(
+                "{} ({}) may be written by others than root",
+                tls.display(),
+                owner_mode(&md)
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => return by_hand(&format!("{}: {}", tls.display(), config::io_text(&e))),
+    }
     if real(src).is_some_and(|r| Some(r) == real(&copy)) {
         // Already the copy: given the group and mode.
         cmds.push(format!("chgrp {group} {}", sh_word(&copy)));
@@ -1280,14 +1327,19 @@ fn cert_copy_fix(s: &app::Setup, keyword: &str, src: &Path, at: &str, group: &st
     }
     match std::fs::symlink_metadata(&copy) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            cmds.push(format!("install -d -m 755 {}", sh_word(&tls)));
+            // Its PEM blocks alone: no text around them (a note, a password) is copied
+            // where the spool's group reads it.
             cmds.push(format!(
-                "install -o root -g {group} -m 640 {} {}",
+                "install -o root -g {group} -m 640 /dev/null {}",
+                sh_word(&copy)
+            ));
+            cmds.push(format!(
+                "sed -n '/^-----BEGIN /,/^-----END /p' {} >> {}",
                 sh_word(src),
                 sh_word(&copy)
             ));
         }
-        Ok(md) if md.is_file() && std::fs::read(&copy).is_ok_and(|c| c == text) => {
+        Ok(md) if md.is_file() && std::fs::read(&copy).is_ok_and(|c| c == pem_blocks(&text)) => {
             // The same text there already (an earlier copy): the line alone.
         }
         _ => {
@@ -1326,6 +1378,24 @@ fn cert_copy_fix(s: &app::Setup, keyword: &str, src: &Path, at: &str, group: &st
         None if cmds.is_empty() => format!(" (correct {at} to read `{line}`)"),
         None => format!("{}, then correct {at} to read `{line}`", fix(&cmds)),
     }
+}
+
+/// The PEM blocks of `text`, each line from a `-----BEGIN ` line to the next `-----END `
+/// line, as `sed -n '/^-----BEGIN /,/^-----END /p'` prints them: what the certificate
+/// copy ([`cert_copy_fix`]) holds.
+fn pem_blocks(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        if !inside && line.starts_with(b"-----BEGIN ") {
+            inside = true;
+        }
+        if inside {
+            out.extend_from_slice(line);
+            inside = !line.starts_with(b"-----END ");
+        }
+    }
+    out
 }
 
 /// The end of a line for a problem of `path`, which the configuration's `keyword`
@@ -1818,6 +1888,35 @@ fn space_step(t: &mut Tally, dir: &Path) {
     }
 }
 
+/// For root's check of a shared spool: when the spool and the configuration file both
+/// belong to one user, who made them for her own install (a per-user spool, which her
+/// programs use): what it is and how to check it, never a `chown root` of it or of her
+/// directories, which would take it from her (`init` refuses her configuration, and so
+/// changes nothing either). None otherwise.
+fn per_user_install(s: &app::Setup, spool_md: &std::fs::Metadata) -> Option<String> {
+    let uid = spool_md.uid();
+    if s.spool.private || uid == 0 || !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let conf = s.cfg.file.as_ref()?;
+    let conf_md = std::fs::metadata(conf).ok()?;
+    (conf_md.uid() == uid).then(|| {
+        let user = crate::spool::safety::user_name(uid);
+        format!(
+            "{} ({}) is the per-user spool of {}, whose configuration {} is: hers to \
+             keep, so nothing here changes it, nor does `rsendmail-admin init`, and root's \
+             programs use neither; check it as she uses it: runuser -u {} -- \
+             rsendmail-admin -C {} check",
+            s.spool.dir.display(),
+            owner_mode(spool_md),
+            crate::spool::safety::the_user_id(uid),
+            conf.display(),
+            sh_word(Path::new(&user)),
+            sh_word(conf)
+        )
+    })
+}
+
 /// The spool, the set-gid binary, the wake-up FIFO and auth.conf.
 fn install_steps(t: &mut Tally, s: &app::Setup) {
     let dir = &s.spool.dir;
@@ -1861,6 +1960,13 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             return;
         }
     };
+    // A user's own install (her configuration, her spool): hers to keep. Root's
+    // programs refuse her configuration (the config step says why), `init` changes
+    // nothing of it, so no command here takes it from her either.
+    if let Some(why) = per_user_install(s, &spool_md) {
+        t.fail(Sysexit::Config, "spool", &why);
+        return;
+    }
     // `/`, `/home`, `/var/mail`: never given the spool's modes.
     // Named as the spool was named: `O QueueDirectory=` in a file, or on the command
     // line, is not SPOOLDIR's line.
@@ -2250,6 +2356,41 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
     }
 }
 
+/// MAILLOG naming another of rsendmail's files ([`maillog_clash`]): a `FAIL maillog`
+/// line with why and the line to correct, never a repair. Whether it does.
+fn maillog_clash_step(t: &mut Tally, s: &app::Setup) -> bool {
+    let Some(p) = &s.cfg.maillog else {
+        return false;
+    };
+    if let Some(why) = maillog_clash(s) {
+        let at = s.cfg.where_set("MAILLOG");
+        let at = at.trim_end_matches(": ");
+        t.fail(
+            Sysexit::Config,
+            "maillog",
+            &format!(
+                "MAILLOG names {}: {why}, never a log: no program writes there, and they \
+                 log elsewhere; correct {}",
+                p.display(),
+                if at.is_empty() {
+                    "the configuration"
+                } else {
+                    at
+                }
+            ),
+        );
+        return true;
+    }
+    false
+}
+
+/// Which other file of rsendmail's MAILLOG names ([`crate::app::rsendmails_files`]),
+/// which no program logs to, or None.
+fn maillog_clash(s: &app::Setup) -> Option<String> {
+    let p = s.cfg.maillog_file()?;
+    crate::spool::safety::one_of(p, &app::rsendmails_files(&s.cfg, &s.settings, &s.spool.dir))
+}
+
 /// `MAILLOG`, when set: a regular file with one link (every program refuses anything
 /// else); for a shared spool root's, of the spool's group and writable by it (mode 0660,
 /// as the programs make it), so that users' submissions and admin actions, which hold
@@ -2258,6 +2399,10 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
     let Some(p) = &s.cfg.maillog else {
         return;
     };
+    // Another of rsendmail's files: failed by the files step, with no repair.
+    if maillog_clash(s).is_some() {
+        return;
+    }
     if s.cfg.maillog_file().is_none() {
         t.say(
             Mark::Ok,

@@ -1309,6 +1309,9 @@ pub fn periodic(
     daemon: Option<i32>,
     pid_argv: Option<&[std::ffi::OsString]>,
 ) -> Result<Sysexit, Fatal> {
+    if pid_argv.is_some() {
+        super::serve::refuse_second_daemon(s)?;
+    }
     stop_in_good_order()?;
     restart_on_sighup()?;
     // The handlers are in place: signals held across a restart's exec are taken now.

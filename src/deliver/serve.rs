@@ -602,6 +602,7 @@ pub fn daemon(
 ) -> Result<Sysexit, Fatal> {
     app::may_process_queue(&s.spool)?;
     s.spool.prepare()?;
+    refuse_second_daemon(s)?;
     // Every option was parsed (and refused when bad) before this process started.
     let addrs: Vec<SocketAddr> = match &s.settings.daemon_addrs {
         Some(given) => given.clone(),
@@ -1465,6 +1466,50 @@ fn remove_pid_file_at(p: &std::path::Path) {
         }
         _ => {}
     }
+}
+
+/// A daemon (or runner) whose `O PidFile=` (a pid file: the pid, then the command line)
+/// names another process that runs this same program is not started: it would write
+/// its own pid over the running one's, and the scripts that read the file would lose
+/// that one (and a stop of either would remove it). A stale file (its process gone, or
+/// another program now has its id) is written over as before.
+pub(super) fn refuse_second_daemon(s: &Setup) -> Result<(), Fatal> {
+    let Some(p) = &s.settings.pid_file else {
+        return Ok(());
+    };
+    let Ok((text, _)) = rsendmail::boundedfile::read_regular(p, true, 4096) else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(&text);
+    let mut lines = text.lines();
+    let (Some(pid), Some(recorded)) = (
+        lines.next().and_then(|l| l.parse::<u32>().ok()),
+        lines.next(),
+    ) else {
+        return Ok(());
+    };
+    // Itself (restarted by SIGHUP: the same process id), or the daemon whose restart
+    // this process checks (its parent).
+    if pid == std::process::id() || pid == 0 || pid == std::os::unix::process::parent_id() {
+        return Ok(());
+    }
+    // Its command line as the pid file records it ([`replace_pid_file`]), and this
+    // program (the daemon runs as the deliverer, whose command line is its own).
+    let same_program = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .zip(std::env::current_exe().ok())
+        .is_some_and(|(theirs, ours)| theirs == ours);
+    if !same_program || recorded.is_empty() {
+        return Ok(());
+    }
+    Err(Fatal::new(
+        Sysexit::Unavailable,
+        format!(
+            "O PidFile {} names the daemon that runs as process {pid}: not started over \
+             it (stop that one first, or give this one a pid file of its own)",
+            p.display()
+        ),
+    ))
 }
 
 /// `O PidFile=`: the daemon's process id, for scripts and service managers, as sendmail

@@ -179,14 +179,20 @@ pub fn foreign_link(path: &Path) -> Option<String> {
 
 /// Why `path` is not rsendmail's own, or None when it is. The one rule by which
 /// `rsendmail-admin check` prints a command that changes a path (chmod, chown, chgrp,
-/// mv, install, mkdir) and `rsendmail-admin init` takes a directory: with every
-/// symbolic link on it resolved, and each such link root's or this process's user's,
-/// the path is under `/etc/rsendmail`, or its own name or the name of the directory it
-/// is in begins with `rsendmail` (`/etc/rsendmail/auth.conf`, `/var/spool/rsendmail`,
-/// `/var/log/rsendmail.log`, `/var/log/rsendmail/mail.log`, `/run/rsendmail.pid`),
-/// and it is no well-known system path ([`system_path`]). Anything else (`/etc/fstab`,
-/// `/media`, `/usr/bin/passwd`, a link to `/etc/shadow`) is changed by no fix: the
-/// check says what is wrong and what root is to do by hand.
+/// mv, install, mkdir) and root's and the set-gid programs make or append to a MAILLOG.
+/// Every symbolic link on it is resolved (each must be root's or this process's user's)
+/// and `..` taken away first; then, inside the system's places ([`system_place`]: the
+/// Filesystem Hierarchy Standard's trees, `/etc`, `/usr`, `/var`, `/run`, `/root`,
+/// `/home`, `/opt`, `/srv`, ...), only rsendmail's places are its own
+/// ([`rsendmails_place`]: `/etc/rsendmail` and what is below it, and in `/var/log`,
+/// `/run`, `/var/spool` and `/var/lib` a file or directory whose name begins with
+/// `rsendmail`, and what is below such a directory): `/etc/profile.d/rsendmail.sh`,
+/// `/etc/cron.d/rsendmail`, `/usr/lib/systemd/system/rsendmail.service`,
+/// `/root/rsendmail.log` are not. Outside them (a directory of a user's own install, a
+/// build's scratch directory) the path's own name or its directory's must begin with
+/// `rsendmail`. A well-known system path ([`system_path`]) never is. Anything that is
+/// not (`/etc/fstab`, `/media`, `/usr/bin/passwd`, a link to `/etc/shadow`) is changed
+/// by no fix: the check says what is wrong and what root is to do by hand.
 pub fn not_rsendmails_own(path: &Path) -> Option<String> {
     own_rule(path, true)
 }
@@ -195,6 +201,49 @@ pub fn not_rsendmails_own(path: &Path) -> Option<String> {
 /// for what is replaced by a rename (the daemon's pid file), never written through.
 pub fn not_rsendmails_own_name(path: &Path) -> Option<String> {
     own_rule(path, false)
+}
+
+/// `path` with every symbolic link resolved and no `.` or `..` left: the kernel's answer
+/// when all of it is there; else that of the nearest directory above it that is there,
+/// with the names below it (a dangling link at the end followed to where it points
+/// first; with `follow_last` false, a link at the end is the name itself). None when no
+/// such path can be named: a `..` below what is there, a loop of links, a relative path.
+pub fn resolved_path(path: &Path, follow_last: bool) -> Option<PathBuf> {
+    use std::path::Component;
+    if !path.is_absolute() {
+        return None;
+    }
+    if follow_last && let Ok(r) = fs::canonicalize(path) {
+        return Some(r);
+    }
+    let mut p = path.to_path_buf();
+    let mut hops = 0;
+    while follow_last && let Ok(t) = fs::read_link(&p) {
+        hops += 1;
+        if hops > MAX_LINKS {
+            return None;
+        }
+        p = p.parent().map_or(t.clone(), |d| d.join(&t));
+    }
+    // The names below the nearest directory that is there, which no link can be.
+    let mut rest = Vec::new();
+    let mut at = p.as_path();
+    loop {
+        // Something there the kernel could not resolve (a dangling link in the middle,
+        // a directory this process may not search): not named.
+        if (follow_last || !rest.is_empty()) && fs::symlink_metadata(at).is_ok() {
+            return None;
+        }
+        match at.components().next_back()? {
+            Component::Normal(n) => rest.push(n.to_os_string()),
+            Component::CurDir => {}
+            _ => return None,
+        }
+        at = at.parent()?;
+        if let Ok(r) = fs::canonicalize(at) {
+            return Some(rest.iter().rev().fold(r, |acc, n| acc.join(n)));
+        }
+    }
 }
 
 fn own_rule(path: &Path, follow_last: bool) -> Option<String> {
@@ -211,37 +260,168 @@ fn own_rule(path: &Path, follow_last: bool) -> Option<String> {
             what.to_string()
         });
     }
-    // The target, whatever links lead to it; a path not there yet: its directory's.
-    let resolved = if last_link {
-        Err(std::io::Error::other("the link itself"))
-    } else {
-        fs::canonicalize(path)
+    let Some(real) = resolved_path(path, !last_link) else {
+        return Some(
+            "it cannot be resolved to a file in a directory that is there (a directory \
+             missing, a name of `..`, a loop of symbolic links)"
+                .to_string(),
+        );
     };
-    let real = resolved.unwrap_or_else(|_| {
-        match (
-            path.parent().and_then(|d| fs::canonicalize(d).ok()),
-            path.file_name(),
-        ) {
-            (Some(d), Some(n)) => d.join(n),
-            _ => path.to_path_buf(),
-        }
-    });
-    let named = |p: Option<&Path>| {
-        p.and_then(Path::file_name)
-            .is_some_and(|n| n.as_encoded_bytes().starts_with(b"rsendmail"))
-    };
-    if real.starts_with("/etc/rsendmail") || named(Some(&real)) || named(real.parent()) {
-        return None;
+    if let Some(what) = system_path(&real) {
+        return Some(if what.is_empty() {
+            "a device or the kernel's".to_string()
+        } else {
+            what.to_string()
+        });
     }
     let via = if real != path {
         format!(" (which is {})", real.display())
     } else {
         String::new()
     };
+    if rsendmails_place(&real) {
+        return None;
+    }
+    if let Some(place) = system_place(&real).filter(|_| !in_own_home(&real)) {
+        return Some(format!(
+            "it{via} is in {place}, outside rsendmail's places there (/etc/rsendmail, and \
+             what is named for rsendmail in /var/log, /run, /var/spool and /var/lib): it may \
+             be another program's or the system's"
+        ));
+    }
+    let named = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
+            .is_some_and(|n| n.as_encoded_bytes().starts_with(b"rsendmail"))
+    };
+    if named(Some(&real)) || named(real.parent()) {
+        return None;
+    }
     Some(format!(
         "neither it{via} nor its directory is named for rsendmail, nor is it under \
          /etc/rsendmail: it may be another program's or the system's"
     ))
+}
+
+/// The directories at the top of the file system whose trees are the system's (the
+/// Filesystem Hierarchy Standard's, and those distributions add): nothing in them is
+/// rsendmail's but its places there ([`rsendmails_place`]).
+pub const SYSTEM_TREES: [&str; 20] = [
+    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media",
+    "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/snap", "/srv", "/sys", "/usr",
+];
+
+/// The directories of the system's where a name beginning with `rsendmail` is
+/// rsendmail's: its log, its pid file, its spool, its state.
+pub const RSENDMAIL_NAMED_IN: [&str; 4] = ["/var/log", "/run", "/var/spool", "/var/lib"];
+
+/// Whether `real` (resolved: [`resolved_path`]) is in one of rsendmail's places:
+/// `/etc/rsendmail` or below it, or in one of [`RSENDMAIL_NAMED_IN`] a name beginning
+/// with `rsendmail` (`/var/log/rsendmail.log`, `/run/rsendmail.pid`) or below a directory
+/// so named (`/var/spool/rsendmail/tmp`, `/var/log/rsendmail/mail.log`).
+pub fn rsendmails_place(real: &Path) -> bool {
+    if real.starts_with("/etc/rsendmail") {
+        return true;
+    }
+    RSENDMAIL_NAMED_IN.iter().any(|d| {
+        real.strip_prefix(d)
+            .ok()
+            .and_then(|rest| rest.components().next())
+            .is_some_and(|c| c.as_os_str().as_encoded_bytes().starts_with(b"rsendmail"))
+    })
+}
+
+/// The system's place `real` (resolved: [`resolved_path`]) is or lies in, in words, or
+/// None: the one notion of the system's places both [`not_rsendmails_own`] and
+/// [`system_directory`] apply. The top of the file system and every directory there
+/// (`/media`, `/mnt`, `/srv`); the Filesystem Hierarchy Standard's directories one level
+/// below `/usr`, `/usr/local` and `/var` (`/var/opt`, `/usr/local/src`); and all that
+/// lies below `/var` or one of [`SYSTEM_TREES`]. A directory elsewhere (a user's own
+/// install, a build's scratch directory) is in none.
+pub fn system_place(real: &Path) -> Option<String> {
+    let parent = real.parent();
+    if parent.is_none() || parent == Some(Path::new("/")) {
+        return Some("a directory at the top of the file system: the system's".to_string());
+    }
+    if let Some(p) = ["/usr", "/usr/local", "/var"]
+        .iter()
+        .find(|p| parent == Some(Path::new(p)))
+    {
+        return Some(format!("one of the system's directories in {p}"));
+    }
+    SYSTEM_TREES
+        .iter()
+        .chain(&["/var"])
+        .find(|t| real.starts_with(t))
+        .map(|t| format!("{t}, the system's"))
+}
+
+/// Whether `real` lies in the home directory of this process's user when that user is
+/// not root: a user's own install keeps its files in her home, which is hers.
+fn in_own_home(real: &Path) -> bool {
+    let me = nix::unistd::geteuid();
+    if me.is_root() {
+        return false;
+    }
+    nix::unistd::User::from_uid(me)
+        .ok()
+        .flatten()
+        .and_then(|u| fs::canonicalize(u.dir).ok())
+        .is_some_and(|h| h != Path::new("/") && real.starts_with(h))
+}
+
+/// Which of `files` (what each is, and its path: [`crate::app::rsendmails_files`])
+/// `path` is, links and `..` resolved, by its name or (both there) its device and inode;
+/// or, for a directory among them (the spool), which one it lies in: `it is the
+/// credentials file (AUTHPATH) /etc/rsendmail/auth.conf`. None when it is none of them.
+pub fn one_of(path: &Path, files: &[(String, PathBuf)]) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let real = resolved_path(path, true)?;
+    let id = fs::metadata(&real).ok().map(|m| (m.dev(), m.ino()));
+    files.iter().find_map(|(what, f)| {
+        let fr = resolved_path(f, true)?;
+        let fmd = fs::metadata(&fr).ok();
+        if fmd.as_ref().is_some_and(fs::Metadata::is_dir) {
+            return (real.starts_with(&fr)).then(|| {
+                if real == fr {
+                    format!("it is {what} {}", f.display())
+                } else {
+                    format!("it is in {what} {}", f.display())
+                }
+            });
+        }
+        let same = real == fr || (id.is_some() && fmd.map(|m| (m.dev(), m.ino())) == id);
+        same.then(|| format!("it is {what} {}", f.display()))
+    })
+}
+
+/// The files of rsendmail's that hold credentials (AUTHPATH, the CERTFILE with its
+/// private key), set once by the set-up ([`set_secret_files`]).
+static SECRET_FILES: std::sync::OnceLock<Vec<(String, PathBuf)>> = std::sync::OnceLock::new();
+
+/// Record the files that hold credentials ([`secret_file`]).
+pub fn set_secret_files(files: Vec<(String, PathBuf)>) {
+    let _ = SECRET_FILES.set(files);
+}
+
+/// Why `path` holds credentials and is never read as a list of addresses (aliases,
+/// a relay table, an `:include:` file, a `.forward`), whose lines rsendmail may show in
+/// a reason or `-bv`: it is one of `secrets` (`it is the credentials file (AUTHPATH)
+/// /etc/rsendmail/auth.conf`) or of those recorded ([`set_secret_files`]), or the
+/// system's shadow password file. None otherwise.
+pub fn secret_file(path: &Path, secrets: &[(String, PathBuf)]) -> Option<String> {
+    if let Some(what @ "the system's shadow password file") = system_path(path) {
+        return Some(format!("it is {what}"));
+    }
+    one_of(path, secrets).or_else(|| one_of(path, SECRET_FILES.get()?))
+}
+
+/// Whether `text` holds a PEM private key (`-----BEGIN ... PRIVATE KEY-----`), which is
+/// never read as a list of addresses.
+pub fn holds_private_key(text: &[u8]) -> bool {
+    text.split(|&b| b == b'\n').any(|l| {
+        let l = l.trim_ascii();
+        l.starts_with(b"-----BEGIN ") && l.ends_with(b"PRIVATE KEY-----")
+    })
 }
 
 /// `p` as a shell word: as it is when it holds only characters no shell reads
@@ -315,12 +495,13 @@ pub fn system_path(path: &Path) -> Option<&'static str> {
 }
 
 /// Why an empty directory of root's is the system's, not one made for a spool, or None:
-/// a [`system_path`], a directory at the top of the file system (`/media`, `/mnt`,
-/// `/srv`), or one of the Filesystem Hierarchy Standard's directories one level below
-/// `/usr`, `/usr/local` or `/var` (`/var/opt`, `/var/local`, `/usr/local/src`). The
-/// rule by which a program takes over an empty `SPOOLDIR`
+/// a [`system_path`], or a system's place itself ([`system_place`]: a directory at the
+/// top of the file system, `/media`, `/mnt`, `/srv`, or one of the Filesystem Hierarchy
+/// Standard's directories one level below `/usr`, `/usr/local` or `/var`, `/var/opt`,
+/// `/var/local`, `/usr/local/src`) unless it is one of rsendmail's places
+/// ([`rsendmails_place`]). The rule by which a program takes over an empty `SPOOLDIR`
 /// ([`crate::spool::Spool::check_takeover`]): a directory root made for the spool
-/// anywhere else (`/var/spool/mqueue-out`, `/srv/mail/queue`) is taken.
+/// below a system's place (`/var/spool/mqueue-out`, `/srv/mail/queue`) is taken.
 pub fn system_directory(path: &Path) -> Option<String> {
     if let Some(what) = system_path(path) {
         return Some(if what.is_empty() {
@@ -330,20 +511,19 @@ pub fn system_directory(path: &Path) -> Option<String> {
         });
     }
     let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let parent = real.parent()?;
-    if parent == Path::new("/") {
-        Some("a directory at the top of the file system: the system's".to_string())
-    } else if ["/usr", "/usr/local", "/var"]
-        .iter()
-        .any(|p| parent == Path::new(p))
-    {
-        Some(format!(
-            "one of the system's directories in {}",
-            parent.display()
-        ))
-    } else {
-        None
+    if rsendmails_place(&real) {
+        return None;
     }
+    // The place itself, not one below it.
+    system_place(&real).filter(|_| {
+        let parent = real.parent();
+        parent.is_none_or(|p| {
+            p == Path::new("/")
+                || ["/usr", "/usr/local", "/var"]
+                    .iter()
+                    .any(|d| p == Path::new(d))
+        })
+    })
 }
 
 /// What kind of file `t` is, in words: `a regular file`, `a directory`, `a symbolic
@@ -1736,6 +1916,122 @@ mod tests {
         ] {
             assert!(system_directory(Path::new(p)).is_none(), "{p}");
         }
+    }
+
+    /// Whose a path is, by the one rule of rsendmail's places: every kind of path an
+    /// administrator may write by mistake, or a configuration may name to reach
+    /// root's files, in one table. In the system's places only rsendmail's own are
+    /// rsendmail's (a name beginning with `rsendmail` elsewhere there is not); links and
+    /// `..` are resolved first; outside them (a scratch directory) the name rule holds.
+    #[test]
+    fn only_rsendmails_places_are_its_own() {
+        let d = std::env::temp_dir().join(format!("rsendmail-own-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        symlink("/etc/profile.d", d.join("profile")).unwrap();
+        symlink("/etc/profile.d/rsendmail-new.sh", d.join("rsendmail.log")).unwrap();
+        symlink("/etc/cron.d/rsendmail", d.join("rsendmail-cron")).unwrap();
+        symlink("/var/log/rsendmail.log", d.join("rsendmail-var.log")).unwrap();
+        symlink("/etc/rsendmail/..", d.join("rsendmail-up")).unwrap();
+        symlink(d.join("rsendmail-loop"), d.join("rsendmail-loop")).unwrap();
+        let s = |p: &Path| p.display().to_string();
+        let p = |rest: &str| s(&d.join(rest));
+        let theirs: Vec<String> = [
+            "/etc/cron.d/rsendmail",
+            "/etc/profile.d/rsendmail-new.sh",
+            "/etc/profile.d/rsendmail",
+            "/etc/sudoers.d/rsendmail",
+            "/etc/rsendmail.conf.d/x",
+            "/etc/rsendmail-evil/x",
+            "/etc/rsendmail/../passwd",
+            "/etc/rsendmail/../rsendmail.log",
+            "/etc/rsendmail/nothere/../../crontab",
+            "/etc/rsendmail/..",
+            "/etc/logrotate.d/rsendmail",
+            "/etc/systemd/system/rsendmail.service",
+            "/usr/lib/systemd/system/rsendmail.service",
+            "/usr/lib/systemd/system/rsendmail-queue.service",
+            "/lib/systemd/system/rsendmail.service",
+            "/usr/sbin/rsendmail",
+            "/usr/local/bin/rsendmail-hook",
+            "/usr/share/rsendmail/x",
+            "/root/rsendmail.log",
+            "/root/.bashrc",
+            "/home/rsendmail.log",
+            "/home/x/rsendmail.log",
+            "/home/x/rsendmail/mail.log",
+            "/var/www/rsendmail.log",
+            "/var/www/html/rsendmail/index.php",
+            "/var/mail/rsendmail",
+            "/var/log/syslog",
+            "/var/log/mail.log",
+            "/var/log/apache2/rsendmail.log",
+            "/var/lib/dpkg/info/rsendmail.postinst",
+            "/var/spool/cron/crontabs/rsendmail",
+            "/var/tmp/rsendmail.log",
+            "/run/systemd/rsendmail",
+            "/opt/rsendmail/log",
+            "/srv/rsendmail.log",
+            "/boot/rsendmail",
+            "/media",
+            "/var/opt",
+            "/etc/passwd",
+            "/dev/null",
+            "/proc/self/environ",
+            "rsendmail.log",
+            "/",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .chain([
+            p("profile/rsendmail-new.sh"),
+            p("rsendmail.log"),
+            p("rsendmail-cron"),
+            p("rsendmail-up/profile.d/rsendmail.sh"),
+            p("rsendmail-up/rsendmail/../shadow"),
+            p("rsendmail-loop"),
+            p("other/x.log"),
+            p("other/sub/x.log"),
+        ])
+        .collect();
+        for path in &theirs {
+            assert!(
+                not_rsendmails_own(Path::new(path)).is_some(),
+                "{path} taken as rsendmail's"
+            );
+        }
+        let ours: Vec<String> = [
+            "/etc/rsendmail/auth.conf",
+            "/etc/rsendmail/rsendmail.conf",
+            "/etc/rsendmail/tls/client.pem",
+            "/var/log/rsendmail.log",
+            "/var/log/rsendmail/mail.log",
+            "/run/rsendmail.pid",
+            "/var/run/rsendmail.pid",
+            "/var/spool/rsendmail",
+            "/var/spool/rsendmail/tmp/x",
+            "/var/lib/rsendmail/state",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .chain([p("rsendmail-var.log"), p("maillog"), p("sub/rsendmail.log")])
+        .collect();
+        for path in &ours {
+            assert_eq!(not_rsendmails_own(Path::new(path)), None, "{path}");
+        }
+        // Replaced by a rename, a link at the end is the name itself.
+        assert!(not_rsendmails_own_name(&d.join("rsendmail.log")).is_none());
+        assert!(not_rsendmails_own(&d.join("rsendmail.log")).is_some());
+        // The one notion of the system's places: an empty directory of rsendmail's own
+        // in them is a spool, the places themselves never are.
+        for spool in ["/var/spool/rsendmail", "/var/lib/rsendmail"] {
+            assert!(system_directory(Path::new(spool)).is_none(), "{spool}");
+        }
+        for place in ["/var/lib", "/var/www", "/etc", "/usr/share", "/media"] {
+            assert!(system_directory(Path::new(place)).is_some(), "{place}");
+            assert!(not_rsendmails_own(Path::new(place)).is_some(), "{place}");
+        }
+        let _ = fs::remove_dir_all(&d);
     }
     use std::os::unix::fs::symlink;
 
