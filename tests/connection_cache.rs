@@ -782,17 +782,17 @@ fn queue_run_sends_the_next_mail_with_the_final_dot() {
         return;
     };
     let t = run.read_trace();
-    let Sent {
-        sends,
-        rset,
-        after_dot,
-    } = Sent::in_trace(&t);
-    let mail_alone = sends
+    let sent = Sent::in_trace(&t);
+    let mail_alone = sent
+        .sends
         .iter()
         .filter(|l| l.contains("(") && l.contains(", \"MAIL From:"))
         .count();
-    assert_eq!(rset, 0, "an RSET written:\n{t}");
-    assert_eq!(after_dot, 5, "each next MAIL with the dot before it:\n{t}");
+    assert_eq!(sent.rset, 0, "an RSET written:\n{t}");
+    assert_eq!(
+        sent.after_dot, 5,
+        "each next MAIL with the dot before it:\n{t}"
+    );
     assert_eq!(mail_alone, 1, "only the first MAIL written alone:\n{t}");
 }
 
@@ -810,17 +810,14 @@ fn long_queue_run_with_more_workers_than_idle_connections_sends_ahead() {
         return;
     };
     let t = run.read_trace();
-    let Sent {
-        sends,
-        rset,
-        after_dot,
-    } = Sent::in_trace(&t);
-    let sessions = sends.iter().filter(|l| l.contains("EHLO")).count();
+    let sent = Sent::in_trace(&t);
+    let sessions = sent.sends.iter().filter(|l| l.contains("EHLO")).count();
     assert!((1..=4).contains(&sessions), "{sessions} sessions");
-    assert!(rset <= 4, "{rset} RSETs for {n} messages");
+    assert!(sent.rset <= 4, "{} RSETs for {n} messages", sent.rset);
     assert!(
-        after_dot >= n - 8,
-        "{after_dot} of {n} MAIL commands sent with the dot before them"
+        sent.after_dot >= n - 8,
+        "{} of {n} MAIL commands sent with the dot before them",
+        sent.after_dot
     );
 }
 
