@@ -1402,7 +1402,7 @@ fn pem_blocks(text: &[u8]) -> Result<Vec<PemBlock>, String> {
                 b.text.push('\n');
                 if line == format!("-----END {}-----", b.label) {
                     if let Some((mut b, body)) = open.take() {
-                        b.der = unbase64_strict(&body).unwrap_or_default();
+                        b.der = crate::base64::decode_strict(&body).unwrap_or_default();
                         b.whole_der = whole_der(&b.der);
                         blocks.push(b);
                     }
@@ -1425,34 +1425,6 @@ fn pem_blocks(text: &[u8]) -> Result<Vec<PemBlock>, String> {
         ));
     }
     Ok(blocks)
-}
-
-/// Base64 (RFC 4648 §4, with padding); `None` for anything else.
-fn unbase64_strict(s: &str) -> Option<Vec<u8>> {
-    let data = s.trim_end_matches('=');
-    if s.len() - data.len() > 2 || !s.len().is_multiple_of(4) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in data.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 /// Whether `der` is one DER SEQUENCE (X.690 §8.1: tag 0x30, a definite length in short
@@ -3185,26 +3157,6 @@ mod tests {
         use proptest::prelude::*;
         use proptest::sample::select;
 
-        /// Base64 with padding (RFC 4648 §4), for generated PEM bodies.
-        fn b64(data: &[u8]) -> String {
-            const T: &[u8; 64] =
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-            let mut o = String::new();
-            for c in data.chunks(3) {
-                let n = (c[0] as u32) << 16
-                    | (*c.get(1).unwrap_or(&0) as u32) << 8
-                    | *c.get(2).unwrap_or(&0) as u32;
-                for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-                    o.push(if i <= c.len() {
-                        T[(n >> shift) as usize & 63] as char
-                    } else {
-                        '='
-                    });
-                }
-            }
-            o
-        }
-
         /// A config line: a keyword (dma's, ours, `O`, `O<letter>`, or any word), a blank
         /// or not, and a value (an option assignment, a number, or any text).
         fn line() -> impl Strategy<Value = String> {
@@ -3334,7 +3286,7 @@ mod tests {
                             vec(any::<u8>(), 0..80).prop_map(|d| {
                                 let mut der = vec![0x30, d.len().min(127) as u8];
                                 der.extend(d.iter().take(127));
-                                b64(&der)
+                                crate::base64::encode(&der)
                             }),
                             "[A-Za-z0-9+/=]{0,40}",
                             "\\PC{0,20}",

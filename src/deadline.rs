@@ -486,7 +486,8 @@ mod tests {
         });
     }
 
-    fn read_until_error(t: &mut Timed) -> (usize, io::Error) {
+    /// Read `t` until it fails (its end an `UnexpectedEof`): how much came, and the error.
+    fn read_until_error(t: &mut impl Read) -> (usize, io::Error) {
         let mut got = 0;
         let mut buf = [0u8; 16];
         loop {
@@ -554,25 +555,13 @@ mod tests {
         Polled::new(r)
     }
 
-    fn read_polled_until_error<R: Read + AsFd>(t: &mut Polled<R>) -> (usize, io::Error) {
-        let mut got = 0;
-        let mut buf = [0u8; 16];
-        loop {
-            match t.read(&mut buf) {
-                Ok(0) => return (got, io::Error::from(io::ErrorKind::UnexpectedEof)),
-                Ok(n) => got += n,
-                Err(e) => return (got, e),
-            }
-        }
-    }
-
     #[test]
     fn a_polled_pipe_keeps_the_deadlines() {
         // A whole limit ends a dripping writer.
         let mut p = dripping_pipe(100);
         p.limit(Limit::Whole(Duration::from_millis(400)));
         let start = Instant::now();
-        let (got, e) = read_polled_until_error(&mut p);
+        let (got, e) = read_until_error(&mut p);
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         assert!(got < 20, "{got}");
         assert!(start.elapsed() < Duration::from_secs(2));
@@ -582,12 +571,12 @@ mod tests {
             bytes: 2,
             timeout: Duration::from_millis(400),
         });
-        let (got, e) = read_polled_until_error(&mut p);
+        let (got, e) = read_until_error(&mut p);
         assert_eq!((got, e.kind()), (20, io::ErrorKind::UnexpectedEof));
         // No limit: reads wait as the pipe does.
         let mut p = dripping_pipe(3);
         p.limit(Limit::None);
-        let (got, e) = read_polled_until_error(&mut p);
+        let (got, e) = read_until_error(&mut p);
         assert_eq!((got, e.kind()), (3, io::ErrorKind::UnexpectedEof));
     }
 

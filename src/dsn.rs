@@ -773,6 +773,27 @@ impl RcptReport {
     }
 }
 
+/// A report as the tests build it: a failure report by `host.example` about `original`
+/// for `recipients`, returning the header only, nothing else; a test changes what it
+/// needs with `..Report::failure(...)`.
+#[cfg(test)]
+impl<'a> Report<'a> {
+    pub(crate) fn failure(original: &'a Envelope, recipients: Vec<RcptReport>) -> Report<'a> {
+        Report {
+            kind: Kind::Failure,
+            host: "host.example",
+            original,
+            recipients,
+            notes: Vec::new(),
+            headers_only: true,
+            waited: None,
+            no_actual_recipient: false,
+            eight_bit: false,
+            returned_by: None,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
@@ -797,23 +818,15 @@ mod tests {
     #[test]
     fn a_report_to_two_names_both() {
         let env = test_envelope("6AMxxxxx000002", &["u@host.example"]);
-        let rep = Report {
-            kind: Kind::Failure,
-            host: "host.example",
-            original: &env,
-            recipients: vec![RcptReport::failed(
+        let rep = Report::failure(
+            &env,
+            vec![RcptReport::failed(
                 "u@host.example",
                 crate::status::SYSTEM_PERM,
                 "554 5.3.0 Internal error",
                 "X-Unix",
             )],
-            notes: Vec::new(),
-            headers_only: true,
-            no_actual_recipient: false,
-            eight_bit: false,
-            waited: None,
-            returned_by: None,
-        };
+        );
         let scratch = crate::spool::ScratchSpool::new("dsn2");
         let id = rep
             .queue_to(
@@ -849,24 +862,16 @@ mod tests {
                 "X-Unix",
             )
         };
-        let rep = Report {
-            kind: Kind::Failure,
-            host: "host.example",
-            original: &env,
-            recipients: vec![
+        let rep = Report::failure(
+            &env,
+            vec![
                 rcpt("bad address <@host.example"),
                 rcpt("<f2@example.org"),
                 rcpt("f3@example.org (x"),
                 rcpt("good@example.org"),
                 rcpt("/var/list@host.example"),
             ],
-            notes: Vec::new(),
-            headers_only: true,
-            no_actual_recipient: false,
-            eight_bit: false,
-            waited: None,
-            returned_by: None,
-        };
+        );
         let mut out = Vec::new();
         rep.write("NEWID", 0, "a@x", &mut &original[..], &mut out)
             .unwrap();
@@ -892,30 +897,25 @@ mod tests {
         let original = b"Subject: hi\nFrom: a@x\n\nbody line\n";
         env.header_bytes = 23;
         let rep = Report {
-            kind: Kind::Failure,
-            host: "host.example",
-            original: &env,
-            recipients: vec![RcptReport {
-                original_recipient: Some("rfc822;bob@x".into()),
-                remote_mta: Some("mx.x".into()),
-                transcript: vec![
-                    ">>> RCPT To:<bob@x>".into(),
-                    "<<< 550 5.1.1 User unknown".into(),
-                    "550 5.1.1 bob@x... User unknown".into(),
-                ],
-                ..RcptReport::failed(
-                    "bob@x",
-                    crate::status::BAD_MAILBOX,
-                    "550 5.1.1 User unknown",
-                    "SMTP",
-                )
-            }],
-            notes: Vec::new(),
             headers_only: false,
-            no_actual_recipient: false,
-            eight_bit: false,
-            waited: None,
-            returned_by: None,
+            ..Report::failure(
+                &env,
+                vec![RcptReport {
+                    original_recipient: Some("rfc822;bob@x".into()),
+                    remote_mta: Some("mx.x".into()),
+                    transcript: vec![
+                        ">>> RCPT To:<bob@x>".into(),
+                        "<<< 550 5.1.1 User unknown".into(),
+                        "550 5.1.1 bob@x... User unknown".into(),
+                    ],
+                    ..RcptReport::failed(
+                        "bob@x",
+                        crate::status::BAD_MAILBOX,
+                        "550 5.1.1 User unknown",
+                        "SMTP",
+                    )
+                }],
+            )
         };
         let mut out = Vec::new();
         rep.write("NEWID", 0, "a@x", &mut &original[..], &mut out)
@@ -945,10 +945,7 @@ mod tests {
             assert!(text.contains(want), "{want:?} missing in\n{text}");
         }
         let hdrs = Report {
-            notes: Vec::new(),
             headers_only: true,
-            no_actual_recipient: false,
-            eight_bit: false,
             ..rep
         };
         let mut out = Vec::new();
@@ -974,23 +971,15 @@ mod tests {
         let mut env = test_envelope("6AMxxxxx000002", &["s@x"]);
         env.sender = String::new();
         env.user = "MAILER-DAEMON".into();
-        let rep = Report {
-            kind: Kind::Failure,
-            host: "host.example",
-            original: &env,
-            recipients: vec![RcptReport::failed(
+        let rep = Report::failure(
+            &env,
+            vec![RcptReport::failed(
                 "s@x",
                 crate::status::BAD_MAILBOX,
                 "554 5.6.0 Message rejected",
                 "SMTP",
             )],
-            notes: Vec::new(),
-            headers_only: true,
-            no_actual_recipient: false,
-            eight_bit: false,
-            waited: None,
-            returned_by: None,
-        };
+        );
         let text = |rep: &Report<'_>| {
             let mut out = Vec::new();
             rep.write(
@@ -1036,11 +1025,9 @@ mod tests {
         env.envid = Some("e\r\nAction: delivered".into());
         env.header_bytes = 12;
         let evil = "no\rAction: delivered\nStatus: 2.0.0\r\n\0\u{1b}[2J\u{9b}";
-        let rep = Report {
-            kind: Kind::Failure,
-            host: "host.example",
-            original: &env,
-            recipients: vec![RcptReport {
+        let rep = Report::failure(
+            &env,
+            vec![RcptReport {
                 original_recipient: Some("rfc822;bob@x\rStatus: 2.0.0".into()),
                 remote_mta: Some("mx.x\nX: y".into()),
                 transcript: vec![format!("<<< 550 5.1.1 {evil}")],
@@ -1051,13 +1038,7 @@ mod tests {
                     "SMTP",
                 )
             }],
-            notes: Vec::new(),
-            headers_only: true,
-            no_actual_recipient: false,
-            eight_bit: false,
-            waited: None,
-            returned_by: None,
-        };
+        );
         let mut out = Vec::new();
         rep.write(
             "NEWID",
@@ -1097,23 +1078,15 @@ mod tests {
     fn an_8bit_reason_is_ascii_in_the_report() {
         let mut env = test_envelope("6AMxxxxx000004", &["bob@x"]);
         env.header_bytes = 12;
-        let rep = Report {
-            kind: Kind::Failure,
-            host: "host.example",
-            original: &env,
-            recipients: vec![RcptReport::failed(
+        let rep = Report::failure(
+            &env,
+            vec![RcptReport::failed(
                 "bob@x",
                 crate::status::BAD_MAILBOX,
                 "550 5.0.0 Returned to sender by the administrator: retired mailbox \u{e9}",
                 "X-Unix",
             )],
-            notes: Vec::new(),
-            headers_only: true,
-            no_actual_recipient: false,
-            waited: None,
-            returned_by: None,
-            eight_bit: false,
-        };
+        );
         let mut out = Vec::new();
         rep.write("NEWID", 0, "a@x", &mut &b"Subject: x\n\n"[..], &mut out)
             .unwrap();
@@ -1154,27 +1127,24 @@ mod tests {
                     env.header_bytes = 11;
                     let rep = Report {
                         kind,
-                        host: "host.example",
-                        original: &env,
-                        recipients: vec![RcptReport {
-                            remote_mta: Some("[127.0.0.1]".into()),
-                            transcript: vec![
-                                format!(">>> RCPT To:<{rcpt}>"),
-                                format!("<<< 550 5.1.1 <{rcpt}>... User unknown"),
-                            ],
-                            ..RcptReport::failed(
-                                rcpt,
-                                crate::status::BAD_MAILBOX,
-                                &format!("550 5.1.1 <{rcpt}>... User unknown"),
-                                "SMTP",
-                            )
-                        }],
-                        notes: Vec::new(),
-                        returned_by: None,
                         headers_only,
-                        no_actual_recipient: false,
                         waited: Some("4 hours".into()),
-                        eight_bit: false,
+                        ..Report::failure(
+                            &env,
+                            vec![RcptReport {
+                                remote_mta: Some("[127.0.0.1]".into()),
+                                transcript: vec![
+                                    format!(">>> RCPT To:<{rcpt}>"),
+                                    format!("<<< 550 5.1.1 <{rcpt}>... User unknown"),
+                                ],
+                                ..RcptReport::failed(
+                                    rcpt,
+                                    crate::status::BAD_MAILBOX,
+                                    &format!("550 5.1.1 <{rcpt}>... User unknown"),
+                                    "SMTP",
+                                )
+                            }],
+                        )
                     };
                     let original = b"Subject: x\n\nbody\n";
                     let scratch = crate::spool::ScratchSpool::new("dsn8");
@@ -1236,16 +1206,8 @@ mod tests {
         );
         for headers_only in [false, true] {
             let rep = Report {
-                kind: Kind::Failure,
-                host: "host.example",
-                original: &env,
-                recipients: Vec::new(),
-                notes: Vec::new(),
                 headers_only,
-                waited: None,
-                returned_by: None,
-                no_actual_recipient: false,
-                eight_bit: false,
+                ..Report::failure(&env, Vec::new())
             };
             let mut out = Vec::new();
             let n = rep

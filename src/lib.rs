@@ -58,6 +58,7 @@ pub const PRODUCT: &str = concat!("rsendmail ", env!("CARGO_PKG_VERSION"));
 pub mod admin;
 pub mod aliases;
 pub mod app;
+pub mod base64;
 pub mod boundedfile;
 pub mod cli;
 pub mod clock;

@@ -407,7 +407,7 @@ fn queue_run_syncs_its_removals_together() {
     let Some(run) = TracedSinkRun::run("", "s", 12, &options) else {
         return;
     };
-    let t = fs::read_to_string(&run.trace).unwrap();
+    let t = run.read_trace();
     let syncs = t.lines().filter(|l| l.contains("fsync(")).count();
     assert!(
         (1..=2).contains(&syncs),
@@ -424,7 +424,7 @@ fn queue_run_closes_removed_entries_beside_its_workers() {
     let Some(run) = TracedSinkRun::run("", "c", 12, &options) else {
         return;
     };
-    let t = fs::read_to_string(&run.trace).unwrap();
+    let t = run.read_trace();
     // Who unlinked each entry's queue file, and who closed it once unlinked.
     let tid = |l: &str| l.split_whitespace().next().unwrap_or("").to_string();
     let mut unlinked = std::collections::HashMap::new();
@@ -513,6 +513,40 @@ impl TracedSinkRun {
             _sink: sink,
             _sink_env: sink_env,
         })
+    }
+
+    /// The trace (of a run without `-ff`).
+    fn read_trace(&self) -> String {
+        fs::read_to_string(&self.trace).unwrap()
+    }
+}
+
+/// The strace options of a run whose sends [`Sent`] reads.
+const SENDS_TRACED: [&str; 6] = ["-f", "-qq", "-s", "400", "-e", "trace=sendto,write"];
+
+/// What a traced run ([`SENDS_TRACED`]) sent to its servers.
+struct Sent<'a> {
+    /// The trace's sendto() calls.
+    sends: Vec<&'a str>,
+    /// How many of them hold an RSET.
+    rset: usize,
+    /// How many send a MAIL command with the final dot of the message before it.
+    after_dot: usize,
+}
+
+impl Sent<'_> {
+    fn in_trace(t: &str) -> Sent<'_> {
+        let sends: Vec<&str> = t.lines().filter(|l| l.contains("sendto(")).collect();
+        let rset = sends.iter().filter(|l| l.contains("RSET")).count();
+        let after_dot = sends
+            .iter()
+            .filter(|l| l.contains("\\r\\n.\\r\\nMAIL From:"))
+            .count();
+        Sent {
+            sends,
+            rset,
+            after_dot,
+        }
     }
 }
 
@@ -744,23 +778,21 @@ fn long_queue_run_selecting_few_entries_uses_one_session() {
 /// whose transcript would show sendmail's order). Each message is still sent once.
 #[test]
 fn queue_run_sends_the_next_mail_with_the_final_dot() {
-    let options = ["-f", "-qq", "-s", "400", "-e", "trace=sendto,write"];
-    let Some(run) = TracedSinkRun::run("O MaxConnections=1\n", "p", 6, &options) else {
+    let Some(run) = TracedSinkRun::run("O MaxConnections=1\n", "p", 6, &SENDS_TRACED) else {
         return;
     };
-    let t = fs::read_to_string(&run.trace).unwrap();
-    let sends: Vec<&str> = t.lines().filter(|l| l.contains("sendto(")).collect();
-    let rset = sends.iter().filter(|l| l.contains("RSET")).count();
-    let after_dot = sends
-        .iter()
-        .filter(|l| l.contains("\\r\\n.\\r\\nMAIL From:"))
-        .count();
-    let mail_alone = sends
+    let t = run.read_trace();
+    let sent = Sent::in_trace(&t);
+    let mail_alone = sent
+        .sends
         .iter()
         .filter(|l| l.contains("(") && l.contains(", \"MAIL From:"))
         .count();
-    assert_eq!(rset, 0, "an RSET written:\n{t}");
-    assert_eq!(after_dot, 5, "each next MAIL with the dot before it:\n{t}");
+    assert_eq!(sent.rset, 0, "an RSET written:\n{t}");
+    assert_eq!(
+        sent.after_dot, 5,
+        "each next MAIL with the dot before it:\n{t}"
+    );
     assert_eq!(mail_alone, 1, "only the first MAIL written alone:\n{t}");
 }
 
@@ -774,23 +806,18 @@ fn queue_run_sends_the_next_mail_with_the_final_dot() {
 #[test]
 fn long_queue_run_with_more_workers_than_idle_connections_sends_ahead() {
     let n = 200;
-    let options = ["-f", "-qq", "-s", "400", "-e", "trace=sendto,write"];
-    let Some(run) = TracedSinkRun::run("", "p", n, &options) else {
+    let Some(run) = TracedSinkRun::run("", "p", n, &SENDS_TRACED) else {
         return;
     };
-    let t = fs::read_to_string(&run.trace).unwrap();
-    let sends: Vec<&str> = t.lines().filter(|l| l.contains("sendto(")).collect();
-    let rset = sends.iter().filter(|l| l.contains("RSET")).count();
-    let after_dot = sends
-        .iter()
-        .filter(|l| l.contains("\\r\\n.\\r\\nMAIL From:"))
-        .count();
-    let sessions = sends.iter().filter(|l| l.contains("EHLO")).count();
+    let t = run.read_trace();
+    let sent = Sent::in_trace(&t);
+    let sessions = sent.sends.iter().filter(|l| l.contains("EHLO")).count();
     assert!((1..=4).contains(&sessions), "{sessions} sessions");
-    assert!(rset <= 4, "{rset} RSETs for {n} messages");
+    assert!(sent.rset <= 4, "{} RSETs for {n} messages", sent.rset);
     assert!(
-        after_dot >= n - 8,
-        "{after_dot} of {n} MAIL commands sent with the dot before them"
+        sent.after_dot >= n - 8,
+        "{} of {n} MAIL commands sent with the dot before them",
+        sent.after_dot
     );
 }
 
@@ -818,22 +845,33 @@ fn first_then_second(
     }
     let (scratch, peer) = start_peer(&faults)?;
     let env = relay_env(peer.port, "O MaxConnections=1\n");
+    let (a, b) = queue_first_then_second(&env, first, second, sender);
+    env.sendmail(&["-qf"], b"");
+    Some((scratch, peer, env, a, b))
+}
+
+/// A message queued (`-odq`) to `first`, then a larger one to `second` (from `sender`
+/// when given), which a queue run takes second (the lowest priority first, which counts
+/// size): their IDs, in that order.
+fn queue_first_then_second(
+    env: &Env,
+    first: &str,
+    second: &str,
+    sender: Option<&str>,
+) -> (String, String) {
     env.sendmail(&["-odq", first], MSG).code(0);
-    let a = ids(&env);
+    let a = ids(env);
     let mut args = vec!["-odq"];
     if let Some(f) = sender {
         args.extend(["-f", f]);
     }
     args.push(second);
-    // Larger: the run takes it second (the lowest priority first, which counts size).
     let mut big = MSG.to_vec();
     big.extend("padding line\n".repeat(400).as_bytes());
     env.sendmail(&args, &big).code(0);
-    let b: Vec<String> = ids(&env).into_iter().filter(|i| !a.contains(i)).collect();
+    let b: Vec<String> = ids(env).into_iter().filter(|i| !a.contains(i)).collect();
     assert_eq!((a.len(), b.len()), (1, 1));
-    env.sendmail(&["-qf"], b"");
-    let (a, b) = (a[0].clone(), b[0].clone());
-    Some((scratch, peer, env, a, b))
+    (a[0].clone(), b[0].clone())
 }
 
 /// The first message's data refused after its final dot (5yz: failed and reported; 4yz:
@@ -1132,13 +1170,7 @@ fn sigterm_with_the_next_message_sent_ahead_loses_nothing() {
         return;
     };
     let env = relay_env(peer.port, "O MaxConnections=1\n");
-    env.sendmail(&["-odq", "stall-a@example.org"], MSG).code(0);
-    let a = ids(&env);
-    // Larger: the run takes it second.
-    let mut big = MSG.to_vec();
-    big.extend("padding line\n".repeat(400).as_bytes());
-    env.sendmail(&["-odq", "b@example.org"], &big).code(0);
-    let b: Vec<String> = ids(&env).into_iter().filter(|i| !a.contains(i)).collect();
+    let (_, b) = queue_first_then_second(&env, "stall-a@example.org", "b@example.org", None);
     let mut run = spawn(&env, &["-qf"]);
     peer.wait_transcript("AHEAD MAIL", Duration::from_secs(10));
     sigterm(&run.0);
@@ -1147,7 +1179,7 @@ fn sigterm_with_the_next_message_sent_ahead_loses_nothing() {
         "the stopped run did not exit"
     );
     let t = peer.transcript();
-    assert_eq!(ids(&env), b, "{}\n{t}", env.listing());
+    assert_eq!(ids(&env), [b], "{}\n{t}", env.listing());
     assert_eq!(stored_for(&peer, "stall-a@example.org"), 1, "{t}");
     assert_eq!(stored_for(&peer, "b@example.org"), 0, "{t}");
     env.sendmail(&["-qf"], b"");

@@ -2173,11 +2173,7 @@ fn every_refusal_of_a_list_with_an_owner_goes_to_the_owner_in_one_report() {
     let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
     };
-    let env = local_env(
-        "list: ok-l1@example.org, reject5-l@example.org, nosuchl\n\
-         owner-list: listboss@example.org\n",
-        Some(peer.port),
-    );
+    let env = local_env(OWNED_LIST, Some(peer.port));
     env.sendmail(
         &[
             "-odi",
@@ -2191,20 +2187,7 @@ fn every_refusal_of_a_list_with_an_owner_goes_to_the_owner_in_one_report() {
     .code(67);
     // Whatever a queue run would still send, sent now.
     env.sendmail(&["-qf"], b"").code(0);
-    peer.wait_for(3, Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(500));
-    let msgs = peer.messages();
-    let reports: Vec<_> = msgs
-        .iter()
-        .filter(|(j, _)| j.contains("\"mail_from\": \"<>\""))
-        .collect();
-    assert_eq!(reports.len(), 1, "{msgs:#?}");
-    let (j, body) = reports[0];
-    assert!(
-        j.contains("\"rcpt_tos\": [\"listboss@example.org\"]"),
-        "{j}"
-    );
-    let text = String::from_utf8_lossy(body);
+    let text = the_owners_one_report(&peer, 3, "");
     for want in [
         "\r\nnosuchl\r\n",
         "\r\nreject5-l@example.org\r\n",
@@ -2225,23 +2208,13 @@ fn a_list_owners_refusals_at_a_queued_submission_go_to_the_owner_not_the_sender(
     let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
     };
-    let env = local_env(
-        "list: ok-l1@example.org, reject5-l@example.org, nosuchl\n\
-         owner-list: listboss@example.org\n",
-        Some(peer.port),
-    );
+    let env = local_env(OWNED_LIST, Some(peer.port));
     env.sendmail(&["-odq", "-f", "sender@example.org", "list"], MSG)
         .code(67);
     env.sendmail(&["-qf"], b"").code(0);
     env.sendmail(&["-qf"], b"").code(0);
-    peer.wait_for(3, Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(500));
-    let msgs = peer.messages();
-    let reports: Vec<_> = msgs
-        .iter()
-        .filter(|(j, _)| j.contains("\"mail_from\": \"<>\""))
-        .collect();
-    assert_eq!(reports.len(), 2, "{msgs:#?}");
+    let reports = reports_after(&peer, 3);
+    assert_eq!(reports.len(), 2, "{:#?}", peer.messages());
     for (j, body) in &reports {
         assert!(
             j.contains("\"rcpt_tos\": [\"listboss@example.org\"]"),
@@ -2271,11 +2244,7 @@ fn a_list_whose_owner_sent_the_message_goes_in_the_senders_transaction_and_repor
     let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
     };
-    let env = local_env(
-        "list: ok-l1@example.org, reject5-l@example.org, nosuchl\n\
-         owner-list: listboss@example.org\n",
-        Some(peer.port),
-    );
+    let env = local_env(OWNED_LIST, Some(peer.port));
     env.sendmail(
         &[
             "-odi",
@@ -3348,6 +3317,24 @@ fn a_forward_reached_through_an_alias_at_delivery_goes_out_in_the_same_attempt()
     assert!(!mbox(&env, TEST_USER).exists());
 }
 
+/// A list (`list`) whose owner is `listboss@example.org`: a member the server takes, one
+/// it refuses (`reject5-`) and one unknown here (`nosuchl`).
+const OWNED_LIST: &str = "list: ok-l1@example.org, reject5-l@example.org, nosuchl\n\
+                          owner-list: listboss@example.org\n";
+
+/// The one report (from `<>`) among `peer`'s messages once `n` messages in all came,
+/// which goes to the list's owner alone: its text (`what` names the case in a failure).
+fn the_owners_one_report(peer: &Peer, n: usize, what: &str) -> String {
+    let reports = reports_after(peer, n);
+    assert_eq!(reports.len(), 1, "{what}: {:#?}", peer.messages());
+    let (j, body) = &reports[0];
+    assert!(
+        j.contains("\"rcpt_tos\": [\"listboss@example.org\"]"),
+        "{what}: {j}"
+    );
+    String::from_utf8_lossy(body).into_owned()
+}
+
 /// The reports (from `<>`) among `peer`'s messages, once `n` messages in all came.
 fn reports_after(peer: &Peer, n: usize) -> Vec<(String, Vec<u8>)> {
     peer.wait_for(n, Duration::from_secs(10));
@@ -3415,11 +3402,7 @@ fn a_list_owner_hears_of_no_member_when_n_never_names_every_address() {
         let Some((_scratch, peer)) = start_peer(&[]) else {
             return;
         };
-        let env = local_env(
-            "list: ok-l1@example.org, reject5-l@example.org, nosuchl\n\
-             owner-list: listboss@example.org\n",
-            Some(peer.port),
-        );
+        let env = local_env(OWNED_LIST, Some(peer.port));
         env.sendmail(
             &[
                 mode,
@@ -3457,14 +3440,7 @@ fn a_list_owner_hears_of_its_members_whatever_the_rcpts_notify() {
                     RCPT TO:<list> NOTIFY=NEVER\r\nDATA\r\nSubject: s\r\n\r\nhi\r\n.\r\nQUIT\r\n";
     env.sendmail(&["-odi", "-bs"], dialogue.as_bytes()).code(67);
     env.sendmail(&["-qf"], b"").code(0);
-    let reports = reports_after(&peer, 2);
-    assert_eq!(reports.len(), 1, "{:#?}", peer.messages());
-    let (j, body) = &reports[0];
-    assert!(
-        j.contains("\"rcpt_tos\": [\"listboss@example.org\"]"),
-        "{j}"
-    );
-    let text = String::from_utf8_lossy(body);
+    let text = the_owners_one_report(&peer, 2, "");
     assert!(text.contains("\r\nreject5-l@example.org\r\n"), "{text}");
 }
 
@@ -3494,14 +3470,7 @@ fn error_mode_q_keeps_no_list_owners_report_back() {
         )
         .code(67);
         env.sendmail(&["-qf"], b"").code(0);
-        let reports = reports_after(&peer, 3);
-        assert_eq!(reports.len(), 1, "{mode}: {:#?}", peer.messages());
-        let (j, body) = &reports[0];
-        assert!(
-            j.contains("\"rcpt_tos\": [\"listboss@example.org\"]"),
-            "{j}"
-        );
-        let text = String::from_utf8_lossy(body);
+        let text = the_owners_one_report(&peer, 3, mode);
         assert!(
             text.contains(
                 "550 5.1.1 nosuchl... User unknown\r\nMessage delivered to mailing list list\r\n"
@@ -3519,11 +3488,7 @@ fn a_background_delivery_tells_a_list_owner_everything_in_one_report() {
     let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
     };
-    let env = local_env(
-        "list: ok-l1@example.org, reject5-l@example.org, nosuchl\n\
-         owner-list: listboss@example.org\n",
-        Some(peer.port),
-    );
+    let env = local_env(OWNED_LIST, Some(peer.port));
     env.sendmail(
         &[
             "-odb",
@@ -3537,14 +3502,7 @@ fn a_background_delivery_tells_a_list_owner_everything_in_one_report() {
     .code(67);
     peer.wait_for(3, Duration::from_secs(10));
     env.sendmail(&["-qf"], b"").code(0);
-    let reports = reports_after(&peer, 3);
-    assert_eq!(reports.len(), 1, "{:#?}", peer.messages());
-    let (j, body) = &reports[0];
-    assert!(
-        j.contains("\"rcpt_tos\": [\"listboss@example.org\"]"),
-        "{j}"
-    );
-    let text = String::from_utf8_lossy(body);
+    let text = the_owners_one_report(&peer, 3, "");
     for want in [
         "\r\nnosuchl\r\n",
         "\r\nreject5-l@example.org\r\n",
@@ -3562,11 +3520,7 @@ fn with_verp_a_list_member_refused_at_submission_is_reported_to_the_owners_verp_
     let Some((_scratch, peer)) = start_peer(&[]) else {
         return;
     };
-    let env = local_env(
-        "list: ok-l1@example.org, reject5-l@example.org, nosuchl\n\
-         owner-list: listboss@example.org\n",
-        Some(peer.port),
-    );
+    let env = local_env(OWNED_LIST, Some(peer.port));
     env.sendmail(
         &[
             "-odi",

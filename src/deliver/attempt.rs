@@ -21,7 +21,7 @@ use super::engine::Engine;
 use super::outcome::{Class, Mailer, RcptOutcome};
 use super::plan::{self, Relay, Route, Transaction, route};
 use super::record::{self, Counts};
-use super::smtp::{self, Credentials, OpenFailure, Session, Step, TlsMode, TlsPolicy, Transcript};
+use super::smtp::{self, Credentials, OpenFailure, Session, Step, TlsPolicy, Transcript};
 use super::transcript::{outcome_lines, reply_lines, say};
 use super::{bounce, cache, dns, local, reply};
 use rsendmail::clock;
@@ -184,21 +184,8 @@ impl Conn {
                         }
                     }
                 };
-                let creds = auth
-                    .iter()
-                    .find(|a| {
-                        rsendmail::message::address::domain_key(&a.host)
-                            == rsendmail::message::address::domain_key(bare)
-                    })
-                    .map(|a| Credentials {
-                        user: a.user.clone(),
-                        password: a.password.clone(),
-                    });
-                let mx_tls = TlsPolicy {
-                    mode: TlsMode::Opportunistic,
-                    verify: false,
-                    ..TlsPolicy::default()
-                };
+                let creds = Credentials::for_host(auth, bare);
+                let mx_tls = TlsPolicy::for_mx();
                 match Session::open(
                     host,
                     *port,

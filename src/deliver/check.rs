@@ -681,25 +681,12 @@ fn session(
 ) {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     // The policy and credentials a delivery to this host would use.
-    let mx_tls = TlsPolicy {
-        mode: TlsMode::Opportunistic,
-        verify: false,
-        ..TlsPolicy::default()
-    };
+    let mx_tls = TlsPolicy::for_mx();
     let policy = if mx { &mx_tls } else { &engine.tls };
     let mut unread_auth: Option<String> = None;
     let creds = match &engine.auth {
         _ if mx => None,
-        Ok(a) => a
-            .iter()
-            .find(|a| {
-                rsendmail::message::address::domain_key(&a.host)
-                    == rsendmail::message::address::domain_key(bare)
-            })
-            .map(|a| Credentials {
-                user: a.user.clone(),
-                password: a.password.clone(),
-            }),
+        Ok(a) => Credentials::for_host(a, bare),
         // Readable by root and the spool's group alone, as it should be, and this
         // user has neither: the other steps are still tried, AUTH is said not tried.
         Err(why) if auth_out_of_reach(s) => {

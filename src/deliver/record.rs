@@ -662,6 +662,12 @@ mod tests {
         )
     }
 
+    /// [`record`] of a first attempt at `now` (no state before), with `outcomes`: a
+    /// message of size 0, nothing refused before delivery, no `xdelay`.
+    fn first_attempt(e: &Engine, env: &Envelope, outcomes: &[RcptOutcome], now: i64) -> Recorded {
+        record(e, env, &State::default(), 0, outcomes, vec![], now, 0)
+    }
+
     /// sendmail's QPRIMARY: the recipient named, and the one target of a one-to-one
     /// expansion without an owner, get receipts; a list's members do not, nor anything
     /// a member's own expansion (a `.forward` at delivery) leads to, nor an owned list's.
@@ -717,16 +723,7 @@ mod tests {
     #[test]
     fn min_queue_age_and_back_off_decide_when_due() {
         let e = engine::for_tests();
-        let r = record(
-            &e,
-            &env(1),
-            &State::default(),
-            0,
-            &[out(0, 451, "4.4.1 x")],
-            vec![],
-            T0,
-            0,
-        );
+        let r = first_attempt(&e, &env(1), &[out(0, 451, "4.4.1 x")], T0);
         // Not due before its back-off, due after; MinQueueAge keeps a recently tried
         // entry back even when its back-off has passed.
         assert!(!r.state.is_due(T0 + 299, 0));
@@ -854,16 +851,7 @@ mod tests {
     #[test]
     fn warning_sent_once() {
         let e = engine::for_tests();
-        let first = record(
-            &e,
-            &env(1),
-            &State::default(),
-            0,
-            &[out(0, 451, "4.4.1 x")],
-            vec![],
-            T0 + 5 * 3600,
-            0,
-        );
+        let first = first_attempt(&e, &env(1), &[out(0, 451, "4.4.1 x")], T0 + 5 * 3600);
         assert!(first.state.warned);
         assert_eq!(first.reports.len(), 1);
         let second = record(
@@ -879,16 +867,7 @@ mod tests {
         assert!(second.reports.is_empty(), "no second warning");
         let mut never = engine::for_tests();
         never.queue_warn = 0;
-        let none = record(
-            &never,
-            &env(1),
-            &State::default(),
-            0,
-            &[out(0, 451, "4.4.1 x")],
-            vec![],
-            T0 + 9 * 3600,
-            0,
-        );
+        let none = first_attempt(&never, &env(1), &[out(0, 451, "4.4.1 x")], T0 + 9 * 3600);
         assert!(
             none.reports.is_empty() && !none.state.warned,
             "queuewarn=0: never"
@@ -907,16 +886,7 @@ mod tests {
         let mut expanded =
             RcptOutcome::local(0, 250, "2.0.0 expanded by alias", Mailer::Local, None);
         expanded.expanded = true;
-        let r = record(
-            &e,
-            &en,
-            &State::default(),
-            0,
-            &[expanded, passed, out(2, 550, "5.1.1 no")],
-            vec![],
-            T0,
-            0,
-        );
+        let r = first_attempt(&e, &en, &[expanded, passed, out(2, 550, "5.1.1 no")], T0);
         assert_eq!(
             summary(&r),
             ["0 delivered", "1 delivered", "2 failed",],
@@ -956,7 +926,7 @@ mod tests {
         let now = T0 + 5 * 3600;
         let mut verp = en.clone();
         verp.verp = Some("+=".into());
-        let r = record(&e, &verp, &State::default(), 0, &outcomes, vec![], now, 0);
+        let r = first_attempt(&e, &verp, &outcomes, now);
         let mut seen = Vec::new();
         for o in &r.reports {
             let [one] = &o.recipients[..] else {
@@ -990,7 +960,7 @@ mod tests {
         // Without VERP: one report for the attempt, with the whole transcript: the delay
         // warning, listing the failures and the successes asked for too (sendmail's:
         // delay-failure-mixed-q).
-        let r = record(&e, &en, &State::default(), 0, &outcomes, vec![], now, 0);
+        let r = first_attempt(&e, &en, &outcomes, now);
         assert_eq!(r.reports.len(), 1, "{:?}", summary(&r));
         assert_eq!(r.reports[0].kind, dsn::Kind::Delay);
         assert_eq!(r.reports[0].recipients.len(), 5);
@@ -1027,16 +997,7 @@ mod tests {
         nohost.no_host = true;
         nohost.looked_up = true;
         let server = answered(2, 550, "5.1.1 no such user", "RCPT To:<r2@x.test>");
-        let r = record(
-            &e,
-            &env(3),
-            &State::default(),
-            0,
-            &[utf8, nohost, server],
-            vec![],
-            T0,
-            0,
-        );
+        let r = first_attempt(&e, &env(3), &[utf8, nohost, server], T0);
         let [o] = &r.reports[..] else {
             panic!("{:?}", summary(&r));
         };
@@ -1078,43 +1039,16 @@ mod tests {
         let e = engine::for_tests();
         let mut bounce = env(1);
         bounce.sender.clear();
-        let r = record(
-            &e,
-            &bounce,
-            &State::default(),
-            0,
-            &[out(0, 550, "5.1.1 no")],
-            vec![],
-            T0,
-            0,
-        );
+        let r = first_attempt(&e, &bounce, &[out(0, 550, "5.1.1 no")], T0);
         assert_eq!(r.reports.len(), 1);
         assert_eq!(r.reports[0].to, ReportTo::Postmaster, "double bounce");
         bounce.report = Some("double".into());
-        let r = record(
-            &e,
-            &bounce,
-            &State::default(),
-            0,
-            &[out(0, 550, "5.1.1 no")],
-            vec![],
-            T0,
-            0,
-        );
+        let r = first_attempt(&e, &bounce, &[out(0, 550, "5.1.1 no")], T0);
         assert!(
             matches!(r.reports[0].to, ReportTo::Dropped(_)),
             "never a triple"
         );
-        let young = record(
-            &e,
-            &bounce,
-            &State::default(),
-            0,
-            &[out(0, 451, "4.4.1 x")],
-            vec![],
-            T0 + 5 * 3600,
-            0,
-        );
+        let young = first_attempt(&e, &bounce, &[out(0, 451, "4.4.1 x")], T0 + 5 * 3600);
         assert!(young.reports.is_empty(), "no delay warning for a report");
     }
 
@@ -1367,11 +1301,11 @@ mod tests {
             Some("nx.test".into()),
         );
         nohost.no_host = true;
-        let r = record(&e, &env(1), &State::default(), 0, &[nohost], vec![], T0, 0);
+        let r = first_attempt(&e, &env(1), &[nohost], T0);
         assert_eq!(exit_status(&r.counts, 'p'), Sysexit::NoHost);
         let mut data = out(0, 554, "5.6.0 content refused");
         data.data_refused = true;
-        let r = record(&e, &env(1), &State::default(), 0, &[data], vec![], T0, 0);
+        let r = first_attempt(&e, &env(1), &[data], T0);
         assert_eq!(exit_status(&r.counts, 'p'), Sysexit::Unavailable);
     }
 }

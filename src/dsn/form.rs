@@ -585,7 +585,7 @@ impl<R: Read + Seek> Seek for Spliced<R> {
 #[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::dsn::{Kind, RcptReport, Report};
+    use crate::dsn::{RcptReport, Report};
     use crate::spool::entry::test_envelope;
     use std::io::Cursor;
 
@@ -626,21 +626,17 @@ mod tests {
         let original = "Subject: caf\u{e9}\n\nbody caf\u{e9}\n";
         env.header_bytes = 16;
         let rep = Report {
-            kind: Kind::Failure,
-            host: "host.example",
-            original: &env,
-            recipients: vec![RcptReport::failed(
-                rcpt,
-                crate::status::BAD_MAILBOX,
-                "553 5.6.7 no",
-                "SMTP",
-            )],
-            notes: Vec::new(),
             headers_only,
-            no_actual_recipient: false,
-            waited: None,
             eight_bit: true,
-            returned_by: None,
+            ..Report::failure(
+                &env,
+                vec![RcptReport::failed(
+                    rcpt,
+                    crate::status::BAD_MAILBOX,
+                    "553 5.6.7 no",
+                    "SMTP",
+                )],
+            )
         };
         let mut out = b"ENVELOPE\n".to_vec();
         rep.write(

@@ -1600,21 +1600,13 @@ impl Spool {
         Ok(out)
     }
 
-    /// The IDs of committed entries, unsorted.
+    /// The IDs of committed entries, unsorted ([`Spool::id_keys`] as strings).
     pub fn ids(&self) -> Result<Vec<String>, Fatal> {
-        let rd = fs::read_dir(&self.dir).map_err(|e| cant("cannot read", &self.dir, &e))?;
-        let mut out = Vec::new();
-        for ent in rd {
-            let ent = ent.map_err(|e| cant("cannot read", &self.dir, &e))?;
-            let name = ent.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if let Some(id) = name.strip_prefix("qf")
-                && valid_id(id)
-            {
-                out.push(id.to_string());
-            }
-        }
-        Ok(out)
+        Ok(self
+            .id_keys()?
+            .iter()
+            .map(|k| key_str(k).to_string())
+            .collect())
     }
 
     /// Open an entry safely: no symlinks, a regular file with one link ([`open_safely`]).

@@ -14,7 +14,7 @@
 
 use super::reply::Expect;
 use super::{Reply, Session, State, TlsPolicy, Transcript};
-use rsendmail::status;
+use rsendmail::{base64, status};
 
 /// Credentials for AUTH (from dma's auth.conf).
 #[derive(Clone, Debug)]
@@ -23,55 +23,21 @@ pub struct Credentials {
     pub password: String,
 }
 
-/// Base64 (RFC 4648), for AUTH.
-pub fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut o = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        o.push(T[(n >> 18) as usize & 63] as char);
-        o.push(T[(n >> 12) as usize & 63] as char);
-        o.push(if c.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        o.push(if c.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
+impl Credentials {
+    /// The credentials auth.conf's `entries` give for `host` (a name, or an address
+    /// without its brackets), the host compared as a domain
+    /// ([`rsendmail::message::address::domain_key`]).
+    pub fn for_host(entries: &[rsendmail::config::AuthEntry], host: &str) -> Option<Credentials> {
+        use rsendmail::message::address::domain_key;
+        let key = domain_key(host);
+        entries
+            .iter()
+            .find(|a| domain_key(&a.host) == key)
+            .map(|a| Credentials {
+                user: a.user.clone(),
+                password: a.password.clone(),
+            })
     }
-    o
-}
-
-/// Base64 decoding (lenient: characters outside the alphabet are skipped).
-#[deny(clippy::indexing_slicing)]
-pub fn unbase64(s: &str) -> Vec<u8> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for v in s.bytes().filter_map(val) {
-        acc = acc << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
 }
 
 /// The CRAM-MD5 response (RFC 2195): `user hex(HMAC-MD5(password, challenge))`.
@@ -131,7 +97,7 @@ impl Session {
         };
         self.state = State::AuthReply;
         let r = if mechanism == Mechanism::Plain {
-            let token = base64(format!("\0{}\0{}", c.user, c.password).as_bytes());
+            let token = base64::encode(format!("\0{}\0{}", c.user, c.password).as_bytes());
             if let Some(w) = out.as_deref_mut() {
                 let _ = writeln!(w, ">>> AUTH PLAIN (credentials not shown)");
             }
@@ -145,11 +111,12 @@ impl Session {
             if r.code != 334 {
                 r
             } else {
-                let challenge = unbase64(r.lines.first().map(String::as_str).unwrap_or(""));
+                let challenge =
+                    base64::decode_lenient(r.lines.first().map(String::as_str).unwrap_or(""));
                 if let Some(w) = out.as_deref_mut() {
                     let _ = writeln!(w, ">>> (credentials not shown)");
                 }
-                self.put_quiet(&base64(
+                self.put_quiet(&base64::encode(
                     cram_md5(&c.user, &c.password, &challenge).as_bytes(),
                 ));
                 self.flush(self.timeouts.helo)?;
@@ -166,7 +133,7 @@ impl Session {
                 if let Some(w) = out.as_deref_mut() {
                     let _ = writeln!(w, ">>> (credentials not shown)");
                 }
-                self.put_quiet(&base64(secret.as_bytes()));
+                self.put_quiet(&base64::encode(secret.as_bytes()));
                 self.flush(self.timeouts.helo)?;
                 r = self.read_expect(self.timeouts.helo, out, Expect::Auth, "AUTH")?;
             }
@@ -279,28 +246,14 @@ mod tests {
     }
 
     #[test]
-    fn base64_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(i.as_bytes()), o);
-        }
-        assert_eq!(base64(b"\0user\0pass"), "AHVzZXIAcGFzcw==");
-    }
-
-    #[test]
     fn cram_md5_rfc2195_example() {
-        let challenge = unbase64("PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+");
+        let challenge =
+            base64::decode_lenient("PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+");
         assert_eq!(challenge, b"<1896.697170952@postoffice.reston.mci.net>");
         let resp = cram_md5("tim", "tanstaaftanstaaf", &challenge);
         assert_eq!(resp, "tim b913a602c7eda7a495b4e6e7334d3890");
         assert_eq!(
-            base64(resp.as_bytes()),
+            base64::encode(resp.as_bytes()),
             "dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw"
         );
     }
@@ -313,7 +266,7 @@ mod tests {
             #[test]
             fn any_challenge_is_read(s in any::<String>(), t in "[A-Za-z0-9+/= ]{0,40}") {
                 for challenge in [&s, &t] {
-                    let _ = unbase64(challenge);
+                    let _ = base64::decode_lenient(challenge);
                 }
             }
         }

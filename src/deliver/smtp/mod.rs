@@ -77,7 +77,7 @@ pub use wire::{Stream, Timeouts};
 // Public in the single-file client and kept at their `smtp::` paths, though the engine
 // names none of them today.
 #[allow(unused_imports)]
-pub use auth::{base64, cram_md5, unbase64};
+pub use auth::cram_md5;
 #[allow(unused_imports)]
 pub use probe::Probe;
 pub use probe::{CHECK_LABEL, CONNECTED};

@@ -49,6 +49,18 @@ pub struct TlsPolicy {
     pub plain_auth_ok: bool,
 }
 
+impl TlsPolicy {
+    /// The policy for a host found by MX lookup: STARTTLS when it is offered, its
+    /// certificate not checked (nothing configured names the host to check it against).
+    pub fn for_mx() -> TlsPolicy {
+        TlsPolicy {
+            mode: TlsMode::Opportunistic,
+            verify: false,
+            ..TlsPolicy::default()
+        }
+    }
+}
+
 impl Session {
     /// STARTTLS when the server offers it, then EHLO again. Without it, or refused, the
     /// session goes on in clear text unless the policy requires TLS.
