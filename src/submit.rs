@@ -707,8 +707,10 @@ pub fn sort_listed(
                 // (recorded: `argv-bad-first-odq`, `bv-order-remote-first`: 64 before
                 // an unknown user; `argv-bad-order-odq`: 67 after one); an unbalanced
                 // address does not (`addr-unbalanced-angle`); also `refused-unknown-and-syntax-odq` (67),
-                // `syntax-before-unknown-odq` (64).
-                sets_status: e.sets_status(),
+                // `syntax-before-unknown-odq` (64). A group naming no one (`:;`, `<@>`)
+                // written here is refused by sendmail's rule set 0 and decides it too
+                // (`bv-at-angle-kind`: 64 before an unknown user).
+                sets_status: e.sets_status() || *e == address::Invalid::EmptyGroup,
                 list: l.list,
                 owner: None,
             }),

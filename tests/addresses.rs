@@ -190,6 +190,19 @@ fn bad_recipients_are_refused_with_sendmails_words_and_the_rest_delivered() {
         ("<>", "550 5.1.1 User unknown".into(), 67),
         ("Name <>", "550 5.1.1 User unknown".into(), 67),
         ("@", "550 5.1.1 User unknown".into(), 67),
+        ("N <@>", "550 5.1.1 User unknown".into(), 67),
+        // `<@>` without a display name is a group naming no one to sendmail's rules
+        // (bv-at-angle-kind, rcpt-at-angle-*).
+        (
+            "<@>",
+            "<@>... List:; syntax illegal for recipient addresses".into(),
+            64,
+        ),
+        (
+            "(c) < @ >",
+            "(c) < @ >... List:; syntax illegal for recipient addresses".into(),
+            64,
+        ),
         (
             long.as_str(),
             format!("{long_shown}... prescan: token too long"),

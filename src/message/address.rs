@@ -129,7 +129,8 @@ pub enum Invalid {
     /// sendmail's `List:; syntax illegal for recipient addresses`, exit 64, on the
     /// command line, in `-t` headers and for `-bv` (recorded: `argv-group-empty`,
     /// `argv-group-named`, `argv-group-mixed`, `t-group-empty`, `t-group-empty-cc`,
-    /// `bv-group-empty`). A group with members is its members.
+    /// `bv-group-empty`). A group with members is its members. `<@>` without a display
+    /// name is one too, as sendmail's rule set 0 reads it (`bv-at-angle-kind`).
     EmptyGroup,
     /// Octets that are not UTF-8 where an address was read as text (a `-t` header field,
     /// an alias target, an `:include:` or `.forward` line): they are decoded as U+FFFD,
@@ -881,6 +882,11 @@ impl<'t> ListParser<'t> {
             },
             None => std::mem::take(&mut self.current),
         };
+        // A display name before the brackets (comments are none): `N <@>` is not `<@>`.
+        let phrase = self
+            .current
+            .iter()
+            .any(|t| !matches!(t.kind, Kind::Space | Kind::Comment));
         self.current.clear();
         let address = join_spec(self.text, &spec_tokens);
         let spec_end = spec_tokens
@@ -905,6 +911,14 @@ impl<'t> ListParser<'t> {
         // `<>` among recipients names no one; it is reported, not dropped.
         if address.is_empty() && had_angle && error.is_none() {
             error = Some(Invalid::NoUser);
+        }
+        // `<@>` (blanks and comments aside, no display name) is what sendmail's rule
+        // set 0 makes of a group naming no one: `List:; syntax illegal for recipient
+        // addresses`, exit 64, on the command line, in `-t` headers, for `-bv` and at
+        // RCPT (recorded: `bv-at-angle-kind`, `rcpt-at-angle-*`, `bs-rcpt-at-angle`),
+        // where a lone `@` without brackets is a local user with no name.
+        if address == "@" && had_angle && !phrase && error.is_none() {
+            error = Some(Invalid::EmptyGroup);
         }
         // A backslash alone quotes nothing and names no one: sendmail's `prescan` finds
         // no word in it and takes nothing from it (recorded: `backslash-forms-bv`), as
@@ -2496,6 +2510,30 @@ mod tests {
         }
         assert_eq!(Invalid::NoUser.exit(), Sysexit::NoUser);
         assert_eq!(Invalid::NoUser.message("<>"), "<>... User unknown");
+    }
+
+    /// `<@>` without a display name is sendmail's `List:; syntax illegal for recipient
+    /// addresses` (64), however blanks and comments sit around it; a lone `@` and `N <@>`
+    /// stay a local user with no name (67) (recorded: `bv-at-angle-kind`).
+    #[test]
+    fn an_empty_route_addr_of_at_is_an_empty_list() {
+        for input in ["<@>", "< @ >", "(c) <@>", "<@(c)>", "<@ >", "<@> (c)"] {
+            let r = recipients_of_list(input, false);
+            assert_eq!(r.len(), 1, "{input}");
+            assert_eq!(r[0].error, Some(Invalid::EmptyGroup), "{input}");
+            assert_eq!(r[0].text, input, "{input}");
+        }
+        // Reversed, as a list is queued (see `recipients_of_list`).
+        let r = recipients_of_list("a@example.org, <@>", false);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].error, Some(Invalid::EmptyGroup));
+        assert_eq!(r[0].text, "<@>");
+        assert_eq!(r[1].error, None);
+        for input in ["@", "N <@>"] {
+            let r = recipients_of_list(input, false);
+            assert_eq!(r.len(), 1, "{input}");
+            assert_eq!(r[0].error, Some(Invalid::NoUser), "{input}");
+        }
     }
 
     #[test]

@@ -113,9 +113,10 @@ pub(super) fn split_path<'t>(arg: &'t str, keyword: &str) -> Result<Path<'t>, Pa
         .and_then(|w| w.strip_suffix('>'))
         .unwrap_or(written);
     let mut route = None;
-    let address = if inner == "@" {
-        // A lone `@`: sendmail's `<@>... List:; syntax illegal for recipient
-        // addresses` (recorded: `bs-mail-path-at`, `bs-rcpt-path-odd`).
+    let address = if inner.trim_matches(' ') == "@" {
+        // A lone `@`, blanks aside: sendmail's `<@>... List:; syntax illegal for
+        // recipient addresses` (recorded: `bs-mail-path-at`, `bs-rcpt-path-odd`,
+        // `bs-rcpt-at-angle`).
         return Err(PathError::Invalid(
             written.to_string(),
             address::Invalid::EmptyGroup,
