@@ -320,7 +320,11 @@ fn open_batch(
                     out.local_retries.push((id.clone(), t));
                 }
                 let rcpts = open_recipients(&entry.envelope, &entry.state);
-                let sort_key = sort_key(sort, &entry, &rcpts);
+                let sort_key = sort_key(
+                    sort,
+                    (&entry.envelope, &entry.state, entry.body_size()),
+                    &rcpts,
+                );
                 order.push((sort_key, entry.envelope.created, key, judged.wait, entry));
             }
             Err(ReadError::Corrupt(why)) => {
@@ -489,7 +493,11 @@ pub fn sort_key_of(sort: QueueSortOrder, entry: &crate::spool::QueuedEntry) -> (
         .filter(|(i, _)| !entry.state.of(*i).is_final())
         .map(|(_, r)| r.address.as_str())
         .collect();
-    sort_key(sort, entry, &open)
+    sort_key(
+        sort,
+        (&entry.envelope, &entry.state, entry.body_size()),
+        &open,
+    )
 }
 
 /// What a queue run sorts an entry by first (sendmail's `sortq`, queue.c), the lowest
@@ -503,9 +511,16 @@ pub fn sort_key_of(sort: QueueSortOrder, entry: &crate::spool::QueuedEntry) -> (
 /// - `modification`: when the entry last changed, its last try or else its submission
 ///   (sendmail's queue file is rewritten at each try: its `w_mtime`);
 /// - `random`, `none`: not sorted by a key.
-fn sort_key(sort: QueueSortOrder, entry: &Peeked, open: &[&str]) -> (String, i64) {
-    let env = &entry.envelope;
-    let priority = || crate::mailq::priority_of(env, &entry.state, entry.body_size());
+fn sort_key(
+    sort: QueueSortOrder,
+    (env, state, body_size): (
+        &crate::spool::entry::Envelope,
+        &crate::spool::entry::State,
+        u64,
+    ),
+    open: &[&str],
+) -> (String, i64) {
+    let priority = || crate::mailq::priority_of(env, state, body_size);
     match sort {
         QueueSortOrder::Priority => (String::new(), priority()),
         QueueSortOrder::Host => {
@@ -517,10 +532,7 @@ fn sort_key(sort: QueueSortOrder, entry: &Peeked, open: &[&str]) -> (String, i64
             (host, priority())
         }
         QueueSortOrder::Time => (String::new(), env.created),
-        QueueSortOrder::Modification => (
-            String::new(),
-            entry.state.last_attempt.unwrap_or(env.created),
-        ),
+        QueueSortOrder::Modification => (String::new(), state.last_attempt.unwrap_or(env.created)),
         QueueSortOrder::Filename | QueueSortOrder::Random | QueueSortOrder::None => {
             (String::new(), 0)
         }
