@@ -842,7 +842,10 @@ pub fn attempt(
     // `rsendmail-admin delete` of an entry not being delivered takes it. Should the
     // removal fail, what was delivered is recorded and the mark stays, so that the next
     // holder of its lock removes it.
-    if locked.deletion_requested() {
+    if locked
+        .mark_at_end()
+        .is_some_and(|m| m.request == Request::Delete)
+    {
         result.removed = true;
         locked.pending_state = Some(record::delivered_so_far(&locked.entry.state, &outcomes));
         return Ok(result);

@@ -1290,7 +1290,7 @@ impl Spool {
     /// Whether entry `id` carries a mark: an action (delete, hold, bounce) asked for
     /// while a delivery held it ([`Spool::request`]). Every holder of its lock then
     /// carries it out ([`Spool::carry_out_mark`]), and a delivery starts nothing more
-    /// of it (module docs, "A deletion asked for during a delivery").
+    /// of it (docs/ARCHITECTURE.md, "Locking").
     pub fn marked(&self, id: &str) -> bool {
         fs::symlink_metadata(self.kf_path(id)).is_ok()
     }
@@ -2091,6 +2091,7 @@ impl Spool {
             pending_state: None,
             reserved: None,
             removed: false,
+            unmarked_at_end: false,
         };
         // Deliveries journalled by the supervisor of a delivery whose deliverer died
         // (module docs): recorded in the state (read with them merged), and the journal
@@ -2127,7 +2128,8 @@ impl Spool {
         };
         // An action asked for while another delivery held it: carried out first
         // (deleted or held: nothing sent; a return: recorded, the entry read with it).
-        if self.marked(id) && !self.carry_out_mark(id) {
+        // Looked for only when the listing named a file of that kind beside it.
+        if has_state && self.marked(id) && !self.carry_out_mark(id) {
             return Ok(None);
         }
         let file = (held.dev(), held.ino(), held.len());
@@ -2142,6 +2144,7 @@ impl Spool {
             state_file: e.state_file,
             journal: e.journal,
             file,
+            may_be_marked: has_state,
         }))
     }
 
@@ -2163,8 +2166,11 @@ impl Spool {
             return Ok(None);
         };
         // An action asked for while another delivery held it: carried out first; a
-        // return recorded in its state, read again below.
-        if self.marked(&id) && !self.carry_out_mark(&id) {
+        // return recorded in its state, read again below. Looked for only when the
+        // run's listing named a file that may be a mark: one made since is found by
+        // the attempt before its first transaction or local delivery
+        // (`attempt::make_room`), and at its end, before anything is recorded.
+        if seen.may_be_marked && self.marked(&id) && !self.carry_out_mark(&id) {
             return Ok(None);
         }
         if (held.dev(), held.ino(), held.len()) != seen.file {
@@ -2635,6 +2641,9 @@ pub struct Peeked {
     pub journal: bool,
     /// The queue file read: its device, inode and length.
     file: (u64, u64, u64),
+    /// The run's listing of the spool named a file beside the entry that may be a
+    /// mark (`kf<ID>`, [`Spool::request`]): its attempt looks for one when it locks it.
+    may_be_marked: bool,
 }
 
 impl Peeked {
@@ -2688,14 +2697,21 @@ pub struct LockedEntry {
     reserved: Option<(File, File)>,
     /// Unlinked ([`LockedEntry::remove_unsynced`]).
     removed: bool,
+    /// Its attempt found no mark at its end ([`LockedEntry::mark_at_end`]): not looked
+    /// for again when it is let go of. A mark made in between is carried out by the
+    /// command that made it, which tries the lock for a moment after, or by the lock's
+    /// next holder.
+    unmarked_at_end: bool,
 }
 
 impl LockedEntry {
-    /// Whether the entry's deletion was asked for while this process held it
-    /// ([`Spool::request_deletion`]): nothing more of it may be sent, and it goes when
-    /// this process lets go of it.
-    pub fn deletion_requested(&self) -> bool {
-        self.mark().is_some_and(|m| m.request == Request::Delete)
+    /// [`LockedEntry::mark`] as an attempt looks for it at its end, after its last
+    /// unit of delivery: when there is none, it is not looked for again when the entry
+    /// is let go of.
+    pub fn mark_at_end(&mut self) -> Option<Mark> {
+        let m = self.mark();
+        self.unmarked_at_end = m.is_none();
+        m
     }
 
     /// The entry's mark: an action asked for while this process held it
@@ -3037,7 +3053,7 @@ impl Drop for LockedEntry {
         if self.reserved.take().is_some() {
             let _ = fs::remove_file(self.state_tmp());
         }
-        if !self.removed && self.spool.marked(&self.entry.envelope.id) {
+        if !self.removed && !self.unmarked_at_end && self.spool.marked(&self.entry.envelope.id) {
             self.spool.carry_out_mark(&self.entry.envelope.id);
         }
     }
