@@ -2034,6 +2034,32 @@ fn hold_and_bounce_of_a_locked_entry_mark_it_and_its_next_holder_carries_it_out(
         assert_eq!(r.stdout, said, "{}", r.stderr);
         assert!(took < Duration::from_secs(3), "{took:?}");
         assert!(qf.exists() && kf.exists(), "{}", env.listing());
+        // The mark is shown: mailq and list, list --json, show.
+        let what = if action == "hold" {
+            "hold"
+        } else {
+            "return to the sender"
+        };
+        let line = format!("     MARKED: {what} asked for by root (uid 0)\n");
+        assert!(env.mailq(&[]).contains(&line), "{}", env.mailq(&[]));
+        let list = admin(&env, &["list"]);
+        assert!(list.stdout.contains(&line), "{}", list.stdout);
+        let json = admin(&env, &["list", "--json"]);
+        assert!(
+            json.stdout.contains(&format!(
+                "\"marked\":{{\"action\":\"{action}\",\"by\":\"root (uid 0)\",\"at\":"
+            )),
+            "{}",
+            json.stdout
+        );
+        let show = admin(&env, &["show", &id]);
+        assert!(
+            show.stdout.contains(&format!(
+                "\nMarked:         {what} requested by root (uid 0) at "
+            )),
+            "{}",
+            show.stdout
+        );
         drop(f);
         let q = env.sendmail(&["-q", "-v"], b"");
         assert!(!kf.exists(), "{}", env.listing());

@@ -28,6 +28,9 @@
 //! [`Spool::request_deletion`]), its delivery sends nothing more of it and removes it
 //! when it lets go of it, and every later holder of its lock removes it unsent; the
 //! command waits only [`MARK_WAIT`] for such entries, then says which were marked (0).
+//! `hold` and `bounce` do the same with their own action in the mark
+//! ([`Spool::request`]): the delivery starts nothing more of the entry, and it is held,
+//! or its open recipients returned, when the delivery lets go of it.
 //!
 //! Holding moves `qf<ID>`, `sf<ID>` and `jf<ID>` into `SPOOLDIR/hold/` ([`Spool::held`]), as
 //! Postfix's hold queue and sendmail's `hf` files do: no selection code can take a held
@@ -816,7 +819,13 @@ pub fn show(ctx: &Context, id: &str) -> Sysexit {
             }
             crate::outln!(
                 "{}",
-                render(&e, held, sp.is_busy(&e.file), crate::clock::now())
+                render(
+                    &e,
+                    held,
+                    sp.is_busy(&e.file),
+                    (!held).then(|| sp.mark(&id)).flatten().as_ref(),
+                    crate::clock::now()
+                )
             );
             Ok(())
         })();
@@ -840,7 +849,13 @@ fn left_state(spool: &Spool, id: &str) -> Result<Option<spool::entry::State>, Sy
 }
 
 /// The text of `show`.
-fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
+fn render(
+    e: &spool::QueuedEntry,
+    held: bool,
+    busy: bool,
+    mark: Option<&spool::Mark>,
+    now: i64,
+) -> String {
     use std::fmt::Write as _;
     let p = |t: &str| crate::text::escaped(t).into_owned();
     let env = &e.envelope;
@@ -856,6 +871,21 @@ fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
     };
     let _ = writeln!(o, "Queue ID:       {}", env.id);
     let _ = writeln!(o, "Status:         {status}");
+    // An action asked for during its delivery (`kf<ID>`): carried out when it ends.
+    if let Some(m) = mark {
+        let reason = match &m.request {
+            Request::Bounce { reason, .. } => format!(" ({})", p(reason)),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            o,
+            "Marked:         {} requested by {} at {}{reason}; carried out when its \
+             delivery ends",
+            m.what(),
+            p(&m.by),
+            when(m.at, now)
+        );
+    }
     if held {
         match &e.state.held_by {
             Some(h) => {
