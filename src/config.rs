@@ -772,6 +772,32 @@ impl Config {
                 ));
             }
         }
+        // The system's password, shadow and group files, a device, the kernel's: never
+        // credentials nor a certificate. Refused from their names, the same for root,
+        // who could read them, and for a user's set-gid submission, which cannot (it
+        // used to skip them, leaving the refusal to the root queue runner).
+        for (what, path) in [
+            ("AUTHPATH", self.auth_path.as_ref()),
+            ("CERTFILE", self.cert_file.as_ref()),
+        ] {
+            let Some(p) = path else { continue };
+            if let Some(it) = crate::spool::safety::system_path(p) {
+                let it = if it.is_empty() { "a device" } else { it };
+                return Err(Fatal::new(
+                    Sysexit::Config,
+                    format!(
+                        "{}{what} {} is {it}, not a file of {}; correct the line",
+                        at(what),
+                        p.display(),
+                        if what == "AUTHPATH" {
+                            "credentials"
+                        } else {
+                            "a certificate"
+                        }
+                    ),
+                ));
+            }
+        }
         let mut read = Vec::new();
         for (what, path) in [
             ("RELAYTABLE", self.relay_table.as_ref()),
@@ -1790,12 +1816,23 @@ fn auth_of(
     md: &std::fs::Metadata,
     text: Result<String, crate::boundedfile::ReadError>,
 ) -> Result<Vec<AuthEntry>, Fatal> {
+    // The repair of a file that is not rsendmail's (`/etc/passwd`) is never a change
+    // of its mode (the one rule of `check`): the line naming it is corrected.
+    let repair = |cmd: &str| match crate::spool::safety::not_rsendmails_own(path) {
+        Some(why) => {
+            let line = at.trim_end_matches(": ");
+            let line = if line.is_empty() { "AUTHPATH" } else { line };
+            format!("; it is not rsendmail's ({why}), so it is left as it is: correct {line}")
+        }
+        None => format!(" ({cmd})"),
+    };
     if md.mode() & 0o004 != 0 {
         return Err(Fatal::new(
             Sysexit::Config,
             format!(
-                "AUTHPATH {} is readable by others; refusing to use it (chmod o-r)",
-                path.display()
+                "AUTHPATH {} is readable by others; refusing to use it{}",
+                path.display(),
+                repair("chmod o-r")
             ),
         ));
     }
@@ -1805,8 +1842,9 @@ fn auth_of(
             Sysexit::Config,
             format!(
                 "AUTHPATH {} is readable by others (an access ACL lets {who} read it); \
-                 refusing to use it (setfacl -b)",
-                path.display()
+                 refusing to use it{}",
+                path.display(),
+                repair("setfacl -b")
             ),
         ));
     }
@@ -1870,8 +1908,26 @@ pub fn parse_auth(text: &str, name: &str) -> Result<Vec<AuthEntry>, Fatal> {
     if errors.is_empty() {
         Ok(out)
     } else {
-        Err(Fatal::new(Sysexit::Config, errors.join("; ")))
+        Err(Fatal::new(Sysexit::Config, first_few(&errors)))
     }
+}
+
+/// How many of a file's faulty lines a message names before `and N more`.
+const FAULTS_NAMED: usize = 3;
+
+/// `errors` joined by `; `, the first [`FAULTS_NAMED`] of them and `and N more lines`:
+/// a file that is not of its kind at all (`AUTHPATH /etc/shadow`) makes one short line.
+fn first_few(errors: &[String]) -> String {
+    let mut text = errors
+        .iter()
+        .take(FAULTS_NAMED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if errors.len() > FAULTS_NAMED {
+        text.push_str(&format!("; and {} more lines", errors.len() - FAULTS_NAMED));
+    }
+    text
 }
 
 /// One line of auth.conf `name`, or what is wrong with it (never its
@@ -1951,6 +2007,45 @@ fn auth_host(host: &str) -> Result<String, String> {
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
+
+    /// A file that is no auth.conf at all (`/etc/shadow`'s lines) is refused with its
+    /// first few faulty lines and how many more, not one fragment for each.
+    #[test]
+    fn an_auth_file_of_many_bad_lines_names_the_first_few() {
+        let text = "root:x:1:\n".repeat(28);
+        let e = parse_auth(&text, "f").unwrap_err();
+        assert_eq!(
+            e.message,
+            "f: line 1: expected user|host:password; f: line 2: expected \
+             user|host:password; f: line 3: expected user|host:password; and 25 more lines"
+        );
+        let e = parse_auth("x\ny\n", "f").unwrap_err();
+        assert_eq!(
+            e.message,
+            "f: line 1: expected user|host:password; f: line 2: expected user|host:password"
+        );
+    }
+
+    /// An auth file others may read that is not rsendmail's (`/etc/motd`) is refused
+    /// with the line to correct, never a command that would change it.
+    #[test]
+    fn a_readable_auth_file_not_rsendmails_gets_no_chmod() {
+        let p = Path::new("/etc/motd");
+        let Ok(md) = std::fs::metadata(p) else {
+            return;
+        };
+        if md.mode() & 0o004 == 0 {
+            return;
+        }
+        let e = auth_of(p, "c.conf: line 4: ", &md, Ok(String::new())).unwrap_err();
+        assert!(
+            e.message.starts_with("AUTHPATH /etc/motd is readable by others; refusing to use it; it is not rsendmail's (")
+                && e.message.ends_with("so it is left as it is: correct c.conf: line 4")
+                && !e.message.contains("chmod"),
+            "{}",
+            e.message
+        );
+    }
 
     fn parse(text: &str) -> Result<Config, Fatal> {
         let mut c = Config::builtin(&Paths::system());

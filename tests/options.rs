@@ -585,6 +585,20 @@ fn files_named_by_the_config_are_checked_before_anything_is_queued() {
             format!("AUTHPATH {a} is readable by others; refusing to use it (chmod o-r)"),
         ),
         (
+            "AUTHPATH /etc/shadow\n".to_string(),
+            vec![],
+            "AUTHPATH /etc/shadow is the system's shadow password file, not a file of \
+             credentials; correct the line"
+                .to_string(),
+        ),
+        (
+            "AUTHPATH /etc/passwd\n".to_string(),
+            vec![],
+            "AUTHPATH /etc/passwd is the system's password file, not a file of \
+             credentials; correct the line"
+                .to_string(),
+        ),
+        (
             format!("O CACertFile={m}\n"),
             vec![],
             format!("cannot open CACertFile {m}: No such file or directory"),
@@ -607,7 +621,9 @@ fn files_named_by_the_config_are_checked_before_anything_is_queued() {
             args.extend([mode, "bob@example.org"]);
             // A file the config names that cannot be read is named with the config's
             // line (the extra text is its line 6); `-O` names it on the command line.
-            let want = if want.starts_with("cannot ") && !conf.is_empty() {
+            let want = if (want.starts_with("cannot ") || want.ends_with("correct the line"))
+                && !conf.is_empty()
+            {
                 format!("{}: line 6: {want}", env.conf.display())
             } else {
                 want.clone()

@@ -630,7 +630,9 @@ fn no_spool_file_gets_a_standard_descriptor() {
 /// The files a config names for delivery are checked with the caller's rights: a user's
 /// own config (`-C`) costs a set-gid rsendmail its group first, so a relay table only the
 /// group may read is refused (78, nothing queued); an auth.conf only root may read is
-/// accepted (the root queue runner reads it); a missing one is refused.
+/// accepted (the root queue runner reads it); a missing one is refused, and so is a
+/// system file that never holds credentials nor a certificate (`/etc/shadow`), which
+/// root's submission refuses too.
 #[test]
 fn files_the_config_names_are_checked_with_the_callers_rights() {
     if !can_switch_user() {
@@ -684,6 +686,24 @@ fn files_the_config_names_are_checked_with_the_callers_rights() {
             format!("AUTHPATH {}\n", root_auth.display()),
             0,
             String::new(),
+        ),
+        (
+            "AUTHPATH /etc/shadow\n".to_string(),
+            78,
+            format!(
+                "{}: line 3: AUTHPATH /etc/shadow is the system's shadow password file, not \
+                 a file of credentials; correct the line\n",
+                conf.display()
+            ),
+        ),
+        (
+            "CERTFILE /etc/shadow\n".to_string(),
+            78,
+            format!(
+                "{}: line 3: CERTFILE /etc/shadow is the system's shadow password file, not \
+                 a file of a certificate; correct the line\n",
+                conf.display()
+            ),
         ),
     ];
     for (extra, code, want) in cases {

@@ -4804,3 +4804,63 @@ fn a_second_daemon_does_not_take_a_running_ones_pid_file() {
     );
     assert!(std::net::TcpStream::connect(("127.0.0.1", d.port)).is_ok());
 }
+
+/// `O PidFile=` in a place of the system's that is not for pid files
+/// (`/mnt/cron.d/rsendmail-backup`, in a tmpfs of its own on `/mnt` in a private mount
+/// namespace, so the real one is never at stake): the root daemon writes nothing there,
+/// neither over an admin's file whose first line is a number nor beside it.
+#[test]
+fn the_daemon_writes_no_pid_file_in_a_system_place() {
+    if !is_root() || !Path::new("/usr/bin/unshare").exists() {
+        return;
+    }
+    let env = Env::new();
+    let port = crate::harness::closed_tcp_port();
+    env.add_config(&format!(
+        "O DaemonPortOptions=Port={port},Addr=127.0.0.1\nO PidFile=/mnt/cron.d/rsendmail-backup\n"
+    ));
+    let script = r#"
+mount -t tmpfs -o mode=755 tmpfs /mnt || exit 90
+mkdir /mnt/cron.d && printf '4242\nadmin text\n' > /mnt/cron.d/rsendmail-backup || exit 91
+exec "$0" -C "$1" -bD -q30m
+"#;
+    let mut child = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script])
+        .arg(env.link("sendmail"))
+        .arg(&env.conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut skipped = false;
+    wait_until(Duration::from_secs(30), "the daemon to listen", || {
+        if let Ok(Some(st)) = child.try_wait() {
+            assert_eq!(st.code(), Some(90), "the daemon ended: {st:?}");
+            skipped = true;
+        }
+        skipped || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    if skipped {
+        eprintln!("skipped: no tmpfs on /mnt in a private mount namespace here");
+        return;
+    }
+    // Its greeting: the daemon accepts only once it has dealt with its pid file.
+    let mut greeting = String::new();
+    let conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(conn), &mut greeting).unwrap();
+    assert!(greeting.starts_with("220"), "{greeting:?}");
+    let dir = PathBuf::from(format!("/proc/{pid}/root/mnt/cron.d"));
+    let entries: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let text = fs::read_to_string(dir.join("rsendmail-backup")).unwrap();
+    sigterm(&child);
+    let _ = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(entries, ["rsendmail-backup"]);
+    assert_eq!(text, "4242\nadmin text\n");
+}

@@ -770,9 +770,10 @@ fn aliases_step(t: &mut Tally, s: &app::Setup) {
 }
 
 /// `O PidFile=`, when set: the daemon replaces the file with its process id and removes
-/// it when it stops, so something there that is not a pid file (`/etc/motd`), or a path
-/// that is not rsendmail's ([`crate::spool::safety::not_rsendmails_own`]), fails with
-/// the line to correct; the daemon refuses both, writing nothing.
+/// it when it stops, so something there that is not a pid file (`/etc/motd`), or a place
+/// where no pid file goes ([`crate::spool::safety::pid_file_place_problem`]:
+/// `/etc/cron.d/rsendmail`), fails with the line to correct; the daemon refuses both,
+/// writing nothing.
 fn pid_file_step(t: &mut Tally, s: &app::Setup) {
     let Some(p) = s.settings.pid_file.as_deref() else {
         return;
@@ -785,7 +786,7 @@ fn pid_file_step(t: &mut Tally, s: &app::Setup) {
         format!("correct {at}")
     };
     let why = crate::spool::safety::pid_file_problem(p)
-        .or_else(|| crate::spool::safety::system_path(p).map(|w| format!("it is {w}")));
+        .or_else(|| crate::spool::safety::pid_file_place_problem(p));
     match why {
         Some(why) => t.fail(
             Sysexit::Config,

@@ -1457,6 +1457,11 @@ pub(super) fn remove_pid_file(s: &Setup) {
 
 /// The pid file at `p` removed if it names this process on its first line.
 fn remove_pid_file_at(p: &std::path::Path) {
+    // Only where one was written ([`write_pid_file`]): an admin's file elsewhere that
+    // happens to begin with this process's id is not the daemon's.
+    if rsendmail::spool::safety::pid_file_place_problem(p).is_some() {
+        return;
+    }
     let ours = format!("{}\n", std::process::id());
     match rsendmail::boundedfile::read_regular(p, true, 64 * 1024) {
         Ok((text, _)) if text.starts_with(ours.as_bytes()) => {
@@ -1524,16 +1529,12 @@ pub(super) fn write_pid_file(s: &Setup, argv: &[OsString]) {
         return;
     };
     // Never over a file that is not a pid file (a typo naming /etc/fstab): it would
-    // be replaced, then removed at the stop.
-    // Nor, as root, a system path; a pid file elsewhere (`/run/sendmail.pid`, as
-    // sendmail's configurations name it) is written as sendmail writes it.
-    let not_own = || {
-        rsendmail::spool::safety::privileged_process()
-            .then(|| rsendmail::spool::safety::system_path(p))
-            .flatten()
-            .map(|why| format!("it is {why}"))
-    };
-    if let Some(why) = rsendmail::spool::safety::pid_file_problem(p).or_else(not_own) {
+    // be replaced, then removed at the stop. Nor anywhere in the system's places but
+    // where sendmail's configurations put one (`/run/sendmail.pid`) and rsendmail's
+    // own places (`/etc/profile.d/rsendmail.sh` would be sourced by every login shell).
+    if let Some(why) = rsendmail::spool::safety::pid_file_problem(p)
+        .or_else(|| rsendmail::spool::safety::pid_file_place_problem(p))
+    {
         log::warn!(
             "cannot write {}: {why}; it is left as it is (correct O PidFile)",
             p.display()

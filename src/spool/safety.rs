@@ -160,6 +160,70 @@ pub fn pid_file_problem(path: &Path) -> Option<String> {
     })
 }
 
+/// Why the daemon may not put its `O PidFile=` at `path` (a place rule, whatever is
+/// there), or None. The one rule the daemon, the queue runner and `rsendmail-admin check`
+/// apply: with every symbolic link on its directories resolved (each root's or this
+/// process's user's) and `..` taken away, and a link at the end the name itself (it is
+/// replaced, never written through), a pid file may be where sendmail's configurations
+/// put one (a direct child of `/run` or `/var/run` whose name ends `.pid`:
+/// `/run/sendmail.pid`), in one of rsendmail's places ([`rsendmails_place`]:
+/// `/etc/rsendmail`, `/run/rsendmail.pid`, `/var/spool/rsendmail/...`), or outside the
+/// system's places ([`system_place`]: a directory of a user's own, or her home for her
+/// own daemon). Never elsewhere in the system's places, whatever its name:
+/// `/etc/profile.d/rsendmail.sh`, `/etc/cron.d/rsendmail`, `/etc/rsendmail.pid`,
+/// `/usr/lib/systemd/system/rsendmail.service`, `/var/log/../../etc/cron.d/x.pid`.
+pub fn pid_file_place_problem(path: &Path) -> Option<String> {
+    if let Some(why) = foreign_link(path) {
+        return Some(format!("it is {why}"));
+    }
+    let last_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let it_is = |what: &str| {
+        Some(if what.is_empty() {
+            "it is a device or the kernel's".to_string()
+        } else {
+            format!("it is {what}")
+        })
+    };
+    if let Some(what) = system_path(path).filter(|_| !last_link) {
+        return it_is(what);
+    }
+    let Some(real) = resolved_path(path, false) else {
+        return Some(
+            "it cannot be resolved to a file in a directory that is there (a directory \
+             missing, a name of `..`, a loop of symbolic links)"
+                .to_string(),
+        );
+    };
+    if let Some(what) = system_path(&real) {
+        return it_is(what);
+    }
+    let in_run = real
+        .parent()
+        .is_some_and(|d| d == Path::new("/run") || d == Path::new("/var/run"));
+    let named_pid = real.file_name().is_some_and(|n| {
+        let n = n.as_encoded_bytes();
+        n.len() > ".pid".len() && n.ends_with(b".pid") && !n.starts_with(b".")
+    });
+    if (in_run && named_pid) || rsendmails_place(&real) {
+        return None;
+    }
+    let via = if real != path {
+        format!(" (which is {})", real.display())
+    } else {
+        String::new()
+    };
+    system_place(&real)
+        .filter(|_| !in_own_home(&real))
+        .map(|place| {
+            format!(
+                "it{via} is in {place}, where a pid file goes only in /run or /var/run \
+                 (NAME.pid, as sendmail's configurations put it) or in rsendmail's places \
+                 (/etc/rsendmail, and what is named for rsendmail in /var/log, /run, \
+                 /var/spool and /var/lib): it may be another program's or the system's"
+            )
+        })
+}
+
 /// `reached through the symbolic link L, which the user U owns` when a symbolic link on
 /// `path` (itself or a directory above it, as written) belongs to someone other than
 /// root and this process's user: she chose where it points, and may change it later.
@@ -2033,6 +2097,65 @@ mod tests {
         }
         let _ = fs::remove_dir_all(&d);
     }
+    /// The one rule of where a pid file may be put: `/run/NAME.pid` and
+    /// `/var/run/NAME.pid`, rsendmail's places, or outside the system's places; never
+    /// elsewhere in them, whatever its name, `..` and links resolved first.
+    #[test]
+    fn a_pid_file_goes_in_run_in_rsendmails_places_or_outside_the_system() {
+        let d = std::env::temp_dir().join(format!("rsendmail-pid-rule-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("own")).unwrap();
+        std::os::unix::fs::symlink("/etc/cron.d", d.join("cron")).unwrap();
+        std::os::unix::fs::symlink("/run", d.join("run")).unwrap();
+        std::os::unix::fs::symlink("/etc/cron.d/rsendmail", d.join("own/link.pid")).unwrap();
+        let p = |rel: &str| d.join(rel).display().to_string();
+        let table: Vec<(String, bool)> = [
+            ("/run/sendmail.pid", true),
+            ("/var/run/sendmail.pid", true),
+            ("/run/rsendmail.pid", true),
+            ("/var/run/rsendmail.pid", true),
+            ("/run/rsendmail/daemon.pid", true),
+            ("/var/spool/rsendmail/daemon.pid", true),
+            ("/etc/rsendmail/rsendmail.pid", true),
+            ("/run/sendmail", false),
+            ("/run/.pid", false),
+            ("/run/sub/sendmail.pid", false),
+            ("/run/../etc/sendmail.pid", false),
+            ("/etc/profile.d/rsendmail.sh", false),
+            ("/etc/cron.d/rsendmail", false),
+            ("/etc/rsendmail.pid", false),
+            ("/etc/sendmail.pid", false),
+            ("/root/rsendmail.pid", false),
+            ("/usr/lib/systemd/system/rsendmail.service", false),
+            ("/etc/rsendmail/../cron.d/rsendmail", false),
+            ("/var/log/../../etc/cron.d/rsendmail", false),
+            ("/var/run/../../etc/cron.d/x.pid", false),
+            ("/var/log/sendmail.pid", false),
+            ("/etc/passwd", false),
+            ("/proc/self/x.pid", false),
+            ("/tmp", false),
+            ("relative.pid", false),
+        ]
+        .iter()
+        .map(|(x, ok)| (x.to_string(), *ok))
+        .chain([
+            (p("own/daemon.pid"), true),
+            (p("daemon.pid"), true),
+            (p("run/sendmail.pid"), true),
+            // A link at the end is replaced, never written through.
+            (p("own/link.pid"), true),
+            (p("cron/rsendmail"), false),
+            (p("cron/x.pid"), false),
+            (p("own/../cron/rsendmail"), false),
+        ])
+        .collect();
+        for (path, ok) in &table {
+            let why = pid_file_place_problem(Path::new(path));
+            assert_eq!(why.is_none(), *ok, "{path}: {why:?}");
+        }
+        let _ = fs::remove_dir_all(&d);
+    }
+
     use std::os::unix::fs::symlink;
 
     /// An ACL's octets as the kernel stores them: version 2, then each entry.
