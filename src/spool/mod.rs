@@ -1210,6 +1210,16 @@ impl Spool {
         sync_dir(&self.dir)
     }
 
+    /// What the mark of a deletion ([`Spool::request_deletion`]) read through `f` says:
+    /// who asked and when, and what the delivery that honoured it had sent
+    /// ([`LockedEntry::note_sent_before_deletion`]). A file still open after its unlink
+    /// reads as it was then.
+    pub fn read_deletion_request(f: &mut File) -> DeletionRequest {
+        let mut text = String::new();
+        let _ = f.read_to_string(&mut text);
+        DeletionRequest::parse(&text)
+    }
+
     /// Remove entry `id`, whose delivery lock this process holds, because its deletion
     /// was asked for ([`Spool::request_deletion`]): `qf` first, then `sf`, `jf` and the
     /// mark last (a crash between leaves the entry with its mark, or a mark without an
@@ -2399,12 +2409,63 @@ pub struct LockedEntry {
     removed: bool,
 }
 
+/// A deletion asked for during a delivery, as its mark (`kf<ID>`) records it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DeletionRequest {
+    /// Who asked (`login (uid N)`).
+    pub by: String,
+    /// When (seconds since the epoch).
+    pub at: i64,
+    /// Recipients delivered, of all the entry's, when the delivery that held the entry
+    /// ended: none when no delivery ended with it (it went unsent, or still runs).
+    pub sent: Option<(usize, usize)>,
+}
+
+impl DeletionRequest {
+    fn parse(text: &str) -> DeletionRequest {
+        let mut r = DeletionRequest::default();
+        for line in text.lines() {
+            if let Some(by) = line.strip_prefix("by ") {
+                r.by = entry::unescape(by).unwrap_or_else(|| by.to_string());
+            } else if let Some(at) = line.strip_prefix("at ") {
+                r.at = at.trim().parse().unwrap_or(0);
+            } else if let Some(sent) = line.strip_prefix("sent ")
+                && let Some((k, m)) = sent.split_once(" of ")
+                && let (Ok(k), Ok(m)) = (k.trim().parse(), m.trim().parse())
+            {
+                r.sent = Some((k, m));
+            }
+        }
+        r
+    }
+}
+
 impl LockedEntry {
     /// Whether the entry's deletion was asked for while this process held it
     /// ([`Spool::request_deletion`]): nothing more of it may be sent, and it goes when
     /// this process lets go of it.
     pub fn deletion_requested(&self) -> bool {
         self.spool.deletion_requested(&self.entry.envelope.id)
+    }
+
+    /// Add to the mark of a deletion asked for during this delivery how many of the
+    /// entry's `total` recipients were delivered (`sent`) when it ended, for the
+    /// `rsendmail-admin delete` that waits for it to read ([`DeletionRequest`]). What
+    /// the mark said before (who asked, when) is returned.
+    pub fn note_sent_before_deletion(&self, sent: usize, total: usize) -> DeletionRequest {
+        let path = self.spool.kf_path(&self.entry.envelope.id);
+        match open_safely(
+            &path,
+            OpenOptions::new().read(true).append(true),
+            Kind::File,
+        ) {
+            Ok(mut f) => {
+                let asked = Spool::read_deletion_request(&mut f);
+                let _ = f.write_all(format!("sent {sent} of {total}\n").as_bytes());
+                asked
+            }
+            Err(_) => DeletionRequest::default(),
+        }
     }
 
     /// Where this process writes the entry's next state record.
