@@ -3664,3 +3664,35 @@ fn a_deletion_during_a_delivery_part_delivered_says_what_was_sent() {
         "{log}"
     );
 }
+
+/// An entry whose mark a delivery left when it ended without honouring it (a crash:
+/// its lock let go, the entry still there): a later `delete` says who had asked for
+/// its deletion and when, not that a delivery ended.
+#[test]
+fn delete_of_an_entry_a_crashed_delivery_left_marked_says_who_asked() {
+    let env = Env::new();
+    let id = queue(&env, "bob@example.org");
+    let qf = env.spool.join(format!("qf{id}"));
+    let kf = env.spool.join(format!("kf{id}"));
+    // The lock a delivery takes: an exclusive flock on the queue file.
+    let f = fs::File::open(&qf).unwrap();
+    f.lock().unwrap();
+    let r = admin(&env, &["delete", &id]);
+    r.code(0);
+    assert!(r.stdout.contains("marked for deletion"), "{}", r.stdout);
+    assert!(qf.exists() && kf.exists(), "{}", env.listing());
+    // The holder dies without honouring the mark.
+    drop(f);
+    let r = admin(&env, &["delete", &id]);
+    r.code(0);
+    assert!(
+        r.stdout.starts_with(&format!(
+            "{id}: deleted (its deletion had been asked for by "
+        )) && r.stdout.contains(" at ")
+            && r.stdout.ends_with(")\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert!(!kf.exists(), "{}", env.listing());
+}

@@ -27,7 +27,9 @@
 //! not: it marks an entry being delivered for deletion (`kf<ID>`, made durable:
 //! [`Spool::request_deletion`]), its delivery sends nothing more of it and removes it
 //! when it lets go of it, and every later holder of its lock removes it unsent; the
-//! command waits only [`MARK_WAIT`] for such entries, then says which were marked (0).
+//! command waits only [`MARK_WAIT`] for such entries, saying of each whose delivery
+//! ended meanwhile what the delivery had sent (it adds that to the mark, which the
+//! command holds open), then says which are still marked (0).
 //!
 //! Holding moves `qf<ID>`, `sf<ID>` and `jf<ID>` into `SPOOLDIR/hold/` ([`Spool::held`]), as
 //! Postfix's hold queue and sendmail's `hf` files do: no selection code can take a held
