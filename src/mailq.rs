@@ -55,7 +55,7 @@ use crate::exit::Fatal;
 use crate::options::QueueSortOrder;
 use crate::selection::QueueRunArgs;
 use crate::spool::entry::RcptState;
-use crate::spool::{IdKey, QueuedEntry, ReadError, Spool, key_str};
+use crate::spool::{IdKey, Mark, QueuedEntry, ReadError, Request, Spool, key_str};
 use std::fmt::Write as _;
 
 /// One listed entry.
@@ -65,6 +65,9 @@ struct Listed {
     /// Held (`rsendmail-admin hold`, `SPOOLDIR/hold/`): listed with sendmail's
     /// quarantine line.
     held: bool,
+    /// An action asked for while a delivery held it (`kf<ID>`, [`Spool::request`]),
+    /// looked for only when the listing named a file of that kind beside the entry.
+    mark: Option<Mark>,
     entry: QueuedEntry,
     priority: i64,
     /// When the queue file was written (to the nanosecond where the file system keeps
@@ -220,6 +223,7 @@ fn scan(
         }
         each(Listed {
             busy: spool.is_busy(&entry.file),
+            mark: (has_state && !held).then(|| spool.mark(&id)).flatten(),
             held,
             priority: priority(&entry),
             written: entry.written,
@@ -520,6 +524,16 @@ fn entry_lines(s: &mut String, l: &Listed, now: i64, style: &TextStyle) {
         }
         s.push('\n');
     }
+    // An action asked for during its delivery: rsendmail's own line (sendmail has no
+    // such request), after the quarantine line.
+    if let Some(m) = &l.mark {
+        let _ = writeln!(
+            s,
+            "     MARKED: {} asked for by {}",
+            m.what(),
+            shown(&m.by, sender_room)
+        );
+    }
     // The body type and the reason share a line, as in sendmail.
     match (&e.envelope.body_type, &e.state.reason) {
         (None, None) => {}
@@ -676,6 +690,23 @@ pub fn list_json(
                 json_str(&h.login),
                 h.uid
             );
+        }
+        if let Some(m) = &l.mark {
+            let _ = write!(
+                s,
+                ",\"marked\":{{\"action\":{},\"by\":{},\"at\":{}",
+                json_str(match m.request {
+                    Request::Delete => "delete",
+                    Request::Hold => "hold",
+                    Request::Bounce { .. } => "bounce",
+                }),
+                json_str(&m.by),
+                m.at
+            );
+            if let Request::Bounce { reason, .. } = &m.request {
+                let _ = write!(s, ",\"reason\":{}", json_str(reason));
+            }
+            s.push('}');
         }
         let _ = writeln!(s, ",\"recipients\":[{}]}}", rcpts.join(","));
     }

@@ -1935,7 +1935,7 @@ fn an_entry_locked_for_long_is_left_with_exit_75() {
     let f = fs::File::open(&qf).unwrap();
     f.lock().unwrap();
     let start = std::time::Instant::now();
-    let r = admin(&env, &["hold", &id, &other]);
+    let r = admin(&env, &["retry", &id, &other]);
     r.code(75);
     assert!(
         start.elapsed() >= Duration::from_secs(9),
@@ -1947,7 +1947,11 @@ fn an_entry_locked_for_long_is_left_with_exit_75() {
         "{}",
         r.stderr
     );
-    assert_eq!(r.stdout, format!("{other}: held\n"));
+    assert!(
+        r.stdout.starts_with(&format!("{other}: due now")),
+        "{}",
+        r.stdout
+    );
     assert!(qf.exists());
     drop(f);
     admin(&env, &["hold", &id]).code(0);
@@ -1998,6 +2002,90 @@ fn delete_of_a_locked_entry_marks_it_and_its_next_holder_removes_it() {
     assert!(!sf.exists(), "{}", env.listing());
 }
 
+/// `hold` and `bounce` of an entry whose lock a delivery holds (the test's own flock)
+/// return at once, 0, saying it is marked (`kf<ID>`); the others given are acted on.
+/// The next holder of its lock (a queue run) carries the mark out without delivering
+/// it: held (who asked recorded as its holder), or returned to its sender.
+#[test]
+fn hold_and_bounce_of_a_locked_entry_mark_it_and_its_next_holder_carries_it_out() {
+    for action in ["hold", "bounce"] {
+        let env = relay_env(closed_tcp_port(), "");
+        let id = queue(&env, "bob@example.org");
+        let qf = env.spool.join(format!("qf{id}"));
+        let kf = env.spool.join(format!("kf{id}"));
+        let f = fs::File::open(&qf).unwrap();
+        f.lock().unwrap();
+        let start = std::time::Instant::now();
+        let r = admin(&env, &[action, &id]);
+        let took = start.elapsed();
+        r.code(0);
+        let said = if action == "hold" {
+            format!(
+                "{id}: being delivered: marked to be held; it is held as soon as its \
+                 delivery ends, and no further transaction of it starts\n"
+            )
+        } else {
+            format!(
+                "{id}: being delivered: marked to be returned; the recipients it has not \
+                 delivered are returned to its sender as soon as its delivery ends, and \
+                 none is tried again\n"
+            )
+        };
+        assert_eq!(r.stdout, said, "{}", r.stderr);
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        assert!(qf.exists() && kf.exists(), "{}", env.listing());
+        // The mark is shown: mailq and list, list --json, show.
+        let what = if action == "hold" {
+            "hold"
+        } else {
+            "return to the sender"
+        };
+        let line = format!("     MARKED: {what} asked for by root (uid 0)\n");
+        assert!(env.mailq(&[]).contains(&line), "{}", env.mailq(&[]));
+        let list = admin(&env, &["list"]);
+        assert!(list.stdout.contains(&line), "{}", list.stdout);
+        let json = admin(&env, &["list", "--json"]);
+        assert!(
+            json.stdout.contains(&format!(
+                "\"marked\":{{\"action\":\"{action}\",\"by\":\"root (uid 0)\",\"at\":"
+            )),
+            "{}",
+            json.stdout
+        );
+        let show = admin(&env, &["show", &id]);
+        assert!(
+            show.stdout.contains(&format!(
+                "\nMarked:         {what} requested by root (uid 0) at "
+            )),
+            "{}",
+            show.stdout
+        );
+        drop(f);
+        let q = env.sendmail(&["-q", "-v"], b"");
+        assert!(!kf.exists(), "{}", env.listing());
+        assert!(!queued(&env, &id), "{}{}", env.listing(), q.stdout);
+        if action == "hold" {
+            assert!(held(&env, &id), "{}", env.listing());
+            let show = admin(&env, &["show", &id]);
+            assert!(
+                show.stdout
+                    .lines()
+                    .any(|l| l.starts_with("Held by:") && l.contains("root")),
+                "{}",
+                show.stdout
+            );
+            admin(&env, &["release", &id]).code(0);
+            assert!(queued(&env, &id), "{}", env.listing());
+        } else {
+            // Its report to the sender is queued (the relay is closed).
+            let left = env.entries();
+            assert_eq!(left.len(), 1, "{}", env.listing());
+            let report = admin(&env, &["show", &id_of(&left[0])]);
+            assert!(report.stdout.contains("MAILER-DAEMON"), "{}", report.stdout);
+        }
+    }
+}
+
 /// A deletion asked for while a delivery holds an entry with a remote recipient and a
 /// local `|command` one: the SMTP transaction under way ends (its message is accepted
 /// once), the command that would have followed in the same attempt never runs, and the
@@ -2006,6 +2094,35 @@ fn delete_of_a_locked_entry_marks_it_and_its_next_holder_removes_it() {
 /// anything.
 #[test]
 fn a_deletion_during_a_delivery_stops_what_follows_and_survives_a_kill() {
+    request_during_a_delivery("delete");
+}
+
+/// `hold` asked for while a delivery holds an entry, as the deletion above: `hold`
+/// returns at once (0), the transaction under way ends, the command never runs, and the
+/// entry is held when the attempt ends (after a SIGKILL: held by the next run, unsent).
+#[test]
+fn a_hold_during_a_delivery_stops_what_follows_and_survives_a_kill() {
+    request_during_a_delivery("hold");
+}
+
+/// `bounce` asked for while a delivery holds an entry, as the deletion above: `bounce`
+/// returns at once (0), the transaction under way ends, the command never runs, and
+/// what was not delivered is returned to the sender when the attempt ends (after a
+/// SIGKILL: by the next run, nothing else sent).
+#[test]
+fn a_bounce_during_a_delivery_stops_what_follows_and_survives_a_kill() {
+    request_during_a_delivery("bounce");
+}
+
+/// `action` (`delete`, `hold`, `bounce`) of an entry with a remote and a `|command`
+/// recipient while a queue run delivers it to a server that stalls before its reply to
+/// the message; then, killed or not, what is left of it.
+fn request_during_a_delivery(action: &str) {
+    let marked = match action {
+        "delete" => "marked for deletion",
+        "hold" => "marked to be held",
+        _ => "marked to be returned",
+    };
     for kill in [false, true] {
         let sink_dir = Env::new();
         let Some(sink) = Sink::start(&sink_dir.dir, &["-w", "3"]) else {
@@ -2048,14 +2165,14 @@ fn a_deletion_during_a_delivery_stops_what_follows_and_survives_a_kill() {
             }
         });
         let start = std::time::Instant::now();
-        let r = admin(&env, &["delete", &id]);
+        let r = admin(&env, &[action, &id]);
         assert!(
             start.elapsed() < Duration::from_secs(2),
             "{:?}",
             start.elapsed()
         );
         r.code(0);
-        assert!(r.stdout.contains("marked for deletion"), "{}", r.stdout);
+        assert!(r.stdout.contains(marked), "{}{}", r.stdout, r.stderr);
         if kill {
             // The process that holds the entry's lock (its deliverer, which may be in a
             // process group of its own), then the run.
@@ -2100,7 +2217,8 @@ fn a_deletion_during_a_delivery_stops_what_follows_and_survives_a_kill() {
             env.listing(),
             fs::read_to_string(&maillog).unwrap_or_default()
         );
-        // The next run (in the foreground: -v) removes what is left, unsent.
+        // The next run (in the foreground: -v) carries out what is left, unsent (a
+        // report of a return is sent).
         let q = env.sendmail(&["-q", "-v"], b"");
         assert!(
             env.entries().is_empty(),
@@ -2109,6 +2227,7 @@ fn a_deletion_during_a_delivery_stops_what_follows_and_survives_a_kill() {
             q.stdout,
             q.stderr
         );
+        assert_eq!(held(&env, &id), action == "hold", "{}", env.listing());
         let left: Vec<String> = fs::read_dir(&env.spool)
             .unwrap()
             .flatten()
@@ -2118,13 +2237,23 @@ fn a_deletion_during_a_delivery_stops_what_follows_and_survives_a_kill() {
         assert!(left.is_empty(), "{left:?}");
         // Killed before its final dot: nothing sent; else the transaction under way,
         // once. The command that would have followed, never.
-        let dumps: Vec<String> = sink
+        let (reports, dumps): (Vec<String>, Vec<String>) = sink
             .dumps()
             .into_iter()
             .filter(|d| d.contains("Subject:"))
-            .collect();
+            .partition(|d| d.contains("MAILER-DAEMON"));
         assert_eq!(dumps.len(), usize::from(!kill), "{dumps:?}");
         assert_eq!(fs::read_to_string(&runs).unwrap(), "", "kill: {kill}");
+        // A return: one report to the sender, naming the command as returned.
+        if action == "bounce" {
+            assert_eq!(reports.len(), 1, "{reports:?}{}", env.listing());
+            assert!(
+                reports.iter().all(|r| r.contains("alice@example.org")),
+                "{reports:?}"
+            );
+        } else {
+            assert!(reports.is_empty(), "{reports:?}");
+        }
     }
 }
 
@@ -3130,23 +3259,23 @@ fn hold_of_several_ids_takes_the_unlocked_ones_before_waiting() {
     let mut args = vec!["hold", busy.as_str()];
     args.extend(ids.iter().filter(|id| **id != busy).map(String::as_str));
     let t = timed_admin(&env, &args);
-    assert_eq!(t.code, Some(75), "{:?}{}", t.lines, t.stderr);
-    let left = left_busy(&t.stderr);
-    // The entry in flight, and at most the next one, locked ahead by the run.
+    assert_eq!(t.code, Some(0), "{:?}{}", t.lines, t.stderr);
+    // The entry in flight, and at most the next one, locked ahead by the run: marked.
+    let marked: Vec<String> = t.lines.iter().filter_map(|(l, _)| marked_id(l)).collect();
     assert!(
-        left.contains(&busy) && left.len() <= 2,
+        marked.contains(&busy) && marked.len() <= 2,
         "{:?}{}",
         t.lines,
         t.stderr
     );
     assert!(
-        t.took < Duration::from_secs(14),
+        t.took < Duration::from_secs(5),
         "{:?}: {:?}{}",
         t.took,
         t.lines,
         t.stderr
     );
-    for id in ids.iter().filter(|id| !left.contains(id)) {
+    for id in ids.iter().filter(|id| !marked.contains(id)) {
         let (_, at) = t
             .lines
             .iter()
@@ -3158,15 +3287,32 @@ fn hold_of_several_ids_takes_the_unlocked_ones_before_waiting() {
     assert!(queued(&env, &busy), "{}", env.listing());
     let _ = run.wait();
     let dumps = sink.dumps();
-    for id in ids.iter().filter(|id| !left.contains(id)) {
-        assert!(held(&env, id), "{}", env.listing());
+    // The one in flight is sent once (its transaction is not cut); every other one is
+    // held, and none of them sent.
+    for id in &ids {
         let i = ids.iter().position(|x| x == id).unwrap();
-        let rcpt = format!("r{i}@example.org");
+        let rcpt = format!("X-Rcpt-Args: <r{i}@example.org>");
+        let sent = dumps.iter().filter(|d| d.contains(&rcpt)).count();
+        if *id == busy {
+            assert!(sent <= 1, "{dumps:?}");
+            assert!(held(&env, id) != (sent == 1), "{}", env.listing());
+        } else {
+            assert!(held(&env, id), "{}", env.listing());
+            assert_eq!(sent, 0, "{id} (r{i}) was held, then sent: {dumps:?}");
+        }
+        assert!(!queued(&env, id), "{}", env.listing());
         assert!(
-            !dumps.iter().any(|d| d.contains(&rcpt)),
-            "{id} ({rcpt}) was held, then sent: {dumps:?}"
+            !env.spool.join(format!("kf{id}")).exists(),
+            "{}",
+            env.listing()
         );
     }
+}
+
+/// The ID of a line saying an entry being delivered was marked.
+fn marked_id(line: &str) -> Option<String> {
+    let (id, _) = line.split_once(": being delivered: marked ")?;
+    Some(id.to_string())
 }
 
 /// `bounce` of several entries while a queue run delivers one of them to a server that
@@ -3261,6 +3407,21 @@ fn release_retry_and_bounce_take_the_unlocked_ones_before_waiting() {
             .collect()
     });
     for (cmd, ids, t) in &runs {
+        // A bounce marks the entry a delivery holds, and returns at once.
+        if *cmd == "bounce" {
+            assert_eq!(t.code, Some(0), "{cmd}: {:?}{}", t.lines, t.stderr);
+            assert!(t.took < Duration::from_secs(5), "{:?}", t.took);
+            assert!(
+                t.lines
+                    .iter()
+                    .any(|(l, _)| marked_id(l).as_ref() == Some(&ids[0])),
+                "{:?}{}",
+                t.lines,
+                t.stderr
+            );
+            assert!(env.spool.join(format!("kf{}", ids[0])).exists());
+            continue;
+        }
         assert_eq!(t.code, Some(75), "{cmd}: {:?}{}", t.lines, t.stderr);
         assert_eq!(
             left_busy(&t.stderr),

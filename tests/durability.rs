@@ -298,6 +298,40 @@ fn selective_run_opens_only_matching_entries() {
     assert!(full >= 31, "a full run opened only {full} queue files");
 }
 
+/// A queue run looks for an entry's mark (`kf<ID>`, `rsendmail-admin delete`, `hold` or
+/// `bounce` during a delivery) in its selection and when its attempt locks the entry
+/// only when its listing of the spool named one; the attempt itself still looks where a
+/// mark made since the listing must be honoured (before its transaction, at its end):
+/// at most 2 failed lookups an entry (3 when the selection and the lock looked too).
+#[test]
+fn a_queue_run_looks_for_marks_only_where_needed() {
+    if !require("strace") {
+        return;
+    }
+    let env = crate::harness::servers::relay_env(crate::harness::closed_tcp_port(), "");
+    let n = 10;
+    for i in 0..n {
+        env.sendmail(
+            &["-odq", &format!("user{i}@example.org")],
+            b"Subject: x\n\nb\n",
+        )
+        .code(0);
+    }
+    let trace = env.dir.join("marks.txt");
+    let (code, _) = strace_run(&env, &trace_args("trace=%file", &trace), &["-q"], b"");
+    assert_eq!(code, 0);
+    let text = fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("/kf") && l.contains("ENOENT"))
+        .collect();
+    let lookups = lines.len();
+    assert!(
+        lookups <= 2 * n,
+        "{lookups} failed lookups of marks for {n} entries: {lines:#?}"
+    );
+}
+
 /// A full file system while the SMTP server commits a message: the client is told
 /// `452 4.3.1 Insufficient disk space` (a temporary failure it will retry), decided from
 /// the error's kind (ENOSPC), and nothing is queued.

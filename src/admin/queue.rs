@@ -30,6 +30,9 @@
 //! command waits only [`MARK_WAIT`] for such entries, saying of each whose delivery
 //! ended meanwhile what the delivery had sent (it adds that to the mark, which the
 //! command holds open), then says which are still marked (0).
+//! `hold` and `bounce` do the same with their own action in the mark
+//! ([`Spool::request`]): the delivery starts nothing more of the entry, and it is held,
+//! or its open recipients returned, when the delivery lets go of it.
 //!
 //! Holding moves `qf<ID>`, `sf<ID>` and `jf<ID>` into `SPOOLDIR/hold/` ([`Spool::held`]), as
 //! Postfix's hold queue and sendmail's `hf` files do: no selection code can take a held
@@ -50,7 +53,7 @@ use super::{Context, on_stderr};
 use crate::app::{self, Setup};
 use crate::exit::{Fatal, Sysexit};
 use crate::spool::entry::{HeldBy, State};
-use crate::spool::{self, ReadError, Spool, index, wake};
+use crate::spool::{self, ReadError, Request, Spool, index, wake};
 use std::fs::{self, File};
 use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt as _;
@@ -310,10 +313,21 @@ fn try_lock(sp: &Spool, id: &str, wait: Duration) -> Result<Locked, Sysexit> {
     match sp.lock_live(id, wait) {
         // Its deletion was asked for while a delivery held it ([`delete`]): every holder
         // of its lock removes it, as a delivery does.
-        Ok(spool::LiveLock::Held(f, _)) if sp.deletion_requested(id) => {
+        Ok(spool::LiveLock::Held(f, _))
+            if sp.mark(id).is_some_and(|m| m.request == Request::Delete) =>
+        {
             remove(sp, id, &f)?;
             log::info!("{id}: deleted as asked for while it was being delivered");
             Ok(Locked::Gone)
+        }
+        // A hold or a return asked for so: carried out as a delivery does (a return
+        // recorded, the entry then acted on; a hold makes it gone from here).
+        Ok(spool::LiveLock::Held(f, _)) if sp.marked(id) => {
+            if sp.carry_out_mark(id) {
+                Ok(Locked::File(f))
+            } else {
+                Ok(Locked::Gone)
+            }
         }
         Ok(spool::LiveLock::Held(f, _)) => Ok(Locked::File(f)),
         Ok(spool::LiveLock::Gone) => Ok(Locked::Gone),
@@ -807,7 +821,13 @@ pub fn show(ctx: &Context, id: &str) -> Sysexit {
             }
             crate::outln!(
                 "{}",
-                render(&e, held, sp.is_busy(&e.file), crate::clock::now())
+                render(
+                    &e,
+                    held,
+                    sp.is_busy(&e.file),
+                    (!held).then(|| sp.mark(&id)).flatten().as_ref(),
+                    crate::clock::now()
+                )
             );
             Ok(())
         })();
@@ -831,7 +851,13 @@ fn left_state(spool: &Spool, id: &str) -> Result<Option<spool::entry::State>, Sy
 }
 
 /// The text of `show`.
-fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
+fn render(
+    e: &spool::QueuedEntry,
+    held: bool,
+    busy: bool,
+    mark: Option<&spool::Mark>,
+    now: i64,
+) -> String {
     use std::fmt::Write as _;
     let p = |t: &str| crate::text::escaped(t).into_owned();
     let env = &e.envelope;
@@ -847,6 +873,21 @@ fn render(e: &spool::QueuedEntry, held: bool, busy: bool, now: i64) -> String {
     };
     let _ = writeln!(o, "Queue ID:       {}", env.id);
     let _ = writeln!(o, "Status:         {status}");
+    // An action asked for during its delivery (`kf<ID>`): carried out when it ends.
+    if let Some(m) = mark {
+        let reason = match &m.request {
+            Request::Bounce { reason, .. } => format!(" ({})", p(reason)),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            o,
+            "Marked:         {} requested by {} at {}{reason}; carried out when its \
+             delivery ends",
+            m.what(),
+            p(&m.by),
+            when(m.at, now)
+        );
+    }
     if held {
         match &e.state.held_by {
             Some(h) => {
@@ -1266,7 +1307,7 @@ pub fn delete(
                     return Ok(None);
                 }
                 // Marked by an earlier `delete`: taking its lock removes it.
-                if sp.deletion_requested(id) {
+                if sp.mark(id).is_some_and(|m| m.request == Request::Delete) {
                     marked.borrow_mut().insert(id.to_string());
                     if let Ok(f) = fs::File::open(sp.kf_path(id)) {
                         marks.borrow_mut().insert(id.to_string(), f);
@@ -1718,13 +1759,29 @@ fn release_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done
     Ok(())
 }
 
-/// `hold ID...`: no queue run selects a held entry until it is released.
+/// `hold ID...`: no queue run selects a held entry until it is released. An entry
+/// being delivered, never cut, is marked to be held ([`Spool::request`]: its delivery
+/// starts nothing more of it and holds it when it lets go of it), waited for a moment
+/// ([`MARK_WAIT`]), and left marked (said, 0).
 pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
     run(ctx, Use::Writes, |s, who| {
         let mut any = false;
-        let (status, _) = each_locked(
+        let marked = std::cell::RefCell::new(std::collections::BTreeSet::<String>::new());
+        let mut mark = |id: &str, sp: &Spool, _: &()| -> Done {
+            mark_busy(sp, who, id, Request::Hold)?;
+            marked.borrow_mut().insert(id.to_string());
+            Ok(())
+        };
+        let mut left_marked = |id: &str, _: Duration, _: &()| -> Done {
+            crate::outln!(
+                "{id}: being delivered: marked to be held; it is held as soon as its \
+                 delivery ends, and no further transaction of it starts"
+            );
+            Ok(())
+        };
+        let (status, _) = each_locked_held(
             ids,
-            LOCK_WAIT,
+            MARK_WAIT,
             |id| {
                 let (_, held) = find(&s.spool, who, id)?;
                 if held {
@@ -1744,11 +1801,24 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
                 Ok(Some((s.spool.clone(), ())))
             },
             |id, (), lock| {
+                // Marked, and held by its delivery when it ended.
+                if lock.is_none()
+                    && marked.borrow().contains(id)
+                    && matches!(locate(&s.spool, id), Ok(Some((_, true))))
+                {
+                    crate::outln!("{id}: held when its delivery ended");
+                    return Ok(());
+                }
                 hold_locked(s, who, id, lock)?;
                 any = true;
                 crate::outln!("{id}: held");
                 logged(who, id, "held");
                 Ok(())
+            },
+            || Ok(()),
+            WhenHeld {
+                first: &mut mark,
+                last: &mut left_marked,
             },
         );
         if any {
@@ -1756,6 +1826,32 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
         }
         Ok(status)
     })
+}
+
+/// Mark entry `id` of `sp`, which a delivery holds, for `request` ([`Spool::request`],
+/// durable when this returns), logged; an error said, the entry left as it is.
+fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Done {
+    let by = format!("{} (uid {})", who.login, who.uid);
+    match sp.request(id, &by, request) {
+        Ok(m) => {
+            logged(
+                who,
+                id,
+                &format!("marked for {} during its delivery", m.what()),
+            );
+            Ok(())
+        }
+        Err(e) => Err(fail(
+            Sysexit::from_io(&e),
+            format!(
+                "{id}: being delivered, and the request cannot be recorded ({}: {}); \
+                 left as it is{}",
+                sp.kf_path(id).display(),
+                crate::config::io_text(&e),
+                room_advice(&e, &sp.dir)
+            ),
+        )),
+    }
 }
 
 /// `release ID...`: held entries are queued again (their back-off as it was).
@@ -1984,9 +2080,42 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                 code => Err(code),
             }
         };
-        let (status, _) = each_locked_then(
+        // Those a delivery holds are marked to be returned when it lets go of them
+        // ([`Spool::request`]), waited for a moment, and left marked (said, 0).
+        let busy_marked = std::cell::RefCell::new(std::collections::BTreeSet::<String>::new());
+        let mut mark = |id: &str, sp: &Spool, what: &(Spool, bool, Returned, Option<u32>)| {
+            // A held entry is never delivered: its lock is another command's, for a
+            // moment, and is waited for.
+            if what.1 {
+                return Ok(());
+            }
+            mark_busy(
+                sp,
+                who,
+                id,
+                Request::Bounce {
+                    reason: reason.clone(),
+                    bounce_by: by(what.3),
+                },
+            )?;
+            busy_marked.borrow_mut().insert(id.to_string());
+            Ok(())
+        };
+        let mut left_marked =
+            |id: &str, wait: Duration, what: &(Spool, bool, Returned, Option<u32>)| -> Done {
+                if what.1 {
+                    return left_being_delivered(id, wait);
+                }
+                crate::outln!(
+                    "{id}: being delivered: marked to be returned; the recipients it has \
+                     not delivered are returned to its sender as soon as its delivery \
+                     ends, and none is tried again"
+                );
+                Ok(())
+            };
+        let (status, _) = each_locked_held(
             ids,
-            LOCK_WAIT,
+            MARK_WAIT,
             |id| {
                 let (sp, held) = find(&s.spool, who, id)?;
                 // The null sender has no one to return to: the report goes to postmaster
@@ -2000,6 +2129,11 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                 Ok(Some((sp.clone(), (sp, held, returned, owner))))
             },
             |id, (sp, held, returned, owner), lock| {
+                // Marked, and returned by its delivery when it ended.
+                if lock.is_none() && busy_marked.borrow().contains(id) {
+                    crate::outln!("{id}: returned when its delivery ended");
+                    return Ok(());
+                }
                 let why = reason.clone();
                 mark_locked(s, who, id, (&sp, held), lock, "bounce", |st| {
                     st.bounce = Some(why);
@@ -2017,6 +2151,10 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
             || {
                 busy_phase.set(true);
                 return_all()
+            },
+            WhenHeld {
+                first: &mut mark,
+                last: &mut left_marked,
             },
         );
         Ok(status)

@@ -27,7 +27,7 @@ use super::{bounce, cache, dns, local, reply};
 use rsendmail::clock;
 use rsendmail::exit::{Fatal, Sysexit};
 use rsendmail::spool::entry::{Envelope, RcptState, Recipient, Reported, State};
-use rsendmail::spool::{LockedEntry, Spool};
+use rsendmail::spool::{LockedEntry, Request, Spool};
 use rsendmail::status::{self, StatusClass};
 use std::io::{Read, Seek, SeekFrom};
 use std::net::IpAddr;
@@ -829,7 +829,10 @@ pub fn attempt(
     // `rsendmail-admin delete` of an entry not being delivered takes it. Should the
     // removal fail, what was delivered is recorded and the mark stays, so that the next
     // holder of its lock removes it.
-    if locked.deletion_requested() {
+    if locked
+        .mark_at_end()
+        .is_some_and(|m| m.request == Request::Delete)
+    {
         deleted_during_delivery(engine, locked, &env, &before, &outcomes, &owned, started);
         result.removed = true;
         locked.pending_state = Some(record::delivered_so_far(&locked.entry.state, &outcomes));
@@ -1104,12 +1107,19 @@ fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Optio
     }
     // `rsendmail-admin delete` asked for while this attempt held the entry: no unit
     // begun after the request is sent; the entry goes at the attempt's end.
-    if locked.deletion_requested() {
+    // `hold` and `bounce` the same: the entry is held, or returned, when it is let go.
+    if let Some(mark) = locked.mark() {
         log::info!(
-            "{}: deletion asked for during its delivery: nothing more is sent",
-            locked.entry.envelope.id
+            "{}: {} asked for during its delivery by {}: nothing more is sent",
+            locked.entry.envelope.id,
+            mark.what(),
+            mark.by
         );
-        *unrecorded = Some(DELETION_REQUESTED.to_string());
+        *unrecorded = Some(if mark.request == Request::Delete {
+            DELETION_REQUESTED.to_string()
+        } else {
+            format!("{} asked for during the delivery", mark.what())
+        });
         return;
     }
     // Only an entry with more than one recipient open may have an outcome to keep in

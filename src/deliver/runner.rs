@@ -676,8 +676,15 @@ fn deliver_ids_then(
                                 removals.finish(locked);
                             } else {
                                 let id = locked.entry.envelope.id.clone();
+                                // A return asked for during the attempt is recorded when
+                                // it is let go of, and carried out by this run at once.
+                                let returned = is_return(&locked);
                                 drop(locked);
-                                a.handed = super::background::hand_to_root_runner(spool, &id);
+                                if returned && let Ok(mut q) = queue.lock() {
+                                    q.push_front(id.clone());
+                                } else {
+                                    a.handed = super::background::hand_to_root_runner(spool, &id);
+                                }
                             }
                             // Expansions and reports go out in the same run.
                             if !a.new_entries.is_empty()
@@ -882,26 +889,42 @@ pub fn attempt_entry(spool: &Spool, engine: &Engine, id: &str) -> Result<Sysexit
     if !rsendmail::spool::valid_id(id) {
         return Err(Fatal::new(Sysexit::Usage, format!("bad queue id {id}")));
     }
-    let Ok(mut locked) = lock_for_attempt(spool, id, None) else {
-        return Ok(Sysexit::Ok);
-    };
-    let mut w = Worker::new(0);
-    let mut out: Transcript<'_> = None;
-    let a = attempt(engine, spool, &mut locked, &mut w, &mut out, None);
-    w.close(&mut out);
-    close_connections(false);
-    let a = a?;
-    if a.removed {
-        let removals = Removals::new(spool);
-        removals.finish(locked);
-        removals.flush();
-    } else {
-        drop(locked);
-    }
-    for queued in &a.new_entries {
-        rsendmail::outln!("queued {queued}");
+    // A return asked for during the attempt is recorded when the entry is let go of,
+    // and carried out by a second attempt at once.
+    for _ in 0..2 {
+        let Ok(mut locked) = lock_for_attempt(spool, id, None) else {
+            return Ok(Sysexit::Ok);
+        };
+        let mut w = Worker::new(0);
+        let mut out: Transcript<'_> = None;
+        let a = attempt(engine, spool, &mut locked, &mut w, &mut out, None);
+        w.close(&mut out);
+        close_connections(false);
+        let a = a?;
+        let returned = !a.removed && is_return(&locked);
+        if a.removed {
+            let removals = Removals::new(spool);
+            removals.finish(locked);
+            removals.flush();
+        } else {
+            drop(locked);
+        }
+        for queued in &a.new_entries {
+            rsendmail::outln!("queued {queued}");
+        }
+        if !returned {
+            break;
+        }
     }
     Ok(Sysexit::Ok)
+}
+
+/// Whether `locked` carries a mark asking for its return (`rsendmail-admin bounce`
+/// during its delivery), recorded when it is let go of.
+fn is_return(locked: &LockedEntry) -> bool {
+    locked
+        .mark()
+        .is_some_and(|m| matches!(m.request, rsendmail::spool::Request::Bounce { .. }))
 }
 
 /// How many other entries a background delivery sends over one session of the

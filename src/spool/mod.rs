@@ -455,6 +455,116 @@ pub const SPOOL_NAMES: [&str; 9] = [
 /// (`kf`, [`Spool::request_deletion`]).
 pub const ENTRY_PREFIXES: [&str; 4] = ["qf", "sf", "jf", "kf"];
 
+/// An action asked for while a delivery held an entry ([`Spool::request`]), carried
+/// out when that delivery lets go of it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    /// `rsendmail-admin delete`: removed, nothing more sent.
+    Delete,
+    /// `rsendmail-admin hold`: moved into `hold/`, no further transaction started.
+    Hold,
+    /// `rsendmail-admin bounce`: every recipient still open returned with `reason`
+    /// (`bounce_by`: who asked, as the report says it), none tried again.
+    Bounce {
+        reason: String,
+        bounce_by: Option<String>,
+    },
+}
+
+/// An entry's mark, `kf<ID>`: the action, who asked (`login (uid N)`) and when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mark {
+    pub request: Request,
+    pub by: String,
+    pub at: i64,
+}
+
+impl Mark {
+    /// A mark that cannot be read: taken as a hold, which sends and loses nothing.
+    fn unreadable() -> Mark {
+        Mark {
+            request: Request::Hold,
+            by: "an unreadable mark".to_string(),
+            at: 0,
+        }
+    }
+
+    /// The mark as written: `rsendmail-ACTION 1`, then `by`, `at`, and for a bounce
+    /// `reason` and `bounce-by` lines, values escaped ([`entry::escape`]).
+    pub fn to_text(&self) -> String {
+        let action = match &self.request {
+            Request::Delete => "delete",
+            Request::Hold => "hold",
+            Request::Bounce { .. } => "bounce",
+        };
+        let mut t = format!(
+            "rsendmail-{action} 1\nby {}\nat {}\n",
+            entry::escape(&self.by),
+            self.at
+        );
+        if let Request::Bounce { reason, bounce_by } = &self.request {
+            t.push_str(&format!("reason {}\n", entry::escape(reason)));
+            if let Some(b) = bounce_by {
+                t.push_str(&format!("bounce-by {}\n", entry::escape(b)));
+            }
+        }
+        t
+    }
+
+    /// A mark's text ([`Mark::to_text`]); `None` when it is not one.
+    pub fn parse(text: &str) -> Option<Mark> {
+        let mut lines = text.lines();
+        let action = lines
+            .next()?
+            .strip_prefix("rsendmail-")?
+            .strip_suffix(" 1")?;
+        let (mut by, mut at, mut reason, mut bounce_by) = (None, 0i64, None, None);
+        for l in lines {
+            let (k, v) = l.split_once(' ').unwrap_or((l, ""));
+            match k {
+                "by" => by = Some(entry::unescape(v)?),
+                "at" => at = v.parse().ok()?,
+                "reason" => reason = Some(entry::unescape(v)?),
+                "bounce-by" => bounce_by = Some(entry::unescape(v)?),
+                _ => {}
+            }
+        }
+        let request = match action {
+            "delete" => Request::Delete,
+            "hold" => Request::Hold,
+            "bounce" => Request::Bounce {
+                reason: reason?,
+                bounce_by,
+            },
+            _ => return None,
+        };
+        Some(Mark {
+            request,
+            by: by.unwrap_or_default(),
+            at,
+        })
+    }
+
+    /// Who holds an entry this mark held: `login (uid N)` as [`entry::HeldBy`].
+    fn holder(&self) -> Option<entry::HeldBy> {
+        let (login, rest) = self.by.rsplit_once(" (uid ")?;
+        let uid = rest.strip_suffix(')')?.parse().ok()?;
+        Some(entry::HeldBy {
+            uid,
+            login: login.to_string(),
+        })
+    }
+
+    /// The action in words: `deletion`, `hold`, `return`.
+    pub fn what(&self) -> &'static str {
+        match self.request {
+            Request::Delete => "deletion",
+            Request::Hold => "hold",
+            Request::Bounce { .. } => "return to the sender",
+        }
+    }
+}
+
 /// The prefixes of the files sendmail keeps in its queue directory (`df` the body, `tf`,
 /// `xf` the transcript, `Qf` a lost entry, `hf`, `Tf`): a directory holding them is an
 /// old sendmail queue, which rsendmail does not read.
@@ -1177,37 +1287,210 @@ impl Spool {
         self.dir.join(format!("kf{id}"))
     }
 
-    /// Whether the deletion of entry `id` was asked for while a delivery held it: every
-    /// holder of its lock then removes it, and a delivery sends nothing more of it
-    /// (module docs, "A deletion asked for during a delivery").
-    pub fn deletion_requested(&self, id: &str) -> bool {
+    /// Whether entry `id` carries a mark: an action (delete, hold, bounce) asked for
+    /// while a delivery held it ([`Spool::request`]). Every holder of its lock then
+    /// carries it out ([`Spool::carry_out_mark`]), and a delivery starts nothing more
+    /// of it (docs/ARCHITECTURE.md, "Locking").
+    pub fn marked(&self, id: &str) -> bool {
         fs::symlink_metadata(self.kf_path(id)).is_ok()
     }
 
-    /// Record that entry `id`, which a delivery holds locked, is to be deleted as soon as
-    /// that delivery lets go of it (`rsendmail-admin delete`): `kf<ID>` is made with who
-    /// asked (`by`) and when, fsynced, then the spool directory, so that a crash after
-    /// the return leaves the entry with its mark (removed, undelivered, by the next
-    /// holder of its lock) or no entry. A mark already there is kept.
-    pub fn request_deletion(&self, id: &str, by: &str) -> io::Result<()> {
-        let path = self.kf_path(id);
-        let mut f = open_safely(
-            &path,
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(self.file_mode()),
-            Kind::File,
-        )?;
-        let now = std::time::SystemTime::now()
+    /// The mark of entry `id` ([`Spool::request`]), `None` when it has none. A mark
+    /// that cannot be read or understood (written by no rsendmail: a mark is renamed
+    /// into place whole) is taken as a hold, which sends and loses nothing.
+    pub fn mark(&self, id: &str) -> Option<Mark> {
+        let bytes = match read_safely(&self.kf_path(id)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                log::warn!("kf{id}: cannot read it ({}): taken as a hold", io_text(&e));
+                return Some(Mark::unreadable());
+            }
+        };
+        Some(
+            std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(Mark::parse)
+                .unwrap_or_else(|| {
+                    log::warn!("kf{id}: not a mark rsendmail wrote: taken as a hold");
+                    Mark::unreadable()
+                }),
+        )
+    }
+
+    /// Record that `request` is to be carried out on entry `id`, which a delivery holds
+    /// locked, as soon as that delivery lets go of it (`rsendmail-admin delete`, `hold`,
+    /// `bounce`): `kf<ID>` with the action, who asked (`by`) and when, written into
+    /// `tmp/`, fsynced, renamed into place and the spool directory synced, so that a
+    /// crash after the return leaves the entry with its whole mark (carried out by the
+    /// next holder of its lock) or no entry, and a crash before it no mark or the one
+    /// there before. A deletion already asked for stays: the mark in effect is returned.
+    pub fn request(&self, id: &str, by: &str, request: Request) -> io::Result<Mark> {
+        if let Some(m) = self.mark(id)
+            && m.request == Request::Delete
+        {
+            return Ok(m);
+        }
+        let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        f.write_all(
-            format!("rsendmail-delete 1\nby {}\nat {now}\n", entry::escape(by)).as_bytes(),
-        )?;
-        f.sync_data()?;
-        sync_dir(&self.dir)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let mark = Mark {
+            request,
+            by: by.to_string(),
+            at,
+        };
+        let tmp = self
+            .tmp_dir()
+            .join(format!("kf{id}.{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        let written = (|| {
+            let mut f = open_safely(
+                &tmp,
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(self.file_mode()),
+                Kind::File,
+            )?;
+            f.write_all(mark.to_text().as_bytes())?;
+            f.sync_data()?;
+            fs::rename(&tmp, self.kf_path(id))?;
+            sync_dir(&self.dir)
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written.map(|()| mark)
+    }
+
+    /// [`Spool::request`] of a deletion.
+    pub fn request_deletion(&self, id: &str, by: &str) -> io::Result<()> {
+        self.request(id, by, Request::Delete).map(|_| ())
+    }
+
+    /// Carry out the mark of entry `id`, whose delivery lock this process holds
+    /// ([`Spool::request`]): a deletion removes it, a hold moves it into `hold/` (who
+    /// asked recorded as its holder), a bounce records the return in its state (every
+    /// open recipient returned by its next attempt, due now). Whether the entry is
+    /// still queued (only after a bounce). Should a step fail, the mark stays (logged),
+    /// and nothing of the entry is sent until a holder of its lock carries it out.
+    pub fn carry_out_mark(&self, id: &str) -> bool {
+        let Some(mark) = self.mark(id) else {
+            return true;
+        };
+        match mark.request {
+            Request::Delete => {
+                self.delete_as_requested(id);
+                false
+            }
+            Request::Hold => {
+                if let Err(e) = self.hold_as_requested(id, &mark) {
+                    log::error!("{id}: hold asked for, but not held: {}", io_text(&e));
+                }
+                false
+            }
+            Request::Bounce { .. } => match self.bounce_as_requested(id, &mark) {
+                Ok(()) => true,
+                Err(e) => {
+                    log::error!("{id}: return asked for, but not recorded: {}", io_text(&e));
+                    false
+                }
+            },
+        }
+    }
+
+    /// The state file of entry `id` as recorded (an entry never tried: the default).
+    fn recorded_state(&self, id: &str) -> io::Result<State> {
+        match read_safely(&self.sf_path(id)) {
+            Ok(bytes) => String::from_utf8(bytes)
+                .map_err(|_| "not text".to_string())
+                .and_then(|t| State::parse(&t))
+                .map_err(|why| {
+                    io::Error::new(io::ErrorKind::InvalidData, format!("sf{id}: {why}"))
+                }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Write `state` as entry `id`'s state file (its lock held): into `tmp/`, fsynced,
+    /// renamed into place.
+    fn write_state_file(&self, id: &str, state: &State) -> io::Result<()> {
+        let tmp = self
+            .tmp_dir()
+            .join(format!("sf{id}.{}.mark", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        let written = (|| {
+            let mut f = open_safely(
+                &tmp,
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(self.file_mode()),
+                Kind::File,
+            )?;
+            f.write_all(state.to_text().as_bytes())?;
+            f.sync_data()?;
+            fs::rename(&tmp, self.sf_path(id))
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    /// Hold entry `id` as its mark asked ([`Spool::carry_out_mark`]): who asked
+    /// recorded as its holder in its state, then `qf`, `sf` and `jf` moved into
+    /// `hold/`, both directories synced, and the mark removed last (a crash between
+    /// leaves a held entry and a mark without an entry, removed by a run's listing).
+    fn hold_as_requested(&self, id: &str, mark: &Mark) -> io::Result<()> {
+        let held = self.held();
+        fs::symlink_metadata(&held.dir)?;
+        let mut state = self.recorded_state(id)?;
+        state.held_by = mark.holder();
+        self.write_state_file(id, &state)?;
+        fs::rename(self.qf_path(id), held.qf_path(id))?;
+        for (a, b) in [
+            (self.sf_path(id), held.sf_path(id)),
+            (self.jf_path(id), held.jf_path(id)),
+        ] {
+            match fs::rename(a, b) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        sync_dir(&held.dir)?;
+        let _ = fs::remove_file(self.kf_path(id));
+        sync_dir(&self.dir)?;
+        log::info!(
+            "{id}: held as asked for by {} while it was being delivered",
+            mark.by
+        );
+        Ok(())
+    }
+
+    /// Record the return entry `id`'s mark asked for ([`Spool::carry_out_mark`]): the
+    /// reason in its state, due now, then the mark removed.
+    fn bounce_as_requested(&self, id: &str, mark: &Mark) -> io::Result<()> {
+        let Request::Bounce { reason, bounce_by } = &mark.request else {
+            return Ok(());
+        };
+        let mut state = self.recorded_state(id)?;
+        state.bounce = Some(reason.clone());
+        state.bounce_by = bounce_by.clone();
+        state.held_by = None;
+        state.next_attempt = None;
+        state.local_next_attempt = None;
+        state.retry = true;
+        self.write_state_file(id, &state)?;
+        sync_dir(&self.dir)?;
+        let _ = fs::remove_file(self.kf_path(id));
+        sync_dir(&self.dir)?;
+        log::info!(
+            "{id}: to be returned as asked for by {} while it was being delivered",
+            mark.by
+        );
+        Ok(())
     }
 
     /// What the mark of a deletion ([`Spool::request_deletion`]) read through `f` says:
@@ -1789,9 +2072,9 @@ impl Spool {
         let Some((f, held)) = self.open_locked(id)? else {
             return Ok(None);
         };
-        // Its deletion was asked for while another delivery held it: removed, unsent.
-        if self.deletion_requested(id) {
-            self.delete_as_requested(id);
+        // An action asked for while another delivery held it: carried out first
+        // (deleted or held: nothing sent; a return: recorded, the entry read with it).
+        if self.marked(id) && !self.carry_out_mark(id) {
             return Ok(None);
         }
         let entry = self.read_open_entry_seen(id, f, true, Some(held))?;
@@ -1810,6 +2093,7 @@ impl Spool {
             pending_state: None,
             reserved: None,
             removed: false,
+            unmarked_at_end: false,
         };
         // Deliveries journalled by the supervisor of a delivery whose deliverer died
         // (module docs): recorded in the state (read with them merged), and the journal
@@ -1844,9 +2128,10 @@ impl Spool {
         let Some((f, held)) = self.open_locked(id)? else {
             return Ok(None);
         };
-        // Its deletion was asked for while another delivery held it: removed, unsent.
-        if self.deletion_requested(id) {
-            self.delete_as_requested(id);
+        // An action asked for while another delivery held it: carried out first
+        // (deleted or held: nothing sent; a return: recorded, the entry read with it).
+        // Looked for only when the listing named a file of that kind beside it.
+        if has_state && self.marked(id) && !self.carry_out_mark(id) {
             return Ok(None);
         }
         let file = (held.dev(), held.ino(), held.len());
@@ -1861,6 +2146,7 @@ impl Spool {
             state_file: e.state_file,
             journal: e.journal,
             file,
+            may_be_marked: has_state,
         }))
     }
 
@@ -1881,9 +2167,12 @@ impl Spool {
         let Some((f, held)) = self.open_locked(&id)? else {
             return Ok(None);
         };
-        // Its deletion was asked for while another delivery held it: removed, unsent.
-        if self.deletion_requested(&id) {
-            self.delete_as_requested(&id);
+        // An action asked for while another delivery held it: carried out first; a
+        // return recorded in its state, read again below. Looked for only when the
+        // run's listing named a file that may be a mark: one made since is found by
+        // the attempt before its first transaction or local delivery
+        // (`attempt::make_room`), and at its end, before anything is recorded.
+        if seen.may_be_marked && self.marked(&id) && !self.carry_out_mark(&id) {
             return Ok(None);
         }
         if (held.dev(), held.ino(), held.len()) != seen.file {
@@ -2354,6 +2643,9 @@ pub struct Peeked {
     pub journal: bool,
     /// The queue file read: its device, inode and length.
     file: (u64, u64, u64),
+    /// The run's listing of the spool named a file beside the entry that may be a
+    /// mark (`kf<ID>`, [`Spool::request`]): its attempt looks for one when it locks it.
+    may_be_marked: bool,
 }
 
 impl Peeked {
@@ -2407,6 +2699,11 @@ pub struct LockedEntry {
     reserved: Option<(File, File)>,
     /// Unlinked ([`LockedEntry::remove_unsynced`]).
     removed: bool,
+    /// Its attempt found no mark at its end ([`LockedEntry::mark_at_end`]): not looked
+    /// for again when it is let go of. A mark made in between is carried out by the
+    /// command that made it, which tries the lock for a moment after, or by the lock's
+    /// next holder.
+    unmarked_at_end: bool,
 }
 
 /// A deletion asked for during a delivery, as its mark (`kf<ID>`) records it.
@@ -2422,14 +2719,15 @@ pub struct DeletionRequest {
 }
 
 impl DeletionRequest {
+    /// A mark's text ([`Mark::to_text`]) and the count a delivery added to it.
     fn parse(text: &str) -> DeletionRequest {
         let mut r = DeletionRequest::default();
+        if let Some(m) = Mark::parse(text) {
+            r.by = m.by;
+            r.at = m.at;
+        }
         for line in text.lines() {
-            if let Some(by) = line.strip_prefix("by ") {
-                r.by = entry::unescape(by).unwrap_or_else(|| by.to_string());
-            } else if let Some(at) = line.strip_prefix("at ") {
-                r.at = at.trim().parse().unwrap_or(0);
-            } else if let Some(sent) = line.strip_prefix("sent ")
+            if let Some(sent) = line.strip_prefix("sent ")
                 && let Some((k, m)) = sent.split_once(" of ")
                 && let (Ok(k), Ok(m)) = (k.trim().parse(), m.trim().parse())
             {
@@ -2441,11 +2739,20 @@ impl DeletionRequest {
 }
 
 impl LockedEntry {
-    /// Whether the entry's deletion was asked for while this process held it
-    /// ([`Spool::request_deletion`]): nothing more of it may be sent, and it goes when
+    /// [`LockedEntry::mark`] as an attempt looks for it at its end, after its last
+    /// unit of delivery: when there is none, it is not looked for again when the entry
+    /// is let go of.
+    pub fn mark_at_end(&mut self) -> Option<Mark> {
+        let m = self.mark();
+        self.unmarked_at_end = m.is_none();
+        m
+    }
+
+    /// The entry's mark: an action asked for while this process held it
+    /// ([`Spool::request`]). Nothing more of it may be started; it is carried out when
     /// this process lets go of it.
-    pub fn deletion_requested(&self) -> bool {
-        self.spool.deletion_requested(&self.entry.envelope.id)
+    pub fn mark(&self) -> Option<Mark> {
+        self.spool.mark(&self.entry.envelope.id)
     }
 
     /// Add to the mark of a deletion asked for during this delivery how many of the
@@ -2800,8 +3107,8 @@ impl Drop for LockedEntry {
         if self.reserved.take().is_some() {
             let _ = fs::remove_file(self.state_tmp());
         }
-        if !self.removed && self.deletion_requested() {
-            self.spool.delete_as_requested(&self.entry.envelope.id);
+        if !self.removed && !self.unmarked_at_end && self.spool.marked(&self.entry.envelope.id) {
+            self.spool.carry_out_mark(&self.entry.envelope.id);
         }
     }
 }
