@@ -3365,6 +3365,30 @@ impl Drop for ScratchSpool {
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
+
+    /// The count a delivery adds to a deletion's mark is read back, and leaves the mark
+    /// a deletion for any later holder of the entry's lock.
+    #[test]
+    fn a_deletion_mark_with_the_count_a_delivery_added() {
+        let m = Mark {
+            request: Request::Delete,
+            by: "root (uid 0)".to_string(),
+            at: 1_700_000_000,
+        };
+        let text = format!("{}sent 1 of 2\n", m.to_text());
+        assert_eq!(Mark::parse(&text), Some(m));
+        assert_eq!(
+            DeletionRequest::parse(&text),
+            DeletionRequest {
+                by: "root (uid 0)".to_string(),
+                at: 1_700_000_000,
+                sent: Some((1, 2)),
+            }
+        );
+        let plain = DeletionRequest::parse("rsendmail-delete 1\nby a\nat 5\nsent x of 2\n");
+        assert_eq!(plain.sent, None);
+        assert_eq!(DeletionRequest::parse(""), DeletionRequest::default());
+    }
     use entry::RcptState;
 
     fn tempdir(tag: &str) -> PathBuf {
