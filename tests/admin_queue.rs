@@ -1609,7 +1609,7 @@ fn deleting_an_entry_while_a_run_delivers_another() {
     let took = start.elapsed();
     r.code(0).stdout_is(&format!(
         "{busy}: being delivered: marked for deletion; it is deleted as soon as its \
-         delivery ends, and nothing more of it is sent\n"
+         delivery ends, and nothing more of it is sent (its delivery logs what of it was sent)\n"
     ));
     assert!(took < Duration::from_secs(2), "{took:?}");
     assert!(
@@ -1976,7 +1976,7 @@ fn delete_of_a_locked_entry_marks_it_and_its_next_holder_removes_it() {
     let took = start.elapsed();
     r.code(0).stdout_is(&format!(
         "{other}: deleted\n{id}: being delivered: marked for deletion; it is deleted as soon \
-         as its delivery ends, and nothing more of it is sent\n"
+         as its delivery ends, and nothing more of it is sent (its delivery logs what of it was sent)\n"
     ));
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert!(qf.exists() && kf.exists(), "{}", env.listing());
@@ -2649,11 +2649,12 @@ fn delete_all_counts_what_it_deleted_and_what_it_marked() {
     r.code(0);
     let marked = format!(
         "{busy}: being delivered: marked for deletion; it is deleted as soon as its delivery \
-         ends, and nothing more of it is sent\n0 entries deleted; 1 entry being delivered, \
+         ends, and nothing more of it is sent (its delivery logs what of it was sent)\n0 entries deleted; 1 entry being delivered, \
          marked for deletion: {busy} (it goes as soon as its delivery has ended)\n"
     );
     let ended = format!(
-        "{busy}: deleted when its delivery ended (nothing more of it was sent)\n1 entry deleted\n"
+        "{busy}: delivered before the deletion took effect\n0 entries deleted; 1 entry \
+         delivered before the deletion took effect\n"
     );
     assert!(r.stdout == marked || r.stdout == ended, "{}", r.stdout);
     let _ = run.wait();
@@ -2811,12 +2812,19 @@ fn delete_of_several_ids_takes_the_unlocked_ones_before_waiting() {
     let done = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&done.stderr);
     assert_eq!(done.status.code(), Some(0), "{stderr}");
-    let gone = format!("{id}: deleted when its delivery ended (nothing more of it was sent)\n");
-    if rest != gone {
+    if rest != format!("{id}: deleted unsent\n") {
         // The moment it waits was over first (a busy machine): left marked, and
-        // removed by the next holder of its lock.
+        // removed by the next holder of its lock, which says who asked for it.
         assert!(rest.contains("marked for deletion"), "{rest}");
-        admin(&env, &["delete", &id]).code(0).stdout_is(&gone);
+        let r = admin(&env, &["delete", &id]);
+        r.code(0);
+        assert!(
+            r.stdout.starts_with(&format!(
+                "{id}: deleted (its deletion had been asked for by "
+            )),
+            "{}",
+            r.stdout
+        );
     }
     assert!(env.entries().is_empty(), "{}", env.listing());
     assert!(
@@ -3693,4 +3701,159 @@ fn bounce_queues_the_reports_and_returns_without_waiting_for_the_relay() {
             "r{i}: {dumps:?}"
         );
     }
+}
+
+/// An entry to `rcpts` (aliases: `prog`, a command that appends to `runs`) delivered by
+/// a queue run to a server that waits `stall` seconds before answering DATA, and
+/// `delete` of it run while that delivery holds it: the sink, the run (ended), the
+/// entry's ID, `delete`'s output, the MAILLOG text and what the command appended.
+fn deleted_in_flight(
+    stall: &str,
+    rcpts: &[&str],
+) -> Option<(Env, Sink, Env, String, Run, String, String)> {
+    let sink_dir = Env::new();
+    let sink = Sink::start(&sink_dir.dir, &["-w", stall])?;
+    let env = relay_env(sink.port, "O MaxConnections=1\n");
+    let runs = env.dir.join("runs");
+    fs::write(&runs, "").unwrap();
+    fs::set_permissions(&runs, fs::Permissions::from_mode(0o666)).unwrap();
+    let aliases = env.dir.join("aliases");
+    fs::write(
+        &aliases,
+        format!("prog: \"|echo run >> {}\"\n", runs.display()),
+    )
+    .unwrap();
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    let maillog = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", maillog.display()));
+    let mut args = vec!["-odq", "-f", "alice@example.org"];
+    args.extend_from_slice(rcpts);
+    env.sendmail(&args, MSG).code(0);
+    let id = env.only_id();
+    let mut run = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Locked on two listings half a second apart: in its transaction.
+    let mut since: Option<std::time::Instant> = None;
+    wait_until(Duration::from_secs(15), "the entry being delivered", || {
+        if env.mailq(&[]).contains(&format!("{id}*")) {
+            let at = *since.get_or_insert_with(std::time::Instant::now);
+            at.elapsed() >= Duration::from_millis(500)
+        } else {
+            since = None;
+            false
+        }
+    });
+    let r = admin(&env, &["delete", &id]);
+    let _ = run.wait();
+    let log = fs::read_to_string(&maillog).unwrap_or_default();
+    let ran = fs::read_to_string(&runs).unwrap();
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    Some((sink_dir, sink, env, id, r, log, ran))
+}
+
+/// A mark made while the transaction under way goes on: when the server accepts the
+/// message, its recipient is logged as any delivery is (`stat=Sent`, relay, dsn), and
+/// the entry said delivered before the deletion took effect, not deleted.
+#[test]
+fn a_deletion_during_a_delivery_that_succeeds_logs_it_sent_and_says_delivered() {
+    let Some((_sink_dir, sink, _env, id, r, log, _)) = deleted_in_flight("1", &["bob@example.org"])
+    else {
+        return;
+    };
+    r.code(0);
+    let said = r.stdout.lines().next().unwrap_or_default();
+    assert!(
+        said == format!("{id}: delivered before the deletion took effect")
+            || said.starts_with(&format!("{id}: being delivered: marked for deletion;")),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("deleted when"), "{}", r.stdout);
+    assert_eq!(sink.dumps().len(), 1);
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("{id}: to=<bob@example.org>,"))
+                && l.contains(", relay=")
+                && l.contains(", dsn=2.0.0, stat=Sent")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "{id}: delivered before its deletion, asked for by "
+        )),
+        "{log}"
+    );
+}
+
+/// A mark made while the first of two transactions goes on: the one under way is
+/// delivered and logged `stat=Sent`, the command that would have followed never runs,
+/// and the log names what was delivered and that the rest was dropped by the request.
+#[test]
+fn a_deletion_during_a_delivery_part_delivered_says_what_was_sent() {
+    let Some((_sink_dir, sink, _env, id, r, log, ran)) =
+        deleted_in_flight("3", &["bob@example.org", "prog"])
+    else {
+        return;
+    };
+    r.code(0);
+    assert!(
+        r.stdout
+            .starts_with(&format!("{id}: being delivered: marked for deletion;"))
+            && r.stdout.contains("(its delivery logs what of it was sent)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(ran, "");
+    assert_eq!(sink.dumps().len(), 1);
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("{id}: to=<bob@example.org>,"))
+                && l.contains(", dsn=2.0.0, stat=Sent")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("{id}: deleted as "))
+                && l.ends_with(
+                    " asked during its delivery; 1 of 2 recipients had been delivered \
+                 (<bob@example.org>), the rest were dropped by the request"
+                )),
+        "{log}"
+    );
+}
+
+/// An entry whose mark a delivery left when it ended without honouring it (a crash:
+/// its lock let go, the entry still there): a later `delete` says who had asked for
+/// its deletion and when, not that a delivery ended.
+#[test]
+fn delete_of_an_entry_a_crashed_delivery_left_marked_says_who_asked() {
+    let env = Env::new();
+    let id = queue(&env, "bob@example.org");
+    let qf = env.spool.join(format!("qf{id}"));
+    let kf = env.spool.join(format!("kf{id}"));
+    // The lock a delivery takes: an exclusive flock on the queue file.
+    let f = fs::File::open(&qf).unwrap();
+    f.lock().unwrap();
+    let r = admin(&env, &["delete", &id]);
+    r.code(0);
+    assert!(r.stdout.contains("marked for deletion"), "{}", r.stdout);
+    assert!(qf.exists() && kf.exists(), "{}", env.listing());
+    // The holder dies without honouring the mark.
+    drop(f);
+    let r = admin(&env, &["delete", &id]);
+    r.code(0);
+    assert!(
+        r.stdout.starts_with(&format!(
+            "{id}: deleted (its deletion had been asked for by "
+        )) && r.stdout.contains(" at ")
+            && r.stdout.ends_with(")\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert!(!kf.exists(), "{}", env.listing());
 }

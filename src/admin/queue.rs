@@ -27,7 +27,9 @@
 //! not: it marks an entry being delivered for deletion (`kf<ID>`, made durable:
 //! [`Spool::request_deletion`]), its delivery sends nothing more of it and removes it
 //! when it lets go of it, and every later holder of its lock removes it unsent; the
-//! command waits only [`MARK_WAIT`] for such entries, then says which were marked (0).
+//! command waits only [`MARK_WAIT`] for such entries, saying of each whose delivery
+//! ended meanwhile what the delivery had sent (it adds that to the mark, which the
+//! command holds open), then says which are still marked (0).
 //! `hold` and `bounce` do the same with their own action in the mark
 //! ([`Spool::request`]): the delivery starts nothing more of the entry, and it is held,
 //! or its open recipients returned, when the delivery lets go of it.
@@ -1225,6 +1227,14 @@ pub fn delete(
             std::cell::Cell::new(0usize),
             std::cell::Cell::new(0usize),
         );
+        // Entries marked that their delivery ended with: delivered to every recipient
+        // before the mark took effect, and deleted after some were delivered.
+        let (sent_first, part_sent) = (std::cell::Cell::new(0usize), std::cell::Cell::new(0usize));
+        // The marks, open: the delivery that honours one adds to it what it had sent
+        // (`DeletionRequest::sent`), read here after the entry and its mark are gone.
+        // Those this command made, and those an earlier request left (after a crash).
+        let marks = std::cell::RefCell::new(std::collections::BTreeMap::<String, fs::File>::new());
+        let ours = std::cell::RefCell::new(std::collections::BTreeSet::<String>::new());
         let bump = |c: &std::cell::Cell<usize>| c.set(c.get().saturating_add(1));
         // The entries being delivered are marked (`kf<ID>`, made durable) at once: their
         // delivery sends nothing more of them and removes them when it lets go of them.
@@ -1252,6 +1262,10 @@ pub fn delete(
             }
             logged(who, id, "marked for deletion during its delivery");
             marked.borrow_mut().insert(id.to_string());
+            ours.borrow_mut().insert(id.to_string());
+            if let Ok(f) = fs::File::open(sp.kf_path(id)) {
+                marks.borrow_mut().entry(id.to_string()).or_insert(f);
+            }
             Ok(())
         };
         let mut left_marked = |id: &str, wait: Duration, what: &(Spool, bool)| -> Done {
@@ -1260,7 +1274,8 @@ pub fn delete(
             }
             crate::outln!(
                 "{id}: being delivered: marked for deletion; it is deleted as soon as its \
-                 delivery ends, and nothing more of it is sent"
+                 delivery ends, and nothing more of it is sent (its delivery logs what of \
+                 it was sent)"
             );
             Ok(())
         };
@@ -1294,6 +1309,9 @@ pub fn delete(
                 // Marked by an earlier `delete`: taking its lock removes it.
                 if sp.mark(id).is_some_and(|m| m.request == Request::Delete) {
                     marked.borrow_mut().insert(id.to_string());
+                    if let Ok(f) = fs::File::open(sp.kf_path(id)) {
+                        marks.borrow_mut().insert(id.to_string(), f);
+                    }
                 }
                 Ok(Some((sp.clone(), (sp, held))))
             },
@@ -1309,10 +1327,38 @@ pub fn delete(
                 // delivered to the last recipient). A mark left by a crash goes.
                 None if marked.borrow_mut().remove(id) => {
                     let _ = fs::remove_file(sp.kf_path(id));
-                    crate::outln!(
-                        "{id}: deleted when its delivery ended (nothing more of it was sent)"
-                    );
-                    bump(&deleted);
+                    let asked = marks
+                        .borrow_mut()
+                        .remove(id)
+                        .map(|mut f| Spool::read_deletion_request(&mut f))
+                        .unwrap_or_default();
+                    match asked.sent {
+                        Some((k, m)) if k >= m => {
+                            crate::outln!("{id}: delivered before the deletion took effect");
+                            bump(&sent_first);
+                        }
+                        Some((k, m)) if k > 0 => {
+                            crate::outln!(
+                                "{id}: deleted; {k} of {m} recipients had been delivered"
+                            );
+                            bump(&part_sent);
+                        }
+                        // Removed unsent by the holder of its lock (this command, or a
+                        // run), its deletion asked for by an earlier request that no
+                        // delivery honoured (one that crashed).
+                        _ if !ours.borrow().contains(id) && !asked.by.is_empty() => {
+                            crate::outln!(
+                                "{id}: deleted (its deletion had been asked for by {} at {})",
+                                asked.by,
+                                crate::clock::ctime16(&crate::clock::local(asked.at))
+                            );
+                            bump(&deleted);
+                        }
+                        _ => {
+                            crate::outln!("{id}: deleted unsent");
+                            bump(&deleted);
+                        }
+                    }
                     Ok(())
                 }
                 None if listed => {
@@ -1338,6 +1384,20 @@ pub fn delete(
         if listed && !dry_run && !ids.is_empty() {
             let n = |k: usize| if k == 1 { "entry" } else { "entries" };
             let mut line = format!("{deleted} {} deleted", n(deleted));
+            let (part_sent, sent_first) = (part_sent.get(), sent_first.get());
+            if part_sent > 0 {
+                line.push_str(&format!(
+                    "; {part_sent} {} deleted after part of {} recipients had been delivered",
+                    n(part_sent),
+                    if part_sent == 1 { "its" } else { "their" }
+                ));
+            }
+            if sent_first > 0 {
+                line.push_str(&format!(
+                    "; {sent_first} {} delivered before the deletion took effect",
+                    n(sent_first)
+                ));
+            }
             if !marked.is_empty() {
                 let ids: Vec<&str> = marked.iter().map(String::as_str).collect();
                 line.push_str(&format!(

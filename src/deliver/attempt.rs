@@ -833,6 +833,7 @@ pub fn attempt(
         .mark_at_end()
         .is_some_and(|m| m.request == Request::Delete)
     {
+        deleted_during_delivery(engine, locked, &env, &before, &outcomes, &owned, started);
         result.removed = true;
         locked.pending_state = Some(record::delivered_so_far(&locked.entry.state, &outcomes));
         return Ok(result);
@@ -1029,6 +1030,68 @@ pub fn attempt(
 /// Why the units of an attempt left after `rsendmail-admin delete` asked for its
 /// entry's deletion are not sent.
 const DELETION_REQUESTED: &str = "deletion asked for during the delivery";
+
+/// The end of an attempt at an entry whose deletion was asked for during it: every
+/// recipient a server or mailbox accepted is logged as any delivery is (`stat=Sent`);
+/// then what became of the entry: delivered before the deletion took effect, or
+/// deleted with the recipients it had reached named and the rest dropped. The count
+/// is added to the mark, for the `rsendmail-admin delete` that waits for it.
+fn deleted_during_delivery(
+    engine: &Engine,
+    locked: &LockedEntry,
+    env: &Envelope,
+    before: &State,
+    outcomes: &[RcptOutcome],
+    owned: &[(String, String)],
+    started: std::time::Instant,
+) {
+    let sent: Vec<RcptOutcome> = outcomes
+        .iter()
+        .filter(|o| o.is_success())
+        .cloned()
+        .collect();
+    if !sent.is_empty() {
+        let rec = record::record_owned(
+            engine,
+            env,
+            before,
+            locked.entry.size,
+            &sent,
+            Vec::new(),
+            owned,
+            clock::now(),
+            started.elapsed().as_secs() as i64,
+        );
+        for line in &rec.log {
+            log::info!("{line}");
+        }
+    }
+    let total = env.recipients.len();
+    let state = record::delivered_so_far(before, outcomes);
+    let reached: Vec<&str> = (0..total)
+        .filter(|&i| state.of(i) == RcptState::Delivered)
+        .filter_map(|i| env.recipients.get(i).map(|r| r.address.as_str()))
+        .collect();
+    let asked = locked.note_sent_before_deletion(reached.len(), total);
+    let id = &env.id;
+    let by = if asked.by.is_empty() {
+        "an administrator".to_string()
+    } else {
+        asked.by
+    };
+    if reached.len() == total {
+        log::info!("{id}: delivered before its deletion, asked for by {by}, took effect");
+    } else if reached.is_empty() {
+        log::info!("{id}: deleted unsent, as {by} asked during its delivery");
+    } else {
+        log::info!(
+            "{id}: deleted as {by} asked during its delivery; {} of {total} recipients had \
+             been delivered (<{}>), the rest were dropped by the request",
+            reached.len(),
+            reached.join(">, <")
+        );
+    }
+}
 
 /// Before a unit of delivery: nothing when the entry's deletion was asked for meanwhile
 /// (`unrecorded` then says so). Then, for an entry with more than one recipient open, room for

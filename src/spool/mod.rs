@@ -1493,6 +1493,16 @@ impl Spool {
         Ok(())
     }
 
+    /// What the mark of a deletion ([`Spool::request_deletion`]) read through `f` says:
+    /// who asked and when, and what the delivery that honoured it had sent
+    /// ([`LockedEntry::note_sent_before_deletion`]). A file still open after its unlink
+    /// reads as it was then.
+    pub fn read_deletion_request(f: &mut File) -> DeletionRequest {
+        let mut text = String::new();
+        let _ = f.read_to_string(&mut text);
+        DeletionRequest::parse(&text)
+    }
+
     /// Remove entry `id`, whose delivery lock this process holds, because its deletion
     /// was asked for ([`Spool::request_deletion`]): `qf` first, then `sf`, `jf` and the
     /// mark last (a crash between leaves the entry with its mark, or a mark without an
@@ -2696,6 +2706,38 @@ pub struct LockedEntry {
     unmarked_at_end: bool,
 }
 
+/// A deletion asked for during a delivery, as its mark (`kf<ID>`) records it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DeletionRequest {
+    /// Who asked (`login (uid N)`).
+    pub by: String,
+    /// When (seconds since the epoch).
+    pub at: i64,
+    /// Recipients delivered, of all the entry's, when the delivery that held the entry
+    /// ended: none when no delivery ended with it (it went unsent, or still runs).
+    pub sent: Option<(usize, usize)>,
+}
+
+impl DeletionRequest {
+    /// A mark's text ([`Mark::to_text`]) and the count a delivery added to it.
+    fn parse(text: &str) -> DeletionRequest {
+        let mut r = DeletionRequest::default();
+        if let Some(m) = Mark::parse(text) {
+            r.by = m.by;
+            r.at = m.at;
+        }
+        for line in text.lines() {
+            if let Some(sent) = line.strip_prefix("sent ")
+                && let Some((k, m)) = sent.split_once(" of ")
+                && let (Ok(k), Ok(m)) = (k.trim().parse(), m.trim().parse())
+            {
+                r.sent = Some((k, m));
+            }
+        }
+        r
+    }
+}
+
 impl LockedEntry {
     /// [`LockedEntry::mark`] as an attempt looks for it at its end, after its last
     /// unit of delivery: when there is none, it is not looked for again when the entry
@@ -2711,6 +2753,26 @@ impl LockedEntry {
     /// this process lets go of it.
     pub fn mark(&self) -> Option<Mark> {
         self.spool.mark(&self.entry.envelope.id)
+    }
+
+    /// Add to the mark of a deletion asked for during this delivery how many of the
+    /// entry's `total` recipients were delivered (`sent`) when it ended, for the
+    /// `rsendmail-admin delete` that waits for it to read ([`DeletionRequest`]). What
+    /// the mark said before (who asked, when) is returned.
+    pub fn note_sent_before_deletion(&self, sent: usize, total: usize) -> DeletionRequest {
+        let path = self.spool.kf_path(&self.entry.envelope.id);
+        match open_safely(
+            &path,
+            OpenOptions::new().read(true).append(true),
+            Kind::File,
+        ) {
+            Ok(mut f) => {
+                let asked = Spool::read_deletion_request(&mut f);
+                let _ = f.write_all(format!("sent {sent} of {total}\n").as_bytes());
+                asked
+            }
+            Err(_) => DeletionRequest::default(),
+        }
     }
 
     /// Where this process writes the entry's next state record.
@@ -3303,6 +3365,30 @@ impl Drop for ScratchSpool {
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
+
+    /// The count a delivery adds to a deletion's mark is read back, and leaves the mark
+    /// a deletion for any later holder of the entry's lock.
+    #[test]
+    fn a_deletion_mark_with_the_count_a_delivery_added() {
+        let m = Mark {
+            request: Request::Delete,
+            by: "root (uid 0)".to_string(),
+            at: 1_700_000_000,
+        };
+        let text = format!("{}sent 1 of 2\n", m.to_text());
+        assert_eq!(Mark::parse(&text), Some(m));
+        assert_eq!(
+            DeletionRequest::parse(&text),
+            DeletionRequest {
+                by: "root (uid 0)".to_string(),
+                at: 1_700_000_000,
+                sent: Some((1, 2)),
+            }
+        );
+        let plain = DeletionRequest::parse("rsendmail-delete 1\nby a\nat 5\nsent x of 2\n");
+        assert_eq!(plain.sent, None);
+        assert_eq!(DeletionRequest::parse(""), DeletionRequest::default());
+    }
     use entry::RcptState;
 
     fn tempdir(tag: &str) -> PathBuf {
