@@ -169,6 +169,7 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
     // One DER SEQUENCE (30 03 02 01 00): the framing is what rsendmail checks.
     let cert = "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n";
     let cert_only = file("cert.pem", cert);
+    let not_pem = file("not-pem", "root:x:0:0:root:/root:/bin/sh\n");
     let relays = |name: &str, line: &str| file(name, &format!("# relays\n{line}\n"));
     let port0 = relays("relays-port0", "remote.example 127.0.0.1:0");
     let dots = relays("relays-dots", "remote.example bad..host");
@@ -326,10 +327,18 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
         ),
         // 6. Certificate files: PEM text the deliverer's TLS code takes.
         (
+            format!("CERTFILE {not_pem}\n"),
+            vec![],
+            78,
+            format!("@CERTFILE {not_pem}: {no_cert}"),
+        ),
+        (
             "CERTFILE /etc/passwd\n".into(),
             vec![],
             78,
-            format!("@CERTFILE /etc/passwd: {no_cert}"),
+            "@CERTFILE /etc/passwd is the system's password file, not a file of a certificate; \
+             correct the line"
+                .into(),
         ),
         (
             format!("CERTFILE {cert_only}\n"),
@@ -338,10 +347,10 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
             format!("@CERTFILE {cert_only}: {no_key}"),
         ),
         (
-            "O CACertFile=/etc/passwd\n".into(),
+            format!("O CACertFile={not_pem}\n"),
             vec![],
             78,
-            format!("@CACertFile /etc/passwd: {no_cert}"),
+            format!("@CACertFile {not_pem}: {no_cert}"),
         ),
         (
             String::new(),
@@ -738,7 +747,8 @@ fn smtp_server_and_queue_runs_refuse_bad_options_at_start() {
             "CERTFILE /etc/passwd\n",
             &["-qf"],
             78,
-            "@line 6: CERTFILE /etc/passwd: no certificate in it (-----BEGIN CERTIFICATE-----)",
+            "@line 6: CERTFILE /etc/passwd is the system's password file, not a file of a \
+             certificate; correct the line",
         ),
         (
             "",
