@@ -1339,28 +1339,10 @@ impl Spool {
             by: by.to_string(),
             at,
         };
-        let tmp = self
-            .tmp_dir()
-            .join(format!("kf{id}.{}", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        let written = (|| {
-            let mut f = open_safely(
-                &tmp,
-                OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(self.file_mode()),
-                Kind::File,
-            )?;
-            f.write_all(mark.to_text().as_bytes())?;
-            f.sync_data()?;
-            fs::rename(&tmp, self.kf_path(id))?;
-            sync_dir(&self.dir)
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written.map(|()| mark)
+        let tmp = format!("kf{id}.{}", std::process::id());
+        self.replace_whole(&tmp, mark.to_text().as_bytes(), &self.kf_path(id))?;
+        sync_dir(&self.dir)?;
+        Ok(mark)
     }
 
     /// [`Spool::request`] of a deletion.
@@ -1416,9 +1398,15 @@ impl Spool {
     /// Write `state` as entry `id`'s state file (its lock held): into `tmp/`, fsynced,
     /// renamed into place.
     fn write_state_file(&self, id: &str, state: &State) -> io::Result<()> {
-        let tmp = self
-            .tmp_dir()
-            .join(format!("sf{id}.{}.mark", std::process::id()));
+        let tmp = format!("sf{id}.{}.mark", std::process::id());
+        self.replace_whole(&tmp, state.to_text().as_bytes(), &self.sf_path(id))
+    }
+
+    /// Put `text` at `dest` whole or not at all: written into `tmp/NAME` (a file of
+    /// this process's, made anew), fsynced, renamed over `dest`; the file in `tmp/` is
+    /// removed when any step fails. The caller syncs `dest`'s directory when it must.
+    fn replace_whole(&self, name: &str, text: &[u8], dest: &Path) -> io::Result<()> {
+        let tmp = self.tmp_dir().join(name);
         let _ = fs::remove_file(&tmp);
         let written = (|| {
             let mut f = open_safely(
@@ -1429,9 +1417,9 @@ impl Spool {
                     .mode(self.file_mode()),
                 Kind::File,
             )?;
-            f.write_all(state.to_text().as_bytes())?;
+            f.write_all(text)?;
             f.sync_data()?;
-            fs::rename(&tmp, self.sf_path(id))
+            fs::rename(&tmp, dest)
         })();
         if written.is_err() {
             let _ = fs::remove_file(&tmp);
