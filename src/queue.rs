@@ -938,10 +938,8 @@ mod tests {
     #[test]
     fn a_run_judges_again_an_entry_tried_since_its_selection() {
         use crate::spool::entry::{RcptState, State};
-        let dir = std::env::temp_dir().join(format!("rsendmail-rejudge-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let spool = Spool::own(&dir);
-        spool.prepare().unwrap();
+        let scratch = crate::spool::ScratchSpool::new("rejudge");
+        let spool = &scratch.spool;
         let now = clock::now();
         let mut ne = spool.begin(now).unwrap();
         let env = test_envelope(&ne.id, &["a@example.org"]);
@@ -958,7 +956,7 @@ mod tests {
             ..QueueRunArgs::default()
         };
         // Selected fresh, read as the selection read it.
-        let mut run = batches(&spool, Some(&plain), 3600, 10).unwrap();
+        let mut run = batches(spool, Some(&plain), 3600, 10).unwrap();
         let (ids, read) = run.next_sweep().unwrap().into_try_read(&plain, true);
         assert_eq!(ids, vec![id.clone()]);
         assert_eq!(read.len(), 1);
@@ -1004,11 +1002,10 @@ mod tests {
         assert_eq!(locked.entry.state, tried);
         drop(locked);
         // The next run's listing names the state file: the selection reads it.
-        let mut run = batches(&spool, Some(&plain), 3600, 10).unwrap();
+        let mut run = batches(spool, Some(&plain), 3600, 10).unwrap();
         let sweep = run.next_sweep().unwrap();
         assert_eq!(sweep.read[0].state, tried);
         assert_eq!(sweep.into_try(&plain, true), Vec::<String>::new());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// ETRN's selection from the per-domain lists is what a full scan selects, on random
