@@ -158,6 +158,10 @@ struct Caller {
     /// ([`app::spool_access_cause`]): the invocation and whether it gave up the group;
     /// `None` when the note said it already.
     access: Option<(crate::cli::Invocation, bool)>,
+    /// `PrivacyOptions=restrictmailq` and not [`Caller::any`]: the other users' entries
+    /// are not shown, so one of them is answered as an ID that names no entry (66), lest
+    /// the answer tell which IDs exist.
+    private: bool,
 }
 
 impl Caller {
@@ -173,6 +177,7 @@ impl Caller {
             login,
             any: app::may_see_queue(spool),
             access: None,
+            private: false,
         }
     }
 
@@ -520,10 +525,7 @@ fn find(spool: &Spool, who: &Caller, id: &str) -> Result<(Spool, bool), Sysexit>
 fn find_any(spool: &Spool, who: &Caller, id: &str) -> Result<(Spool, bool), Sysexit> {
     match find_listed(spool, who, id, false)? {
         Some(found) => Ok(found),
-        None => Err(fail(
-            Sysexit::NoInput,
-            format!("{id}: no such entry in the queue {}", spool.dir.display()),
-        )),
+        None => Err(no_such_entry(spool, id)),
     }
 }
 
@@ -540,12 +542,7 @@ fn find_listed(
     let (sp, held) = match locate(spool, id) {
         Ok(Some(found)) => found,
         Ok(None) if listed => return Ok(None),
-        Ok(None) => {
-            return Err(fail(
-                Sysexit::NoInput,
-                format!("{id}: no such entry in the queue {}", spool.dir.display()),
-            ));
-        }
+        Ok(None) => return Err(no_such_entry(spool, id)),
         Err((dir, e)) => {
             return Err(fail(
                 Sysexit::from_io(&e),
@@ -572,7 +569,16 @@ fn find_listed(
         return Ok(Some((sp, held)));
     }
     let denied = |e: &ReadError| matches!(e, ReadError::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied);
-    match sp.read_entry(id) {
+    let entry = sp.read_entry(id);
+    // Under restrictmailq an entry this user may not act on is answered as one that is
+    // not there, whatever the reason (another's, unreadable): the same words and status.
+    if who.private
+        && !matches!(&entry, Ok(e) if who.may_act_on(Some(e.envelope.uid)))
+        && !matches!(&entry, Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound)
+    {
+        return Err(no_such_entry(spool, id));
+    }
+    match entry {
         Ok(e) if who.may_act_on(Some(e.envelope.uid)) => Ok(Some((sp, held))),
         // Finished between the look and the read.
         Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -605,6 +611,14 @@ fn find_listed(
             ),
         )),
     }
+}
+
+/// An ID that names no entry the caller may see: 66 (EX_NOINPUT), said.
+fn no_such_entry(spool: &Spool, id: &str) -> Sysexit {
+    fail(
+        Sysexit::NoInput,
+        format!("{id}: no such entry in the queue {}", spool.dir.display()),
+    )
 }
 
 fn logged(who: &Caller, id: &str, what: &str) {
@@ -692,6 +706,7 @@ fn run(
     }
     let mut who = Caller::new(&s.spool);
     who.access = (!noted).then(|| (s.inv.clone(), s.dropped_group));
+    who.private = !who.any && s.settings.privacy("restrictmailq");
     match body(&s, &who) {
         Ok(code) => code,
         Err(f) => app::report(&on_stderr(f)),
