@@ -3085,6 +3085,123 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
     let _ = fs::remove_dir_all(&here);
 }
 
+/// A user's own hold is no quarantine: root's `hold` of an entry she held herself takes
+/// the record (said, 0), and she can no longer release, retry, bounce or delete it; her
+/// hold of it again changes nothing; root's hold of its own hold, or of a member's, says
+/// "already held". A member of the spool's group takes a user's hold as root does (the
+/// record of another user's hold written into the state file, as no second test user
+/// exists). (Set-gid copies, an overlaid `/etc`, as in
+/// `a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker`.)
+#[test]
+fn a_hold_by_root_or_the_group_over_a_users_own_hold_takes_it() {
+    let Some(SetgidSystem {
+        here,
+        spool,
+        conf,
+        etc,
+        member_etc,
+        group,
+        sm,
+        adm,
+    }) = setgid_system("admin-hold-over")
+    else {
+        return;
+    };
+    let envs = [("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap())];
+    let user = |args: &[&str]| in_system(&etc, TEST_USER, &adm, args, b"");
+    let member = |args: &[&str]| in_system(&member_etc, TEST_USER, &adm, args, b"");
+    let root = |args: &[&str]| {
+        Command::new(admin_bin())
+            .args(args)
+            .envs(envs)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let is_held = |id: &str| spool.join("hold").join(format!("qf{id}")).exists();
+    let out = in_system(&etc, TEST_USER, &sm, &["-odq", "bob@example.org"], MSG);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mine = crate::harness::queued_ids(&spool).pop().unwrap();
+    let uid = crate::harness::test_user().uid;
+    let sf = spool.join("hold").join(format!("sf{mine}"));
+
+    // She holds it, then root holds it: the hold is root's now, and said so.
+    let out = user(&["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(is_held(&mine));
+    let out = root(&["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "{mine}: already held by {TEST_USER} (uid {uid}): now held by root (uid 0); only \
+             root or a member of the spool's group {group} may release it\n"
+        )
+    );
+    assert!(
+        fs::read_to_string(&sf)
+            .unwrap()
+            .contains("\nheld-by 0 root\n")
+    );
+    for action in ["release", "retry", "bounce", "delete"] {
+        let out = user(&[action, &mine]);
+        assert_eq!(
+            out.status.code(),
+            Some(77),
+            "{action}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("permission denied: held by the user \"root\" (uid 0)"),
+            "{action}: {}",
+            text(&out.stderr)
+        );
+        assert!(is_held(&mine), "{action}");
+    }
+    // Her hold again takes nothing back; root's again changes nothing.
+    for (who, out) in [
+        ("user", user(&["hold", &mine])),
+        ("root", root(&["hold", &mine])),
+    ] {
+        assert_eq!(out.status.code(), Some(0), "{who}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            format!("{mine}: already held\n"),
+            "{who}"
+        );
+        assert!(
+            fs::read_to_string(&sf)
+                .unwrap()
+                .contains("\nheld-by 0 root\n"),
+            "{who}"
+        );
+    }
+    let out = user(&["release", &mine]);
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
+    let out = root(&["release", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!is_held(&mine));
+
+    // Another user's own hold (its record written here): a member of the group takes it.
+    let out = user(&["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let state = fs::read_to_string(&sf).unwrap();
+    let line = format!("\nheld-by {uid} {TEST_USER}\n");
+    assert!(state.contains(&line), "{state}");
+    fs::write(&sf, state.replace(&line, "\nheld-by 4242 carol\n")).unwrap();
+    let out = member(&["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with(&format!(
+            "{mine}: already held by carol (uid 4242): now held by {TEST_USER} (uid {uid}); only "
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(fs::read_to_string(&sf).unwrap().contains(&line));
+    let _ = fs::remove_dir_all(&here);
+}
+
 /// A queue command that cannot write in the spool (a full file system, the fsync of
 /// the state file's directory failing with ENOSPC; a read-only one, its rename failing
 /// with EROFS) names the file and the spool's file system, and what to do, and keeps the

@@ -1767,12 +1767,20 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
     run(ctx, Use::Writes, |s, who| {
         let mut any = false;
         let marked = std::cell::RefCell::new(std::collections::BTreeSet::<String>::new());
-        let mut mark = |id: &str, sp: &Spool, _: &()| -> Done {
+        let mut mark = |id: &str, sp: &Spool, taken: &Option<HeldBy>| -> Done {
+            // A held entry is never delivered: its lock is another command's, for a
+            // moment, and is waited for.
+            if taken.is_some() {
+                return Ok(());
+            }
             mark_busy(sp, who, id, Request::Hold)?;
             marked.borrow_mut().insert(id.to_string());
             Ok(())
         };
-        let mut left_marked = |id: &str, _: Duration, _: &()| -> Done {
+        let mut left_marked = |id: &str, wait: Duration, taken: &Option<HeldBy>| -> Done {
+            if taken.is_some() {
+                return left_being_delivered(id, wait);
+            }
             crate::outln!(
                 "{id}: being delivered: marked to be held; it is held as soon as its \
                  delivery ends, and no further transaction of it starts"
@@ -1792,15 +1800,28 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
                         let _ = fs::rename(s.spool.sf_path(id), h.sf_path(id))
                             .and_then(|()| spool::sync_dir(&h.dir));
                     }
+                    // A user's own hold is no quarantine: root's or the group's hold
+                    // of it takes the record, so that she can no longer end it.
+                    if let Some(h) = recorded_holder(&s.spool, id)
+                        && who.any
+                        && h.uid != who.uid
+                        && !may_end_any_hold(&s.spool, h.uid)
+                    {
+                        return Ok(Some((s.spool.held(), Some(h))));
+                    }
                     crate::outln!("{id}: already held");
                     return Ok(None);
                 }
                 if let Err(f) = s.spool.subdir(spool::HOLD) {
                     return Err(fail(f.code, format!("{id}: not held: {}", f.message)));
                 }
-                Ok(Some((s.spool.clone(), ())))
+                Ok(Some((s.spool.clone(), None)))
             },
-            |id, (), lock| {
+            |id, taken, lock| {
+                if let Some(from) = taken {
+                    take_hold(s, who, id, &from, lock)?;
+                    return Ok(());
+                }
                 // Marked, and held by its delivery when it ended.
                 if lock.is_none()
                     && marked.borrow().contains(id)
@@ -1826,6 +1847,74 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
         }
         Ok(status)
     })
+}
+
+/// Whether user `uid` may end any hold of the spool's entries: root, the spool's owner
+/// and the members of its group (by its primary group or the group's member list), as
+/// [`Caller::any`] is for the caller.
+fn may_end_any_hold(spool: &Spool, uid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    if uid == 0 {
+        return true;
+    }
+    let Ok(md) = fs::metadata(&spool.dir) else {
+        return false;
+    };
+    if md.uid() == uid {
+        return true;
+    }
+    let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) else {
+        return false;
+    };
+    user.gid.as_raw() == md.gid()
+        || nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(md.gid()))
+            .ok()
+            .flatten()
+            .is_some_and(|g| g.mem.contains(&user.name))
+}
+
+/// Root's or the group's `hold` of held entry `id` that user `from` held herself
+/// (under its lock `lock`; `None`: released or removed meanwhile, 66): the record of
+/// who holds it becomes the caller's, so that only the caller, root and the group may
+/// end it, and the line says so. Taken over only while the record still names `from`.
+fn take_hold(s: &Setup, who: &Caller, id: &str, from: &HeldBy, lock: Option<File>) -> Done {
+    let held = s.spool.held();
+    let Some(_lock) = lock else {
+        return Err(fail(Sysexit::NoInput, format!("{id}: no longer held")));
+    };
+    if recorded_holder(&s.spool, id).as_ref() != Some(from) {
+        crate::outln!("{id}: already held");
+        return Ok(());
+    }
+    // Its state file is in `hold/`, or where a hold cut short left it.
+    let sf_at = if fs::symlink_metadata(held.sf_path(id)).is_ok() {
+        &held
+    } else {
+        &s.spool
+    };
+    if let Err(e) = record_holder(s, sf_at, id, Some(who.as_holder())) {
+        return Err(fail(
+            Sysexit::from_io(&e),
+            format!(
+                "{id}: already held by {}, and the hold cannot be made yours ({}): she may \
+                 still release it",
+                holder_text(from),
+                crate::config::io_text(&e)
+            ),
+        ));
+    }
+    let by = holder_text(&who.as_holder());
+    crate::outln!(
+        "{id}: already held by {}: now held by {by}; only {} may release it",
+        holder_text(from),
+        may_release(&s.spool, Some(&who.as_holder()))
+    );
+    logged(
+        who,
+        id,
+        &format!("held (taken over from {}'s own hold)", holder_text(from)),
+    );
+    Ok(())
 }
 
 /// Mark entry `id` of `sp`, which a delivery holds, for `request` ([`Spool::request`],
