@@ -3202,6 +3202,77 @@ fn a_hold_by_root_or_the_group_over_a_users_own_hold_takes_it() {
     let _ = fs::remove_dir_all(&here);
 }
 
+/// An entry a queue run set aside in `corrupt/` (its queue file cut short) is named
+/// where it is by every command, never "no such entry": `list` names it (stderr, after
+/// the listing), `show`, `hold`, `release`, `retry`, `bounce` say where it is and how to
+/// remove it (65); `delete --dry-run` would delete it, and `delete` removes it and its
+/// state file, so that no file is removed by hand.
+#[test]
+fn an_entry_set_aside_as_damaged_is_named_and_deleted() {
+    let env = Env::new();
+    let id = queue(&env, "yy@example.org");
+    let qf = env.spool.join(format!("qf{id}"));
+    let bytes = fs::read(&qf).unwrap();
+    fs::write(&qf, bytes.get(..40).unwrap()).unwrap();
+    env.sendmail(&["-q"], b"").code(0);
+    let aside = env.spool.join("corrupt");
+    wait_until(Duration::from_secs(20), "the entry set aside", || {
+        aside.join(format!("qf{id}")).exists()
+    });
+    fs::write(aside.join(format!("sf{id}")), "x").unwrap();
+    let where_ = format!(
+        "{id}: set aside in {}/ as a damaged queue file by a queue run, never delivered",
+        aside.display()
+    );
+    let r = admin(&env, &["list"]);
+    r.code(0);
+    assert!(r.stderr.contains(&format!("{where_}\n")), "{}", r.stderr);
+    assert!(r.stderr.contains("delete ID` removes one"), "{}", r.stderr);
+    for action in ["show", "hold", "release", "retry", "bounce"] {
+        let r = admin(&env, &[action, &id]);
+        r.code(65);
+        assert!(
+            r.stderr.contains(&format!(
+                "{where_}; \"rsendmail-admin -C {} delete {id}\" removes it",
+                env.conf.display()
+            )),
+            "{action}: {}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("no such entry"),
+            "{action}: {}",
+            r.stderr
+        );
+    }
+    let r = admin(&env, &["delete", "-n", &id]);
+    r.code(0);
+    assert!(
+        r.stdout.starts_with(&format!(
+            "{id}: would be deleted: set aside in {}/",
+            aside.display()
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(aside.join(format!("qf{id}")).exists());
+    let r = admin(&env, &["delete", &id]);
+    r.code(0);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{id}: deleted (it was set aside in {}/ as a damaged queue file by a queue run, \
+             never delivered)\n",
+            aside.display()
+        )
+    );
+    assert!(!aside.join(format!("qf{id}")).exists());
+    assert!(!aside.join(format!("sf{id}")).exists());
+    let r = admin(&env, &["show", &id]);
+    r.code(66);
+    assert!(r.stderr.contains("no such entry"), "{}", r.stderr);
+}
+
 /// A queue command that cannot write in the spool (a full file system, the fsync of
 /// the state file's directory failing with ENOSPC; a read-only one, its rename failing
 /// with EROFS) names the file and the spool's file system, and what to do, and keeps the

@@ -540,6 +540,7 @@ fn find_listed(
     let (sp, held) = match locate(spool, id) {
         Ok(Some(found)) => found,
         Ok(None) if listed => return Ok(None),
+        Ok(None) if set_aside(spool, id).is_some() => return Err(set_aside_error(spool, id)),
         Ok(None) => {
             return Err(fail(
                 Sysexit::NoInput,
@@ -605,6 +606,36 @@ fn find_listed(
             ),
         )),
     }
+}
+
+/// The `corrupt/` spool when entry `id`, in neither the queue nor `hold/`, is there: a
+/// queue run set it aside as a queue file it cannot read (or `init` as a suspect one).
+fn set_aside(spool: &Spool, id: &str) -> Option<Spool> {
+    let aside = spool.set_aside();
+    fs::symlink_metadata(aside.qf_path(id))
+        .is_ok()
+        .then_some(aside)
+}
+
+/// What every command but `delete` says of an entry set aside in `corrupt/`: where it
+/// is, that it is never delivered, and how to remove it (65, EX_DATAERR).
+fn set_aside_error(spool: &Spool, id: &str) -> Sysexit {
+    fail(
+        Sysexit::DataErr,
+        format!(
+            "{id}: {}; \"{}\" removes it",
+            set_aside_text(spool),
+            spool::safety::admin_command(&format!("delete {id}"))
+        ),
+    )
+}
+
+/// `set aside in DIR/ as a damaged queue file, never delivered`.
+fn set_aside_text(spool: &Spool) -> String {
+    format!(
+        "set aside in {}/ as a damaged queue file by a queue run, never delivered",
+        spool.set_aside().dir.display()
+    )
 }
 
 fn logged(who: &Caller, id: &str, what: &str) {
@@ -747,6 +778,12 @@ pub fn list(ctx: &Context, json: bool) -> Sysexit {
             };
             crate::mailq::list_text(&s.spool, None, &style)?
         };
+        let mut problems = problems;
+        if !json {
+            for id in s.spool.set_aside_ids() {
+                problems.push_str(&format!("{id}: {}\n", set_aside_text(&s.spool)));
+            }
+        }
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
         // The spool's own problems go to stderr, after the listing: stdout carries the
@@ -1283,6 +1320,33 @@ pub fn delete(
             &ids,
             MARK_WAIT,
             |id| {
+                if !listed
+                    && matches!(locate(&s.spool, id), Ok(None))
+                    && let Some(aside) = set_aside(&s.spool, id)
+                {
+                    // Its queue file cannot be read: whose it is is unknown.
+                    if !who.any {
+                        return Err(fail(
+                            Sysexit::NoPerm,
+                            format!(
+                                "{id}: {}, so whose entry it is is unknown: only root or \
+                                 the spool's group may delete it",
+                                set_aside_text(&s.spool)
+                            ),
+                        ));
+                    }
+                    if dry_run {
+                        crate::outln!("{id}: would be deleted: {}", set_aside_text(&s.spool));
+                        bump(&would);
+                        return Ok(None);
+                    }
+                    // No run ever takes it: nothing to lock. Unlinked, never followed.
+                    unlink_odd(&aside, id, odd_file(&aside, id).unwrap_or("damaged"))?;
+                    crate::outln!("{id}: deleted (it was {})", set_aside_text(&s.spool));
+                    bump(&deleted);
+                    logged(who, id, "deleted (set aside as damaged)");
+                    return Ok(None);
+                }
                 let Some((sp, held)) = find_listed(&s.spool, who, id, listed)? else {
                     bump(&gone);
                     return Ok(None);
