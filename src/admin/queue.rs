@@ -1079,9 +1079,30 @@ fn was_expanded(env: &spool::entry::Envelope, i: usize, why: Option<&str>) -> bo
         .any(|t| t.expanded_from.as_deref() == Some(r.address.as_str()))
 }
 
-/// Remove an entry whose lock `_lock` holds: `qf` first, then `sf` and `jf` (as a
+/// Remove an entry whose lock `lock` holds: `qf` first, then `sf` and `jf` (as a
 /// delivery removes one), then the directory is synced.
-fn remove(sp: &Spool, id: &str, _lock: &File) -> Done {
+fn remove(sp: &Spool, id: &str, lock: &File) -> Done {
+    unlink_entry(sp, id, lock)?;
+    sync_after_removal(sp);
+    Ok(())
+}
+
+/// Sync directory `sp` after removals, a failure logged (the entries are gone from it
+/// for every process that looks).
+fn sync_after_removal(sp: &Spool) {
+    if let Err(e) = spool::sync_dir(&sp.dir) {
+        log::error!(
+            "cannot sync {} after removing entries: {}",
+            sp.dir.display(),
+            crate::config::io_text(&e)
+        );
+    }
+}
+
+/// [`remove`] without the sync of the directory: `delete` of many entries syncs each
+/// directory once at its end ([`sync_after_removal`]), so that a selection leaves a
+/// run's reach at the pace of unlinks, not of one sync an entry.
+fn unlink_entry(sp: &Spool, id: &str, _lock: &File) -> Done {
     let qf = sp.qf_path(id);
     if let Err(e) = fs::remove_file(&qf) {
         return Err(fail(
@@ -1097,13 +1118,6 @@ fn remove(sp: &Spool, id: &str, _lock: &File) -> Done {
     let _ = fs::remove_file(sp.sf_path(id));
     let _ = fs::remove_file(sp.jf_path(id));
     let _ = fs::remove_file(sp.kf_path(id));
-    if let Err(e) = spool::sync_dir(&sp.dir) {
-        log::error!(
-            "{id}: cannot sync {}: {}",
-            sp.dir.display(),
-            crate::config::io_text(&e)
-        );
-    }
     Ok(())
 }
 
@@ -1146,6 +1160,11 @@ fn matching(spool: &Spool, who: &Caller, substr: Option<&str>) -> Result<Vec<Str
             Err(f) => return Err(f),
         };
         for id in ids {
+            // Root's or the group's `--all` takes every entry: none is read.
+            if who.any && substr.is_none() {
+                out.push(id);
+                continue;
+            }
             let e = sp.read_entry(&id).ok();
             if !who.may_act_on(e.as_ref().map(|e| e.envelope.uid)) {
                 continue;
@@ -1258,7 +1277,7 @@ pub fn delete(
         let listed = all || rcpt.is_some();
         // A selection's count: deleted, and gone (delivered or removed) while waited for.
         // Counted by both steps of each_locked, hence cells.
-        let from_spool = std::cell::Cell::new(false);
+        let (from_spool, from_held) = (std::cell::Cell::new(false), std::cell::Cell::new(false));
         let (would, deleted, gone) = (
             std::cell::Cell::new(0usize),
             std::cell::Cell::new(0usize),
@@ -1384,6 +1403,7 @@ pub fn delete(
                     delete_locked(&sp, id, &lock, who)?;
                     marked.borrow_mut().remove(id);
                     from_spool.set(from_spool.get() || !held);
+                    from_held.set(from_held.get() || held);
                     bump(&deleted);
                     Ok(())
                 }
@@ -1440,7 +1460,11 @@ pub fn delete(
         let marked = marked.into_inner();
         let busy: Vec<String> = busy.into_iter().filter(|id| !marked.contains(id)).collect();
         let (would, deleted, gone) = (would.get(), deleted.get(), gone.get());
+        if from_held.get() {
+            sync_after_removal(&s.spool.held());
+        }
         if from_spool.get() {
+            sync_after_removal(&s.spool);
             drop_index_lines(&s.spool);
         }
         // A selection says what became of it, as `postsuper -d ALL` prints its count:
@@ -1516,9 +1540,10 @@ pub fn delete(
     })
 }
 
-/// Remove entry `id` of `sp`, whose lock `lock` holds, and say so (stdout, the log).
+/// Remove entry `id` of `sp`, whose lock `lock` holds, and say so (stdout, the log);
+/// its directory is synced by the caller, once for all ([`unlink_entry`]).
 fn delete_locked(sp: &Spool, id: &str, lock: &File, who: &Caller) -> Done {
-    remove(sp, id, lock)?;
+    unlink_entry(sp, id, lock)?;
     crate::outln!("{id}: deleted");
     logged(who, id, "deleted");
     Ok(())
