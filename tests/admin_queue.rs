@@ -2791,6 +2791,45 @@ fn delete_all_during_a_run_deletes_what_is_not_in_flight_at_once() {
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
 
+/// `delete --all` takes its selection out of the runs' reach at the pace of unlinks: the
+/// spool directory is synced once at the end, not once an entry (1,000 entries took
+/// 12 s at 8 ms a sync, while a run started new transactions on entries the command had
+/// been asked to delete). Counted with strace: one fsync for 20 entries, every entry
+/// gone and counted.
+#[test]
+fn delete_all_syncs_the_spool_once_not_once_an_entry() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    let env = Env::new();
+    for i in 0..20 {
+        queue(&env, &format!("r{i}@example.org"));
+    }
+    let trace = env.dir.join("fsyncs");
+    let out = Command::new("strace")
+        .args(["-f", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&trace)
+        .arg(admin_bin())
+        .args(["-C", env.conf.to_str().unwrap(), "delete", "--all"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).ends_with("\n20 entries deleted\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    let syncs = fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("sync("))
+        .count();
+    assert!((1..=2).contains(&syncs), "{syncs} syncs");
+}
+
 /// `delete` of several IDs deletes those no delivery holds at once, marks one being
 /// delivered (named first), and deletes that one itself when its delivery lets go of it
 /// within the moment it waits.
@@ -3105,6 +3144,194 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!is_held(&mine));
     let _ = fs::remove_dir_all(&here);
+}
+
+/// A user's own hold is no quarantine: root's `hold` of an entry she held herself takes
+/// the record (said, 0), and she can no longer release, retry, bounce or delete it; her
+/// hold of it again changes nothing; root's hold of its own hold, or of a member's, says
+/// "already held". A member of the spool's group takes a user's hold as root does (the
+/// record of another user's hold written into the state file, as no second test user
+/// exists). (Set-gid copies, an overlaid `/etc`, as in
+/// `a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker`.)
+#[test]
+fn a_hold_by_root_or_the_group_over_a_users_own_hold_takes_it() {
+    let Some(SetgidSystem {
+        here,
+        spool,
+        conf,
+        etc,
+        member_etc,
+        group,
+        sm,
+        adm,
+    }) = setgid_system("admin-hold-over")
+    else {
+        return;
+    };
+    let envs = [("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap())];
+    let user = |args: &[&str]| in_system(&etc, TEST_USER, &adm, args, b"");
+    let member = |args: &[&str]| in_system(&member_etc, TEST_USER, &adm, args, b"");
+    let root = |args: &[&str]| {
+        Command::new(admin_bin())
+            .args(args)
+            .envs(envs)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let is_held = |id: &str| spool.join("hold").join(format!("qf{id}")).exists();
+    let out = in_system(&etc, TEST_USER, &sm, &["-odq", "bob@example.org"], MSG);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mine = crate::harness::queued_ids(&spool).pop().unwrap();
+    let uid = crate::harness::test_user().uid;
+    let sf = spool.join("hold").join(format!("sf{mine}"));
+
+    // She holds it, then root holds it: the hold is root's now, and said so.
+    let out = user(&["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(is_held(&mine));
+    let out = root(&["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "{mine}: already held by {TEST_USER} (uid {uid}): now held by root (uid 0); only \
+             root or a member of the spool's group {group} may release it\n"
+        )
+    );
+    assert!(
+        fs::read_to_string(&sf)
+            .unwrap()
+            .contains("\nheld-by 0 root\n")
+    );
+    for action in ["release", "retry", "bounce", "delete"] {
+        let out = user(&[action, &mine]);
+        assert_eq!(
+            out.status.code(),
+            Some(77),
+            "{action}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("permission denied: held by the user \"root\" (uid 0)"),
+            "{action}: {}",
+            text(&out.stderr)
+        );
+        assert!(is_held(&mine), "{action}");
+    }
+    // Her hold again takes nothing back; root's again changes nothing.
+    for (who, out) in [
+        ("user", user(&["hold", &mine])),
+        ("root", root(&["hold", &mine])),
+    ] {
+        assert_eq!(out.status.code(), Some(0), "{who}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            format!("{mine}: already held\n"),
+            "{who}"
+        );
+        assert!(
+            fs::read_to_string(&sf)
+                .unwrap()
+                .contains("\nheld-by 0 root\n"),
+            "{who}"
+        );
+    }
+    let out = user(&["release", &mine]);
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
+    let out = root(&["release", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!is_held(&mine));
+
+    // Another user's own hold (its record written here): a member of the group takes it.
+    let out = user(&["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let state = fs::read_to_string(&sf).unwrap();
+    let line = format!("\nheld-by {uid} {TEST_USER}\n");
+    assert!(state.contains(&line), "{state}");
+    fs::write(&sf, state.replace(&line, "\nheld-by 4242 carol\n")).unwrap();
+    let out = member(&["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with(&format!(
+            "{mine}: already held by carol (uid 4242): now held by {TEST_USER} (uid {uid}); only "
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(fs::read_to_string(&sf).unwrap().contains(&line));
+    let _ = fs::remove_dir_all(&here);
+}
+
+/// An entry a queue run set aside in `corrupt/` (its queue file cut short) is named
+/// where it is by every command, never "no such entry": `list` names it (stderr, after
+/// the listing), `show`, `hold`, `release`, `retry`, `bounce` say where it is and how to
+/// remove it (65); `delete --dry-run` would delete it, and `delete` removes it and its
+/// state file, so that no file is removed by hand.
+#[test]
+fn an_entry_set_aside_as_damaged_is_named_and_deleted() {
+    let env = Env::new();
+    let id = queue(&env, "yy@example.org");
+    let qf = env.spool.join(format!("qf{id}"));
+    let bytes = fs::read(&qf).unwrap();
+    fs::write(&qf, bytes.get(..40).unwrap()).unwrap();
+    env.sendmail(&["-q"], b"").code(0);
+    let aside = env.spool.join("corrupt");
+    wait_until(Duration::from_secs(20), "the entry set aside", || {
+        aside.join(format!("qf{id}")).exists()
+    });
+    fs::write(aside.join(format!("sf{id}")), "x").unwrap();
+    let where_ = format!(
+        "{id}: set aside in {}/ as a damaged queue file by a queue run, never delivered",
+        aside.display()
+    );
+    let r = admin(&env, &["list"]);
+    r.code(0);
+    assert!(r.stderr.contains(&format!("{where_}\n")), "{}", r.stderr);
+    assert!(r.stderr.contains("delete ID` removes one"), "{}", r.stderr);
+    for action in ["show", "hold", "release", "retry", "bounce"] {
+        let r = admin(&env, &[action, &id]);
+        r.code(65);
+        assert!(
+            r.stderr.contains(&format!(
+                "{where_}; \"rsendmail-admin -C {} delete {id}\" removes it",
+                env.conf.display()
+            )),
+            "{action}: {}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("no such entry"),
+            "{action}: {}",
+            r.stderr
+        );
+    }
+    let r = admin(&env, &["delete", "-n", &id]);
+    r.code(0);
+    assert!(
+        r.stdout.starts_with(&format!(
+            "{id}: would be deleted: set aside in {}/",
+            aside.display()
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(aside.join(format!("qf{id}")).exists());
+    let r = admin(&env, &["delete", &id]);
+    r.code(0);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{id}: deleted (it was set aside in {}/ as a damaged queue file by a queue run, \
+             never delivered)\n",
+            aside.display()
+        )
+    );
+    assert!(!aside.join(format!("qf{id}")).exists());
+    assert!(!aside.join(format!("sf{id}")).exists());
+    let r = admin(&env, &["show", &id]);
+    r.code(66);
+    assert!(r.stderr.contains("no such entry"), "{}", r.stderr);
 }
 
 /// A queue command that cannot write in the spool (a full file system, the fsync of

@@ -542,6 +542,10 @@ fn find_listed(
     let (sp, held) = match locate(spool, id) {
         Ok(Some(found)) => found,
         Ok(None) if listed => return Ok(None),
+        // Under restrictmailq, whose a set-aside entry was is not known: not named.
+        Ok(None) if !who.private && set_aside(spool, id).is_some() => {
+            return Err(set_aside_error(spool, id));
+        }
         Ok(None) => return Err(no_such_entry(spool, id)),
         Err((dir, e)) => {
             return Err(fail(
@@ -618,6 +622,36 @@ fn no_such_entry(spool: &Spool, id: &str) -> Sysexit {
     fail(
         Sysexit::NoInput,
         format!("{id}: no such entry in the queue {}", spool.dir.display()),
+    )
+}
+
+/// The `corrupt/` spool when entry `id`, in neither the queue nor `hold/`, is there: a
+/// queue run set it aside as a queue file it cannot read (or `init` as a suspect one).
+fn set_aside(spool: &Spool, id: &str) -> Option<Spool> {
+    let aside = spool.set_aside();
+    fs::symlink_metadata(aside.qf_path(id))
+        .is_ok()
+        .then_some(aside)
+}
+
+/// What every command but `delete` says of an entry set aside in `corrupt/`: where it
+/// is, that it is never delivered, and how to remove it (65, EX_DATAERR).
+fn set_aside_error(spool: &Spool, id: &str) -> Sysexit {
+    fail(
+        Sysexit::DataErr,
+        format!(
+            "{id}: {}; \"{}\" removes it",
+            set_aside_text(spool),
+            spool::safety::admin_command(&format!("delete {id}"))
+        ),
+    )
+}
+
+/// `set aside in DIR/ as a damaged queue file, never delivered`.
+fn set_aside_text(spool: &Spool) -> String {
+    format!(
+        "set aside in {}/ as a damaged queue file by a queue run, never delivered",
+        spool.set_aside().dir.display()
     )
 }
 
@@ -762,6 +796,12 @@ pub fn list(ctx: &Context, json: bool) -> Sysexit {
             };
             crate::mailq::list_text(&s.spool, None, &style)?
         };
+        let mut problems = problems;
+        if !json {
+            for id in s.spool.set_aside_ids() {
+                problems.push_str(&format!("{id}: {}\n", set_aside_text(&s.spool)));
+            }
+        }
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
         // The spool's own problems go to stderr, after the listing: stdout carries the
@@ -1057,9 +1097,30 @@ fn was_expanded(env: &spool::entry::Envelope, i: usize, why: Option<&str>) -> bo
         .any(|t| t.expanded_from.as_deref() == Some(r.address.as_str()))
 }
 
-/// Remove an entry whose lock `_lock` holds: `qf` first, then `sf` and `jf` (as a
+/// Remove an entry whose lock `lock` holds: `qf` first, then `sf` and `jf` (as a
 /// delivery removes one), then the directory is synced.
-fn remove(sp: &Spool, id: &str, _lock: &File) -> Done {
+fn remove(sp: &Spool, id: &str, lock: &File) -> Done {
+    unlink_entry(sp, id, lock)?;
+    sync_after_removal(sp);
+    Ok(())
+}
+
+/// Sync directory `sp` after removals, a failure logged (the entries are gone from it
+/// for every process that looks).
+fn sync_after_removal(sp: &Spool) {
+    if let Err(e) = spool::sync_dir(&sp.dir) {
+        log::error!(
+            "cannot sync {} after removing entries: {}",
+            sp.dir.display(),
+            crate::config::io_text(&e)
+        );
+    }
+}
+
+/// [`remove`] without the sync of the directory: `delete` of many entries syncs each
+/// directory once at its end ([`sync_after_removal`]), so that a selection leaves a
+/// run's reach at the pace of unlinks, not of one sync an entry.
+fn unlink_entry(sp: &Spool, id: &str, _lock: &File) -> Done {
     let qf = sp.qf_path(id);
     if let Err(e) = fs::remove_file(&qf) {
         return Err(fail(
@@ -1075,13 +1136,6 @@ fn remove(sp: &Spool, id: &str, _lock: &File) -> Done {
     let _ = fs::remove_file(sp.sf_path(id));
     let _ = fs::remove_file(sp.jf_path(id));
     let _ = fs::remove_file(sp.kf_path(id));
-    if let Err(e) = spool::sync_dir(&sp.dir) {
-        log::error!(
-            "{id}: cannot sync {}: {}",
-            sp.dir.display(),
-            crate::config::io_text(&e)
-        );
-    }
     Ok(())
 }
 
@@ -1124,6 +1178,11 @@ fn matching(spool: &Spool, who: &Caller, substr: Option<&str>) -> Result<Vec<Str
             Err(f) => return Err(f),
         };
         for id in ids {
+            // Root's or the group's `--all` takes every entry: none is read.
+            if who.any && substr.is_none() {
+                out.push(id);
+                continue;
+            }
             let e = sp.read_entry(&id).ok();
             if !who.may_act_on(e.as_ref().map(|e| e.envelope.uid)) {
                 continue;
@@ -1236,7 +1295,7 @@ pub fn delete(
         let listed = all || rcpt.is_some();
         // A selection's count: deleted, and gone (delivered or removed) while waited for.
         // Counted by both steps of each_locked, hence cells.
-        let from_spool = std::cell::Cell::new(false);
+        let (from_spool, from_held) = (std::cell::Cell::new(false), std::cell::Cell::new(false));
         let (would, deleted, gone) = (
             std::cell::Cell::new(0usize),
             std::cell::Cell::new(0usize),
@@ -1298,6 +1357,33 @@ pub fn delete(
             &ids,
             MARK_WAIT,
             |id| {
+                if !listed
+                    && matches!(locate(&s.spool, id), Ok(None))
+                    && let Some(aside) = set_aside(&s.spool, id)
+                {
+                    // Its queue file cannot be read: whose it is is unknown.
+                    if !who.any {
+                        return Err(fail(
+                            Sysexit::NoPerm,
+                            format!(
+                                "{id}: {}, so whose entry it is is unknown: only root or \
+                                 the spool's group may delete it",
+                                set_aside_text(&s.spool)
+                            ),
+                        ));
+                    }
+                    if dry_run {
+                        crate::outln!("{id}: would be deleted: {}", set_aside_text(&s.spool));
+                        bump(&would);
+                        return Ok(None);
+                    }
+                    // No run ever takes it: nothing to lock. Unlinked, never followed.
+                    unlink_odd(&aside, id, odd_file(&aside, id).unwrap_or("damaged"))?;
+                    crate::outln!("{id}: deleted (it was {})", set_aside_text(&s.spool));
+                    bump(&deleted);
+                    logged(who, id, "deleted (set aside as damaged)");
+                    return Ok(None);
+                }
                 let Some((sp, held)) = find_listed(&s.spool, who, id, listed)? else {
                     bump(&gone);
                     return Ok(None);
@@ -1335,6 +1421,7 @@ pub fn delete(
                     delete_locked(&sp, id, &lock, who)?;
                     marked.borrow_mut().remove(id);
                     from_spool.set(from_spool.get() || !held);
+                    from_held.set(from_held.get() || held);
                     bump(&deleted);
                     Ok(())
                 }
@@ -1391,7 +1478,11 @@ pub fn delete(
         let marked = marked.into_inner();
         let busy: Vec<String> = busy.into_iter().filter(|id| !marked.contains(id)).collect();
         let (would, deleted, gone) = (would.get(), deleted.get(), gone.get());
+        if from_held.get() {
+            sync_after_removal(&s.spool.held());
+        }
         if from_spool.get() {
+            sync_after_removal(&s.spool);
             drop_index_lines(&s.spool);
         }
         // A selection says what became of it, as `postsuper -d ALL` prints its count:
@@ -1467,9 +1558,10 @@ pub fn delete(
     })
 }
 
-/// Remove entry `id` of `sp`, whose lock `lock` holds, and say so (stdout, the log).
+/// Remove entry `id` of `sp`, whose lock `lock` holds, and say so (stdout, the log);
+/// its directory is synced by the caller, once for all ([`unlink_entry`]).
 fn delete_locked(sp: &Spool, id: &str, lock: &File, who: &Caller) -> Done {
-    remove(sp, id, lock)?;
+    unlink_entry(sp, id, lock)?;
     crate::outln!("{id}: deleted");
     logged(who, id, "deleted");
     Ok(())
@@ -1782,12 +1874,20 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
     run(ctx, Use::Writes, |s, who| {
         let mut any = false;
         let marked = std::cell::RefCell::new(std::collections::BTreeSet::<String>::new());
-        let mut mark = |id: &str, sp: &Spool, _: &()| -> Done {
+        let mut mark = |id: &str, sp: &Spool, taken: &Option<HeldBy>| -> Done {
+            // A held entry is never delivered: its lock is another command's, for a
+            // moment, and is waited for.
+            if taken.is_some() {
+                return Ok(());
+            }
             mark_busy(sp, who, id, Request::Hold)?;
             marked.borrow_mut().insert(id.to_string());
             Ok(())
         };
-        let mut left_marked = |id: &str, _: Duration, _: &()| -> Done {
+        let mut left_marked = |id: &str, wait: Duration, taken: &Option<HeldBy>| -> Done {
+            if taken.is_some() {
+                return left_being_delivered(id, wait);
+            }
             crate::outln!(
                 "{id}: being delivered: marked to be held; it is held as soon as its \
                  delivery ends, and no further transaction of it starts"
@@ -1807,15 +1907,28 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
                         let _ = fs::rename(s.spool.sf_path(id), h.sf_path(id))
                             .and_then(|()| spool::sync_dir(&h.dir));
                     }
+                    // A user's own hold is no quarantine: root's or the group's hold
+                    // of it takes the record, so that she can no longer end it.
+                    if let Some(h) = recorded_holder(&s.spool, id)
+                        && who.any
+                        && h.uid != who.uid
+                        && !may_end_any_hold(&s.spool, h.uid)
+                    {
+                        return Ok(Some((s.spool.held(), Some(h))));
+                    }
                     crate::outln!("{id}: already held");
                     return Ok(None);
                 }
                 if let Err(f) = s.spool.subdir(spool::HOLD) {
                     return Err(fail(f.code, format!("{id}: not held: {}", f.message)));
                 }
-                Ok(Some((s.spool.clone(), ())))
+                Ok(Some((s.spool.clone(), None)))
             },
-            |id, (), lock| {
+            |id, taken, lock| {
+                if let Some(from) = taken {
+                    take_hold(s, who, id, &from, lock)?;
+                    return Ok(());
+                }
                 // Marked, and held by its delivery when it ended.
                 if lock.is_none()
                     && marked.borrow().contains(id)
@@ -1841,6 +1954,74 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
         }
         Ok(status)
     })
+}
+
+/// Whether user `uid` may end any hold of the spool's entries: root, the spool's owner
+/// and the members of its group (by its primary group or the group's member list), as
+/// [`Caller::any`] is for the caller.
+fn may_end_any_hold(spool: &Spool, uid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    if uid == 0 {
+        return true;
+    }
+    let Ok(md) = fs::metadata(&spool.dir) else {
+        return false;
+    };
+    if md.uid() == uid {
+        return true;
+    }
+    let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) else {
+        return false;
+    };
+    user.gid.as_raw() == md.gid()
+        || nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(md.gid()))
+            .ok()
+            .flatten()
+            .is_some_and(|g| g.mem.contains(&user.name))
+}
+
+/// Root's or the group's `hold` of held entry `id` that user `from` held herself
+/// (under its lock `lock`; `None`: released or removed meanwhile, 66): the record of
+/// who holds it becomes the caller's, so that only the caller, root and the group may
+/// end it, and the line says so. Taken over only while the record still names `from`.
+fn take_hold(s: &Setup, who: &Caller, id: &str, from: &HeldBy, lock: Option<File>) -> Done {
+    let held = s.spool.held();
+    let Some(_lock) = lock else {
+        return Err(fail(Sysexit::NoInput, format!("{id}: no longer held")));
+    };
+    if recorded_holder(&s.spool, id).as_ref() != Some(from) {
+        crate::outln!("{id}: already held");
+        return Ok(());
+    }
+    // Its state file is in `hold/`, or where a hold cut short left it.
+    let sf_at = if fs::symlink_metadata(held.sf_path(id)).is_ok() {
+        &held
+    } else {
+        &s.spool
+    };
+    if let Err(e) = record_holder(s, sf_at, id, Some(who.as_holder())) {
+        return Err(fail(
+            Sysexit::from_io(&e),
+            format!(
+                "{id}: already held by {}, and the hold cannot be made yours ({}): she may \
+                 still release it",
+                holder_text(from),
+                crate::config::io_text(&e)
+            ),
+        ));
+    }
+    let by = holder_text(&who.as_holder());
+    crate::outln!(
+        "{id}: already held by {}: now held by {by}; only {} may release it",
+        holder_text(from),
+        may_release(&s.spool, Some(&who.as_holder()))
+    );
+    logged(
+        who,
+        id,
+        &format!("held (taken over from {}'s own hold)", holder_text(from)),
+    );
+    Ok(())
 }
 
 /// Mark entry `id` of `sp`, which a delivery holds, for `request` ([`Spool::request`],

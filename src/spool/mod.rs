@@ -1529,6 +1529,32 @@ impl Spool {
         }
     }
 
+    /// The spool's `corrupt/` as a spool: where a queue run sets aside an entry it
+    /// cannot read ([`Spool::move_corrupt`]), never delivered from.
+    pub fn set_aside(&self) -> Spool {
+        Spool {
+            dir: self.dir.join("corrupt"),
+            ..self.held()
+        }
+    }
+
+    /// The IDs of the entries set aside in `corrupt/` ([`Spool::set_aside`]), sorted;
+    /// none when it cannot be read.
+    pub fn set_aside_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = fs::read_dir(self.dir.join("corrupt"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let id = name.to_str()?.strip_prefix("qf")?;
+                valid_id(id).then(|| id.to_string())
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// Whether the delivery report `key` of entry `origin` (`Envelope::report_of`) is
     /// queued, or held: an entry of its derived ID ([`report_queue_id`]) holds that key.
     pub fn report_queued(&self, origin: &str, key: &str) -> bool {
@@ -2335,8 +2361,9 @@ impl Spool {
         };
         Some(format!(
             "{n} {what} set aside in {}/ since {}: never delivered, and {are} kept there \
-             until removed (README, \"The spool\": repair one and move it back, or \
-             submit what it holds again)",
+             until removed (`rsendmail-admin list` names them and `rsendmail-admin \
+             delete ID` removes one; README, \"The spool\": repair one and move it back, \
+             or submit what it holds again)",
             dir.display(),
             crate::clock::ctime(&crate::clock::local(since))
         ))
