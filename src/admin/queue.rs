@@ -1248,19 +1248,7 @@ pub fn delete(
             if what.1 {
                 return Ok(());
             }
-            if let Err(e) = sp.request_deletion(id, &format!("{} (uid {})", who.login, who.uid)) {
-                return Err(fail(
-                    Sysexit::from_io(&e),
-                    format!(
-                        "{id}: being delivered, and its deletion cannot be recorded ({}: {}); \
-                         left as it is{}",
-                        sp.kf_path(id).display(),
-                        crate::config::io_text(&e),
-                        room_advice(&e, &sp.dir)
-                    ),
-                ));
-            }
-            logged(who, id, "marked for deletion during its delivery");
+            mark_busy(sp, who, id, Request::Delete)?;
             marked.borrow_mut().insert(id.to_string());
             ours.borrow_mut().insert(id.to_string());
             if let Ok(f) = fs::File::open(sp.kf_path(id)) {
@@ -1832,6 +1820,7 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
 /// durable when this returns), logged; an error said, the entry left as it is.
 fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Done {
     let by = format!("{} (uid {})", who.login, who.uid);
+    let what = request.what();
     match sp.request(id, &by, request) {
         Ok(m) => {
             logged(
@@ -1844,7 +1833,7 @@ fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Done {
         Err(e) => Err(fail(
             Sysexit::from_io(&e),
             format!(
-                "{id}: being delivered, and the request cannot be recorded ({}: {}); \
+                "{id}: being delivered, and its {what} cannot be recorded ({}: {}); \
                  left as it is{}",
                 sp.kf_path(id).display(),
                 crate::config::io_text(&e),
