@@ -687,11 +687,8 @@ mod tests {
         let locals = ["bob", "alice", "carol", "example", "org"];
         let mut rnd = xorshift(0x9e3779b97f4a7c15);
         for round in 0..6 {
-            let dir =
-                std::env::temp_dir().join(format!("rsendmail-fast-{}-{round}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            let spool = Spool::own(&dir);
-            spool.prepare().unwrap();
+            let scratch = crate::spool::ScratchSpool::new("fast");
+            let (spool, dir) = (&scratch.spool, &scratch.spool.dir);
             for _ in 0..40 {
                 let n = 1 + rnd(3);
                 let rcpts: Vec<String> = (0..n)
@@ -723,12 +720,11 @@ mod tests {
                 "org",
             ] {
                 for negate in [false, true] {
-                    same_as_full_scan(&spool, FilterField::Recipient, negate, needle, round);
+                    same_as_full_scan(spool, FilterField::Recipient, negate, needle, round);
                 }
             }
             let id = spool.ids().unwrap()[0].clone();
-            same_as_full_scan(&spool, FilterField::QueueId, false, &id[4..], round);
-            let _ = std::fs::remove_dir_all(&dir);
+            same_as_full_scan(spool, FilterField::QueueId, false, &id[4..], round);
         }
     }
 
@@ -756,10 +752,8 @@ mod tests {
     #[test]
     fn a_run_removes_orphaned_state_files_only() {
         use crate::spool::entry::{RcptState, State};
-        let dir = std::env::temp_dir().join(format!("rsendmail-orphans-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let spool = Spool::own(&dir);
-        spool.prepare().unwrap();
+        let scratch = crate::spool::ScratchSpool::new("orphans");
+        let spool = &scratch.spool;
         let mut ne = spool.begin(clock::now()).unwrap();
         let env = test_envelope(&ne.id, &["a@example.org"]);
         ne.writer().write_all(env.to_text().as_bytes()).unwrap();
@@ -779,23 +773,20 @@ mod tests {
         std::fs::create_dir_all(spool.held().dir.clone()).unwrap();
         std::fs::write(spool.held().qf_path(held), "held").unwrap();
         std::fs::write(spool.sf_path(held), "rsendmail-state 1\n").unwrap();
-        let sw = sweep(&spool, None, 0).unwrap();
+        let sw = sweep(spool, None, 0).unwrap();
         assert_eq!(sw.cleaned, 1);
         assert!(!orphan.exists());
         assert!(spool.sf_path(&queued).exists());
         assert!(spool.sf_path(held).exists());
         assert_eq!(sw.selected, vec![queued]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A run in batches takes every entry once: the batches, in queue-ID order, give
     /// what one sweep gives, each batch in priority order; one batch is the sweep.
     #[test]
     fn batches_take_each_entry_once_in_priority_order_within_each() {
-        let dir = std::env::temp_dir().join(format!("rsendmail-batches-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let spool = Spool::own(&dir);
-        spool.prepare().unwrap();
+        let scratch = crate::spool::ScratchSpool::new("batches");
+        let spool = &scratch.spool;
         let mut rnd = xorshift(0x1234_5678_9abc_def1);
         for _ in 0..23 {
             // 1 to 3 recipients: priorities 30000 apart.
@@ -808,12 +799,12 @@ mod tests {
             ne.writer().write_all(env.to_text().as_bytes()).unwrap();
             ne.commit(&env).unwrap();
         }
-        let whole = sweep(&spool, None, 0).unwrap();
+        let whole = sweep(spool, None, 0).unwrap();
         assert_eq!(whole.selected.len(), 23);
-        let mut one = batches(&spool, None, 0, usize::MAX).unwrap();
+        let mut one = batches(spool, None, 0, usize::MAX).unwrap();
         assert_eq!(one.next_sweep().unwrap().selected, whole.selected);
         assert!(one.done() && one.next_sweep().is_none());
-        let mut run = batches(&spool, None, 0, 5).unwrap();
+        let mut run = batches(spool, None, 0, 5).unwrap();
         assert_eq!(run.listed(), 23);
         let mut seen: Vec<String> = Vec::new();
         let mut last_of_batch = String::new();
@@ -834,13 +825,10 @@ mod tests {
         all.sort();
         assert_eq!(seen, all);
         // An empty queue: one empty batch, then none.
-        let _ = std::fs::remove_dir_all(&dir);
-        let spool = Spool::own(&dir);
-        spool.prepare().unwrap();
-        let mut empty = batches(&spool, None, 0, 5).unwrap();
+        let empty_spool = crate::spool::ScratchSpool::new("batches-empty");
+        let mut empty = batches(&empty_spool.spool, None, 0, 5).unwrap();
         assert_eq!(empty.next_sweep(), Some(Sweep::default()));
         assert!(empty.next_sweep().is_none());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// What each kind of run tries: a selection everything it selects, a one-time run
@@ -849,10 +837,8 @@ mod tests {
     #[test]
     fn runs_try_what_sendmail_tries() {
         use crate::spool::entry::{RcptState, State};
-        let dir = std::env::temp_dir().join(format!("rsendmail-totry-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let spool = Spool::own(&dir);
-        spool.prepare().unwrap();
+        let scratch = crate::spool::ScratchSpool::new("totry");
+        let spool = &scratch.spool;
         let now = clock::now();
         // (last attempt, next attempt): never tried; tried a minute ago, due; tried two
         // hours ago, back-off running.
@@ -897,10 +883,10 @@ mod tests {
             ..QueueRunArgs::default()
         };
         let all = sorted(&[fresh, recent, old]);
-        let sw = sweep(&spool, Some(&plain), 3600).unwrap();
+        let sw = sweep(spool, Some(&plain), 3600).unwrap();
         assert_eq!(sw.to_try(&plain, false), sorted(&[fresh, old]));
         assert_eq!(sw.to_try(&plain, true), sorted(&[fresh]));
-        let sw = sweep(&spool, Some(&sel), 3600).unwrap();
+        let sw = sweep(spool, Some(&sel), 3600).unwrap();
         assert_eq!(sw.to_try(&sel, false), all);
         assert_eq!(sw.to_try(&sel, true), all);
         // An empty selection (`-qR`, `-qS`, `-qI`) matches every entry and is a
@@ -919,17 +905,16 @@ mod tests {
                     }],
                     ..QueueRunArgs::default()
                 };
-                let sw = sweep(&spool, Some(&empty), 3600).unwrap();
+                let sw = sweep(spool, Some(&empty), 3600).unwrap();
                 let want = if negate { Vec::new() } else { all.clone() };
                 assert_eq!(sw.to_try(&empty, false), want, "{field:?} {negate}");
                 assert_eq!(sw.to_try(&empty, true), want, "{field:?} {negate}");
             }
         }
         // Without MinQueueAge a one-time run tries everything.
-        let sw = sweep(&spool, Some(&plain), 0).unwrap();
+        let sw = sweep(spool, Some(&plain), 0).unwrap();
         assert_eq!(sw.to_try(&plain, false), all);
         assert_eq!(sw.to_try(&plain, true), sorted(&[fresh, recent]));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// An entry whose state changed between a run's selection and its attempt (another
@@ -1042,11 +1027,8 @@ mod tests {
             out
         };
         for round in 0..6 {
-            let dir =
-                std::env::temp_dir().join(format!("rsendmail-etrn-{}-{round}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            let spool = Spool::own(&dir);
-            spool.prepare().unwrap();
+            let scratch = crate::spool::ScratchSpool::new("etrn");
+            let (spool, dir) = (&scratch.spool, &scratch.spool.dir);
             for _ in 0..50 {
                 let n = 1 + rnd(3);
                 let rcpts: Vec<String> = (0..n)
@@ -1086,13 +1068,12 @@ mod tests {
             ] {
                 for sub in [false, true] {
                     assert_eq!(
-                        select_domain(&spool, d, sub),
-                        full_scan(&spool, d, sub),
+                        select_domain(spool, d, sub),
+                        full_scan(spool, d, sub),
                         "round {round} domain {d} subdomains {sub}"
                     );
                 }
             }
-            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 }

@@ -700,6 +700,69 @@ fn bounce_whose_report_cannot_be_queued_says_it_in_one_line() {
     );
 }
 
+/// A deliverer beside a copy of `rsendmail-admin` in `env`'s `bin/` that notes its
+/// arguments (a line each run, in `calls`) and runs the real one: the copy, and `calls`.
+fn admin_noting_deliveries(env: &Env) -> (PathBuf, PathBuf) {
+    let here = env.dir.join("bin");
+    fs::create_dir(&here).unwrap();
+    let adm = here.join("rsendmail-admin");
+    copy_executable(&admin_bin(), &adm);
+    let calls = env.dir.join("calls");
+    let deliver = here.join("rsendmail-deliver");
+    fs::write(
+        &deliver,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            calls.display(),
+            Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")).display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+    (adm, calls)
+}
+
+/// `bounce` of several entries returns them all in one deliverer process, and hands
+/// their reports on together (one background delivery, no runner listening): each
+/// entry's line as when it is returned alone, each report queued once.
+#[test]
+fn bounce_of_several_entries_returns_them_in_one_process() {
+    let env = Env::new();
+    let ids: Vec<String> = (0..4)
+        .map(|i| queue(&env, &format!("r{i}@example.org")))
+        .collect();
+    let (adm, calls) = admin_noting_deliveries(&env);
+    let mut args = vec!["-C", env.conf.to_str().unwrap(), "bounce"];
+    args.extend(ids.iter().map(String::as_str));
+    let r = env.run_raw(&adm, &args, b"");
+    r.code(0);
+    assert_eq!(r.stdout.lines().count(), 4, "{}", r.stdout);
+    let reports: Vec<String> = ids
+        .iter()
+        .zip(r.stdout.lines())
+        .map(|(id, line)| report_queued(line, id))
+        .collect();
+    for id in &ids {
+        assert!(!queued(&env, id), "{}", env.listing());
+    }
+    let calls = fs::read_to_string(&calls).unwrap();
+    let returns: Vec<&str> = calls.lines().filter(|l| l.contains("--queued")).collect();
+    assert_eq!(returns.len(), 1, "{calls}");
+    assert!(
+        returns[0].starts_with(&format!("--entry {} --queued", ids.join(","))),
+        "{calls}"
+    );
+    let handed: Vec<&str> = calls
+        .lines()
+        .filter(|l| l.contains("--background"))
+        .collect();
+    assert_eq!(handed.len(), 1, "{calls}");
+    assert!(
+        handed[0].starts_with(&format!("--entry {} --background", reports.join(","))),
+        "{calls}"
+    );
+}
+
 /// `bounce` of an entry whose sender is local (submitted with `-odq` by a user, no
 /// `-f`), with ErrorMode left at its default (p): the report is delivered to the
 /// sender's mailbox as a queue run's failure report is, never saved in the caller's

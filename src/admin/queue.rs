@@ -1322,19 +1322,7 @@ pub fn delete(
             if what.1 {
                 return Ok(());
             }
-            if let Err(e) = sp.request_deletion(id, &format!("{} (uid {})", who.login, who.uid)) {
-                return Err(fail(
-                    Sysexit::from_io(&e),
-                    format!(
-                        "{id}: being delivered, and its deletion cannot be recorded ({}: {}); \
-                         left as it is{}",
-                        sp.kf_path(id).display(),
-                        crate::config::io_text(&e),
-                        room_advice(&e, &sp.dir)
-                    ),
-                ));
-            }
-            logged(who, id, "marked for deletion during its delivery");
+            mark_busy(sp, who, id, Request::Delete)?;
             marked.borrow_mut().insert(id.to_string());
             ours.borrow_mut().insert(id.to_string());
             if let Ok(f) = fs::File::open(sp.kf_path(id)) {
@@ -2028,6 +2016,7 @@ fn take_hold(s: &Setup, who: &Caller, id: &str, from: &HeldBy, lock: Option<File
 /// durable when this returns), logged; an error said, the entry left as it is.
 fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Done {
     let by = format!("{} (uid {})", who.login, who.uid);
+    let what = request.what();
     match sp.request(id, &by, request) {
         Ok(m) => {
             logged(
@@ -2040,7 +2029,7 @@ fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Done {
         Err(e) => Err(fail(
             Sysexit::from_io(&e),
             format!(
-                "{id}: being delivered, and the request cannot be recorded ({}: {}); \
+                "{id}: being delivered, and its {what} cannot be recorded ({}: {}); \
                  left as it is{}",
                 sp.kf_path(id).display(),
                 crate::config::io_text(&e),
@@ -2080,7 +2069,10 @@ pub fn release(ctx: &Context, ids: &[String]) -> Sysexit {
 /// entry is released after the change (under the same lock), so a `bounce` mark is in
 /// place before any run can see it; the caller's right to release it (`what`: the
 /// command) is checked under that lock ([`may_clear_hold`]), and the record of who held
-/// it is cleared with the change. The lock is let go of before it returns.
+/// it is cleared with the change. The lock is let go of before it returns. `sync`: the
+/// directory of an entry not held is synced after its state file is replaced (without,
+/// the caller syncs it once for all the entries it marks, before it acts on them).
+#[allow(clippy::too_many_arguments)]
 fn mark_locked(
     s: &Setup,
     who: &Caller,
@@ -2088,6 +2080,7 @@ fn mark_locked(
     (sp, held): (&Spool, bool),
     lock: Option<File>,
     what: &str,
+    sync: bool,
     change: impl FnOnce(&mut spool::entry::State),
 ) -> Done {
     let Some(lock) = lock else {
@@ -2117,7 +2110,13 @@ fn mark_locked(
         e.state.to_text().as_bytes(),
         s.spool.file_mode(),
     )
-    .and_then(|()| spool::sync_dir(&sp.dir));
+    .and_then(|()| {
+        if sync || held {
+            spool::sync_dir(&sp.dir)
+        } else {
+            Ok(())
+        }
+    });
     if let Err(err) = written {
         let _ = fs::remove_file(&tmp);
         return Err(fail(
@@ -2195,7 +2194,7 @@ pub fn retry(ctx: &Context, ids: &[String]) -> Sysexit {
                 Ok(Some((sp.clone(), (sp, held))))
             },
             |id, (sp, held), lock| {
-                mark_locked(s, who, id, (&sp, held), lock, "retry", |st| {
+                mark_locked(s, who, id, (&sp, held), lock, "retry", true, |st| {
                     st.next_attempt = None;
                     st.local_next_attempt = None;
                     st.retry = true;
@@ -2264,18 +2263,7 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
         let marked: std::cell::RefCell<Vec<(String, Returned)>> = Default::default();
         let busy_phase = std::cell::Cell::new(false);
         let refused = crate::spool::safety::refused_exec(&app::deliver_path());
-        let return_all = || {
-            let mut status = Sysexit::Ok;
-            for (id, returned) in marked.take() {
-                if let Err(code) = return_marked(ctx, s, who, &id, returned, refused.as_deref()) {
-                    first_failure(&mut status, code);
-                }
-            }
-            match status {
-                Sysexit::Ok => Ok(()),
-                code => Err(code),
-            }
-        };
+        let return_all = || return_marked(ctx, s, who, &marked.take(), refused.as_deref());
         // Those a delivery holds are marked to be returned when it lets go of them
         // ([`Spool::request`]), waited for a moment, and left marked (said, 0).
         let busy_marked = std::cell::RefCell::new(std::collections::BTreeSet::<String>::new());
@@ -2331,7 +2319,7 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                     return Ok(());
                 }
                 let why = reason.clone();
-                mark_locked(s, who, id, (&sp, held), lock, "bounce", |st| {
+                mark_locked(s, who, id, (&sp, held), lock, "bounce", false, |st| {
                     st.bounce = Some(why);
                     st.bounce_by = by(owner);
                 })?;
@@ -2444,99 +2432,235 @@ fn queued_as(reports: &[(String, &str)], whom: &str) -> String {
     format!("{its} queued{whom} as {list}")
 }
 
-/// The IDs of the entries the deliverer's attempt queued (its reports), as
-/// `--entry ID --queued` names them on stdout: a line `queued ID` each.
-fn queued_by(stdout: &[u8]) -> Vec<String> {
-    stdout
-        .split(|&b| b == b'\n')
-        .filter_map(|l| std::str::from_utf8(l).ok()?.strip_prefix("queued "))
-        .filter(|id| spool::valid_id(id))
-        .map(str::to_string)
-        .collect()
-}
+/// The most entries one deliverer run of [`return_marked`] is given: their IDs make
+/// one argument, which the kernel bounds (128 KiB).
+const RETURN_BATCH: usize = 2048;
 
-/// [`bounce`]'s second step for entry `id`, marked to be returned: the deliverer run on
-/// it (`refused`: why it may not be run), which queues its report and removes it; the
-/// report is then handed to delivery without waiting for it ([`hand_on`]: a relay that
-/// is slow or never greets keeps no one waiting), and what came of it said.
+/// [`bounce`]'s second step for the entries `entries`, marked to be returned: one
+/// deliverer run on them all (`refused`: why it may not be run), whose attempt at each
+/// queues its report and removes it; the reports are then handed to delivery together
+/// without waiting for them ([`hand_reports_on`]: a relay that is slow or never greets
+/// keeps no one waiting), and what came of each entry said, in their order.
 fn return_marked(
     ctx: &Context,
     s: &app::Setup,
     who: &Caller,
-    id: &str,
-    returned: Returned,
+    entries: &[(String, Returned)],
     refused: Option<&str>,
 ) -> Done {
-    if let Some(why) = refused {
-        return Err(fail(
-            Sysexit::Config,
-            format!("{id}: marked to be returned; {why}; the next queue run returns it"),
-        ));
+    let mut status = Sysexit::Ok;
+    for batch in entries.chunks(RETURN_BATCH) {
+        if let Err(code) = return_batch(ctx, s, who, batch, refused) {
+            first_failure(&mut status, code);
+        }
     }
-    // Its errors are taken in, so that a failure is said in one line, this one's, with
+    match status {
+        Sysexit::Ok => Ok(()),
+        code => Err(code),
+    }
+}
+
+/// What the deliverer said of one entry given to it (`--entry ID,... --queued`).
+enum Attempted {
+    /// Its attempt ended (`done ID`), these reports queued before it.
+    Done(Vec<String>),
+    /// Its attempt failed (`failed ID REASON`): the reason.
+    Failed(String),
+}
+
+/// The deliverer's stdout for `--entry ID,... --queued`: what each entry came to (an
+/// entry it did not reach has none), and every report it named (`queued RID`), of
+/// entries done or not (a report queued is handed on whatever became of its original).
+fn attempted(stdout: &[u8]) -> (std::collections::HashMap<String, Attempted>, Vec<String>) {
+    let mut each = std::collections::HashMap::new();
+    let mut all = Vec::new();
+    let mut since = Vec::new();
+    for line in stdout.split(|&b| b == b'\n') {
+        let Ok(line) = std::str::from_utf8(line) else {
+            continue;
+        };
+        if let Some(rid) = line.strip_prefix("queued ") {
+            if spool::valid_id(rid) {
+                since.push(rid.to_string());
+                all.push(rid.to_string());
+            }
+        } else if let Some(id) = line.strip_prefix("done ") {
+            if spool::valid_id(id) {
+                each.insert(id.to_string(), Attempted::Done(std::mem::take(&mut since)));
+            }
+        } else if let Some((id, why)) = line.strip_prefix("failed ").and_then(|l| l.split_once(' '))
+            && spool::valid_id(id)
+        {
+            since.clear();
+            let shown = crate::text::printable(why);
+            let mut why: String = shown.chars().take(DELIVERER_REASON_MAX).collect();
+            if why.len() < shown.len() {
+                why.push_str("...");
+            }
+            each.insert(id.to_string(), Attempted::Failed(why));
+        }
+    }
+    (each, all)
+}
+
+/// [`return_marked`] of one batch.
+fn return_batch(
+    ctx: &Context,
+    s: &app::Setup,
+    who: &Caller,
+    entries: &[(String, Returned)],
+    refused: Option<&str>,
+) -> Done {
+    let mut status = Sysexit::Ok;
+    let mut failed = |code: Sysexit, msg: String| first_failure(&mut status, fail(code, msg));
+    if entries.is_empty() {
+        return Ok(());
+    }
+    if let Some(why) = refused {
+        for (id, _) in entries {
+            failed(
+                Sysexit::Config,
+                format!("{id}: marked to be returned; {why}; the next queue run returns it"),
+            );
+        }
+        return Err(status);
+    }
+    // The marks were written without a sync of their directory each: one for all,
+    // before any is acted on.
+    if let Err(err) = spool::sync_dir(&s.spool.dir) {
+        for (id, _) in entries {
+            failed(
+                Sysexit::from_io(&err),
+                format!(
+                    "{id}: cannot record its state in {}: {}{}",
+                    s.spool.sf_path(id).display(),
+                    crate::config::io_text(&err),
+                    room_advice(&err, &s.spool.dir)
+                ),
+            );
+        }
+        return Err(status);
+    }
+    let line = entries
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    // Its errors are taken in, so that a failure is said in one line, the entry's, with
     // the deliverer's reason (not its line beside this one).
-    let ran = super::deliverer(ctx, &["--entry", id, "--queued", "--"])
+    let ran = super::deliverer(ctx, &["--entry", &line, "--queued", "--"])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .output();
-    // Still queued after the deliverer: another delivery may hold it (a run, or one
-    // started for another entry, that reached it first and returns it, as it is
-    // marked): its end is waited for, as any busy entry's.
-    let gone = || match locate(&s.spool, id) {
-        Ok(None) => true,
-        Ok(Some((sp, _))) => {
-            matches!(try_lock(&sp, id, LOCK_WAIT), Ok(Locked::Gone))
-                || matches!(locate(&s.spool, id), Ok(None))
-        }
-        Err(_) => false,
-    };
-    match ran {
-        Ok(out) if gone() => {
-            let _ = std::io::stderr().write_all(&out.stderr);
-            let reports = hand_reports_on(ctx, s, who, &queued_by(&out.stdout));
-            if !reports.is_empty() {
-                log::info!("{id}: {}", queued_as(&reports, ""));
+    let out = match ran {
+        Ok(out) => out,
+        Err(e) => {
+            for (id, _) in entries {
+                failed(
+                    Sysexit::TempFail,
+                    format!(
+                        "{id}: marked to be returned; cannot run {}: {e}{}; the next queue \
+                         run returns it",
+                        app::deliver_path().display(),
+                        app::refused_deliverer()
+                            .map(|w| format!(" ({w})"))
+                            .unwrap_or_default()
+                    ),
+                );
             }
-            crate::outln!("{}", returned.line(id, &reports));
-            Ok(())
+            return Err(status);
         }
-        // Killed: whether its report was queued is not known here (a report queued is
-        // found again by the next run, never made twice: `dsn::Report::queue_keyed`).
-        Ok(out) if out.status.signal().is_some() => Err(fail(
-            Sysexit::TempFail,
-            format!(
-                "{id}: marked to be returned; the deliverer was killed by signal {} before it was done, the next queue run finishes returning it",
-                out.status.signal().unwrap_or_default()
-            ),
-        )),
-        Ok(out) => {
-            let why = deliverer_reason(&out.stderr);
-            Err(fail(
+    };
+    let (each, reports) = attempted(&out.stdout);
+    // What the deliverer said on stderr is the reason in the line of an entry it left
+    // queued when nothing else can have said it (it failed before any entry, or was
+    // given one entry and was not killed), taken once; else it is passed on as it is.
+    let mut said: Option<String> = None;
+    if out.status.signal().is_some() || (entries.len() > 1 && !each.is_empty()) {
+        let _ = std::io::stderr().write_all(&out.stderr);
+        said = Some(String::new());
+    }
+    let handed = hand_reports_on(ctx, s, who, &reports);
+    let how = |rid: &String| {
+        handed
+            .iter()
+            .find(|(r, _)| r == rid)
+            .map_or("the next queue run takes it", |(_, how)| *how)
+    };
+    for (id, returned) in entries {
+        // Still queued after its attempt: another delivery may hold it (a run, or a
+        // background delivery, that reached it first and returns it, as it is marked):
+        // its end is waited for, as any busy entry's.
+        let gone = || match locate(&s.spool, id) {
+            Ok(None) => true,
+            Ok(Some((sp, _))) => {
+                matches!(try_lock(&sp, id, LOCK_WAIT), Ok(Locked::Gone))
+                    || matches!(locate(&s.spool, id), Ok(None))
+            }
+            Err(_) => false,
+        };
+        match each.get(id) {
+            Some(Attempted::Done(rids)) if gone() => {
+                if said.is_none() {
+                    let _ = std::io::stderr().write_all(&out.stderr);
+                    said = Some(String::new());
+                }
+                let reports: Vec<(String, &str)> =
+                    rids.iter().map(|r| (r.clone(), how(r))).collect();
+                if !reports.is_empty() {
+                    log::info!("{id}: {}", queued_as(&reports, ""));
+                }
+                crate::outln!("{}", returned.line(id, &reports));
+            }
+            Some(Attempted::Failed(why)) => {
+                if said.is_none() {
+                    let _ = std::io::stderr().write_all(&out.stderr);
+                    said = Some(String::new());
+                }
+                failed(
+                    Sysexit::TempFail,
+                    format!(
+                        "{id}: marked to be returned; its report could not be queued yet \
+                     ({why}); the next queue run returns it"
+                    ),
+                )
+            }
+            // Killed: whether its report was queued is not known here (a report queued is
+            // found again by the next run, never made twice: `dsn::Report::queue_keyed`).
+            None if out.status.signal().is_some() => failed(
                 Sysexit::TempFail,
                 format!(
-                    "{id}: marked to be returned; its report could not be queued \
-                     yet{why}; the next queue run returns it"
+                    "{id}: marked to be returned; the deliverer was killed by signal {} \
+                     before it was done, the next queue run finishes returning it",
+                    out.status.signal().unwrap_or_default()
                 ),
-            ))
-        }
-        Err(e) => Err(fail(
-            Sysexit::TempFail,
-            format!(
-                "{id}: marked to be returned; cannot run {}: {e}{}; the next queue run returns it",
-                app::deliver_path().display(),
-                app::refused_deliverer()
-                    .map(|w| format!(" ({w})"))
-                    .unwrap_or_default()
             ),
-        )),
+            Some(Attempted::Done(_)) | None => {
+                let why = said
+                    .get_or_insert_with(|| deliverer_reason(&out.stderr))
+                    .clone();
+                failed(
+                    Sysexit::TempFail,
+                    format!(
+                        "{id}: marked to be returned; its report could not be queued \
+                         yet{why}; the next queue run returns it"
+                    ),
+                );
+            }
+        }
+    }
+    match status {
+        Sysexit::Ok => Ok(()),
+        code => Err(code),
     }
 }
 
 /// [`bounce`]'s reports `reports` (queued, their original gone) handed to delivery
 /// without waiting for it: each is marked due now under its lock, as `retry` marks an
 /// entry (so that the periodic runner takes it for a line naming it, as it takes a
-/// retried entry and nothing else queued), then handed on ([`hand_on`]). One a delivery
-/// holds or took meanwhile, or one held (`hold` of a report found queued again after a
+/// retried entry and nothing else queued), then they are handed on together
+/// ([`hand_on`]), as many to a line as the wake-up endpoint takes. One a delivery holds
+/// or took meanwhile, or one held (`hold` of a report found queued again after a
 /// crash), is left as it is. Each report with what was done with it, in words for the
 /// command's line.
 fn hand_reports_on(
@@ -2545,29 +2669,69 @@ fn hand_reports_on(
     who: &Caller,
     reports: &[String],
 ) -> Vec<(String, &'static str)> {
-    let mut out = Vec::new();
+    let mut out: Vec<(String, Option<&'static str>)> = Vec::new();
     for rid in reports {
         let how = match locate(&s.spool, rid) {
-            Ok(Some((_, true))) => "it is held",
+            Ok(Some((_, true))) => Some("it is held"),
             Ok(Some((sp, false))) => match try_lock(&sp, rid, Duration::ZERO) {
                 Ok(Locked::File(lock)) => {
                     // Not marked (its error said): handed on all the same, a background
                     // delivery needs no mark, and the next queue run takes it anyway.
-                    let _ = mark_locked(s, who, rid, (&sp, false), Some(lock), "bounce", |st| {
-                        st.retry = true;
-                    });
-                    hand_on(ctx, s, rid)
+                    let _ = mark_locked(
+                        s,
+                        who,
+                        rid,
+                        (&sp, false),
+                        Some(lock),
+                        "bounce",
+                        false,
+                        |st| {
+                            st.retry = true;
+                        },
+                    );
+                    None
                 }
-                Ok(Locked::Busy) => "a delivery has it",
-                Ok(Locked::Gone) => "a delivery took it",
-                Err(_) => "the next queue run takes it",
+                Ok(Locked::Busy) => Some("a delivery has it"),
+                Ok(Locked::Gone) => Some("a delivery took it"),
+                Err(_) => Some("the next queue run takes it"),
             },
-            Ok(None) => "a delivery took it",
-            Err(_) => "the next queue run takes it",
+            Ok(None) => Some("a delivery took it"),
+            Err(_) => Some("the next queue run takes it"),
         };
         out.push((rid.clone(), how));
     }
-    out
+    // The marks made durable once for all (a mark lost is no loss: the next queue run
+    // takes the report all the same).
+    if out.iter().any(|(_, how)| how.is_none()) {
+        let _ = spool::sync_dir(&s.spool.dir);
+    }
+    // The ones marked, as few lines as the endpoint takes (a line is also the name of
+    // a background delivery's waiting marker).
+    let mut lines: Vec<(String, Vec<usize>)> = Vec::new();
+    for (n, (rid, how)) in out.iter().enumerate() {
+        if how.is_some() {
+            continue;
+        }
+        match lines.last_mut() {
+            Some((line, members)) if line.len() + 1 + rid.len() < wake::MAX_LINE => {
+                line.push(',');
+                line.push_str(rid);
+                members.push(n);
+            }
+            _ => lines.push((rid.clone(), vec![n])),
+        }
+    }
+    for (line, members) in lines {
+        let how = hand_on(ctx, s, &line);
+        for n in members {
+            if let Some(r) = out.get_mut(n) {
+                r.1 = Some(how);
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(rid, how)| (rid, how.unwrap_or("the next queue run takes it")))
+        .collect()
 }
 
 /// The most characters of the deliverer's reason [`bounce`] gives.
@@ -2770,21 +2934,43 @@ mod tests {
     /// The deliverer's `queued ID` lines name the reports; any other line, or a line
     /// whose ID is not one, names nothing.
     #[test]
-    fn reports_are_taken_from_queued_lines_only() {
+    fn reports_and_outcomes_are_taken_from_their_lines_only() {
         let out = b"queued 6AUIIquc023976\nqueued ../../x\nreturned 6AUIIquc023977\n\
-                    queued 6AUIIquc023978\n\xffqueued 6AUIIquc023979\nqueued 6AUIIquc023980";
-        assert_eq!(
-            queued_by(out),
-            ["6AUIIquc023976", "6AUIIquc023978", "6AUIIquc023980"]
-        );
-        assert!(queued_by(b"").is_empty());
+                    queued 6AUIIquc023978\n\xffqueued 6AUIIquc023979\ndone 6AUIIquc023970\n\
+                    queued 6AUIIquc023980\nfailed 6AUIIquc023971 no room\x07 here\n\
+                    done ../x\nfailed 6AUIIquc023972\ndone 6AUIIquc023973";
+        let (each, all) = attempted(out);
+        assert_eq!(all, ["6AUIIquc023976", "6AUIIquc023978", "6AUIIquc023980"]);
+        assert!(matches!(
+            each.get("6AUIIquc023970"),
+            Some(Attempted::Done(r)) if r == &["6AUIIquc023976", "6AUIIquc023978"]
+        ));
+        // A report queued before a failure is handed on, but is not the entry's.
+        assert!(matches!(
+            each.get("6AUIIquc023971"),
+            Some(Attempted::Failed(why)) if why == "no room? here"
+        ));
+        assert!(matches!(
+            each.get("6AUIIquc023973"),
+            Some(Attempted::Done(r)) if r.is_empty()
+        ));
+        assert_eq!(each.len(), 3);
+        let (each, all) = attempted(b"");
+        assert!(each.is_empty() && all.is_empty());
     }
 
     proptest! {
         #[test]
-        fn queued_by_never_panics_and_gives_only_ids(b in proptest::collection::vec(any::<u8>(), 0..200)) {
-            for id in queued_by(&b) {
-                prop_assert!(spool::valid_id(&id));
+        fn attempted_never_panics_and_gives_only_ids(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let (each, all) = attempted(&b);
+            for id in all.iter().chain(each.keys()) {
+                prop_assert!(spool::valid_id(id));
+            }
+            for a in each.values() {
+                if let Attempted::Failed(why) = a {
+                    prop_assert!(why.chars().count() <= DELIVERER_REASON_MAX + 3);
+                    prop_assert!(!why.contains('\n'));
+                }
             }
         }
 

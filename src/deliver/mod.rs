@@ -8,9 +8,10 @@
 //!   `--entry ID --background -- <argv>`: the same after the background fork, when one
 //!   of `O MaxBackgroundDeliveries=` slots is free (the SMTP server's deliveries use
 //!   these two forms without `--status`);
-//!   `--entry ID --queued -- <argv>`: one attempt at one entry in the foreground as a
-//!   queue run makes it, failures mailed back whatever ErrorMode says, the entries it
-//!   queues (its reports) left queued and named on stdout (`rsendmail-admin bounce`);
+//!   `--entry ID[,ID...] --queued -- <argv>`: one attempt at each entry, in one process
+//!   in the foreground, as a queue run makes it, failures mailed back whatever ErrorMode
+//!   says, the entries it queues (its reports) left queued and named on stdout, then
+//!   the entry's outcome (`rsendmail-admin bounce`);
 //! - `<argv with -q...>`: a queue run; `-bv`, `-bs`, `-bd`/`-bD`: verify, serve SMTP;
 //! - `--etrn DOMAIN -- <argv>`, `--queue-runner --daemon-pid PID -- <argv>`: the flush an
 //!   ETRN started, a daemon's runner (both started by [`serve`]);

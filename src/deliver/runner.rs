@@ -877,23 +877,42 @@ pub fn deliver_entry(
     Ok(run_status(&results, engine.error_mode))
 }
 
-/// `--entry ID --queued` (`rsendmail-admin bounce`): one attempt at entry `id`, as a
-/// queue run makes it, when it can be locked (another delivery holding it, it is left
-/// to that one). The entries the attempt queues (its reports) are not sent here: once
-/// the attempt is recorded (the entry removed when it is done), each is named on stdout
-/// in a line `queued ID`, for the caller to hand to the queue runner or a background
-/// delivery, so that a relay that is slow or never greets keeps no one waiting. A
-/// report is queued once whatever happens before the entry goes: a later attempt finds
-/// it by its ID ([`rsendmail::spool::report_queue_id`]) and names it again.
-pub fn attempt_entry(spool: &Spool, engine: &Engine, id: &str) -> Result<Sysexit, Fatal> {
-    if !rsendmail::spool::valid_id(id) {
-        return Err(Fatal::new(Sysexit::Usage, format!("bad queue id {id}")));
+/// `--entry ID[,ID...] --queued` (`rsendmail-admin bounce`): one attempt at each entry
+/// named, in order, in this one process, as a queue run makes it, when it can be locked
+/// (another delivery holding it, it is left to that one). The entries the attempts
+/// queue (their reports) are not sent here: once an entry's attempt is recorded (the
+/// entry removed when it is done), each report is named on stdout in a line
+/// `queued RID`, then the entry in a line `done ID`, or `failed ID REASON` when its
+/// attempt failed (REASON printable, on one line; the others are attempted all the
+/// same), for the caller to hand the reports to the queue runner or a background
+/// delivery, so that a relay that is slow or never greets keeps no one waiting. An
+/// entry with no line of its own was not reached (the process was killed). A report is
+/// queued once whatever happens before the entry goes: a later attempt finds it by its
+/// ID ([`rsendmail::spool::report_queue_id`]) and names it again.
+pub fn attempt_entry(spool: &Spool, engine: &Engine, arg: &str) -> Result<Sysexit, Fatal> {
+    let ids: Vec<&str> = arg.split(',').collect();
+    if let Some(bad) = ids.iter().find(|i| !rsendmail::spool::valid_id(i)) {
+        return Err(Fatal::new(Sysexit::Usage, format!("bad queue id {bad}")));
     }
+    for id in ids {
+        match attempt_one(spool, engine, id) {
+            Ok(()) => rsendmail::outln!("done {id}"),
+            Err(f) => {
+                let why = f.message.replace(['\n', '\r'], " ");
+                rsendmail::outln!("failed {id} {}", rsendmail::text::printable(&why));
+            }
+        }
+    }
+    Ok(Sysexit::Ok)
+}
+
+/// [`attempt_entry`] of entry `id`: its reports named on stdout as they are queued.
+fn attempt_one(spool: &Spool, engine: &Engine, id: &str) -> Result<(), Fatal> {
     // A return asked for during the attempt is recorded when the entry is let go of,
     // and carried out by a second attempt at once.
     for _ in 0..2 {
         let Ok(mut locked) = lock_for_attempt(spool, id, None) else {
-            return Ok(Sysexit::Ok);
+            return Ok(());
         };
         let mut w = Worker::new(0);
         let mut out: Transcript<'_> = None;
@@ -916,7 +935,7 @@ pub fn attempt_entry(spool: &Spool, engine: &Engine, id: &str) -> Result<Sysexit
             break;
         }
     }
-    Ok(Sysexit::Ok)
+    Ok(())
 }
 
 /// Whether `locked` carries a mark asking for its return (`rsendmail-admin bounce`

@@ -18,9 +18,10 @@
 //! listener checks that the path still names its FIFO and makes it again if not.
 //!
 //! What a line may name: an entry submitted in background mode and never tried (no
-//! attempt recorded), then the reports of its refused recipients; or, alone, an entry
-//! `rsendmail-admin retry` marked due now (its state's `retry`, which a group member
-//! can only set where it may write the state file anyway); or, alone, to a root runner,
+//! attempt recorded), then the reports of its refused recipients; or entries each
+//! `rsendmail-admin retry` (or `bounce`, for its reports) marked due now (its state's
+//! `retry`, which a group member can only set where it may write the state file
+//! anyway); or, to a root runner,
 //! an entry with a recipient a deliverer that was not root could only defer for want
 //! of root (`needs the root queue runner`: it hands such an entry on,
 //! `background::hand_to_root_runner`), whose local part a root sweep takes whatever
@@ -160,13 +161,13 @@ fn poked(spool: &Spool, line: &str) -> Vec<String> {
             Ok(v) => v,
             Err(_) => return Vec::new(),
         };
-    // `rsendmail-admin retry` marks an entry due now and pokes with its ID alone; so
-    // does a deliverer that is not root hand on an entry with a recipient it could only
-    // defer for want of root (`background::hand_to_root_runner`), which a root runner
-    // takes whatever its back-off ([`left_for_us`]).
-    if let [e] = entries.as_slice()
-        && (e.state.retry || left_for_us(e))
-    {
+    // `rsendmail-admin retry` marks an entry due now and pokes with its ID alone
+    // (`bounce` with the IDs of the reports it marked so, several to a line); so does a
+    // deliverer that is not root hand on an entry with a recipient it could only defer
+    // for want of root (`background::hand_to_root_runner`), which a root runner takes
+    // whatever its back-off ([`left_for_us`]). A line of such entries only is taken, as
+    // each of them would be alone.
+    if !entries.is_empty() && entries.iter().all(|e| e.state.retry || left_for_us(e)) {
         return ids;
     }
     let fits = entries.iter().enumerate().all(|(n, e)| {

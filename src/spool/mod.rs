@@ -471,6 +471,17 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The action in words: `deletion`, `hold`, `return to the sender`.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Request::Delete => "deletion",
+            Request::Hold => "hold",
+            Request::Bounce { .. } => "return to the sender",
+        }
+    }
+}
+
 /// An entry's mark, `kf<ID>`: the action, who asked (`login (uid N)`) and when.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mark {
@@ -555,13 +566,9 @@ impl Mark {
         })
     }
 
-    /// The action in words: `deletion`, `hold`, `return`.
+    /// The action in words ([`Request::what`]).
     pub fn what(&self) -> &'static str {
-        match self.request {
-            Request::Delete => "deletion",
-            Request::Hold => "hold",
-            Request::Bounce { .. } => "return to the sender",
-        }
+        self.request.what()
     }
 }
 
