@@ -1957,6 +1957,62 @@ fn spooldir_typo(rcpts: &[&str]) -> Option<(Env, PathBuf, PathBuf)> {
     Some((env, prog, typo))
 }
 
+/// A `SPOOLDIR` typo holding what the shell reads specially (`'`, `$`, `;`, a backquote):
+/// check's fix finds the line by its text, not its number, so, run after lines were added
+/// above it and another removed, it still corrects that line and nothing else, runs
+/// nothing else, and check then passes the spool step on the queue.
+#[test]
+fn a_config_fix_finds_its_line_by_its_text_after_the_file_changed() {
+    for typo_name in ["sp'$l", "sp;`l", "sp$(l"] {
+        let Some((env, prog, _)) = spooldir_typo(&["bob@example.org"]) else {
+            return;
+        };
+        let typo = env.dir.join(typo_name);
+        let text = fs::read_to_string(&env.conf).unwrap().replacen(
+            &format!("SPOOLDIR {}\n", env.dir.join("spoool").display()),
+            &format!("SPOOLDIR {}\n", typo.display()),
+            1,
+        );
+        fs::write(&env.conf, &text).unwrap();
+        let r = run_admin(&env, &prog, "check");
+        r.code(78);
+        let l = line(&r, "FAIL spool: ");
+        let cmd = fix_of(l).unwrap_or_else(|| panic!("{typo_name}: {l}"));
+        // Edited since: two lines above it, the mail name's line (the second) removed.
+        let edited = format!(
+            "# moved\n\n{}",
+            text.lines()
+                .enumerate()
+                .filter(|(i, _)| *i != 1)
+                .map(|(_, l)| format!("{l}\n"))
+                .collect::<String>()
+        );
+        assert!(edited.contains(&format!("\nSPOOLDIR {}\n", typo.display())));
+        fs::write(&env.conf, &edited).unwrap();
+        let st = std::process::Command::new("sh")
+            .args(["-c", cmd])
+            .current_dir(&env.dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{cmd}");
+        assert_eq!(
+            fs::read_to_string(&env.conf).unwrap(),
+            edited.replacen(
+                &format!("\nSPOOLDIR {}\n", typo.display()),
+                &format!("\nSPOOLDIR {}\n", env.spool.display()),
+                1
+            ),
+            "{cmd}"
+        );
+        for made in ["l", "pwned"] {
+            assert!(!env.dir.join(made).exists(), "{cmd}");
+        }
+        let r = run_admin(&env, &prog, "check");
+        assert!(!r.stdout.contains("FAIL spool"), "{cmd}\n{}", r.stdout);
+        assert_eq!(env.entries().len(), 1);
+    }
+}
+
 /// A `SPOOLDIR` typo beside the spool that holds the queue: check names the line as a
 /// typo with the spool and its entries, and its fix corrects the line (never init, which
 /// would make an empty spool and strand the queue); init refuses to make the spool
@@ -1984,10 +2040,10 @@ fn a_spooldir_typo_beside_a_queue_is_named_and_init_refuses_it() {
     assert!(!cmd.contains(" init"), "{l}");
     assert_eq!(
         cmd,
-        format!(
-            "sed -i '1s|.*|SPOOLDIR {}|' {}",
-            env.spool.display(),
-            env.conf.display()
+        crate::harness::line_fix(
+            &env.conf,
+            &format!("SPOOLDIR {}", typo.display()),
+            &format!("SPOOLDIR {}", env.spool.display())
         )
     );
     // init makes no empty spool there.
@@ -2043,10 +2099,10 @@ fn a_spooldir_typo_beside_a_queue_is_named_and_init_refuses_it() {
     assert_eq!(
         fix_of(l),
         Some(
-            format!(
-                "sed -i '1s|.*|SPOOLDIR {}|' {}",
-                env.spool.display(),
-                env.conf.display()
+            crate::harness::line_fix(
+                &env.conf,
+                &format!("SPOOLDIR {}", typo.display()),
+                &format!("SPOOLDIR {}", env.spool.display())
             )
             .as_str()
         )
@@ -5497,7 +5553,6 @@ fn a_tls_file_the_spools_group_cannot_read_is_failed() {
     fs::write(&pem, both).unwrap();
     chgrp_chmod(&pem, 65534, 0o640);
     env.add_config(&format!("STARTTLS\nCERTFILE {}\n", pem.display()));
-    let n = fs::read_to_string(&env.conf).unwrap().lines().count();
     let r = run();
     r.code(78);
     let l = line(
@@ -5519,7 +5574,11 @@ fn a_tls_file_the_spools_group_cannot_read_is_failed() {
             copy.display(),
             pem.display(),
             copy.display()
-        )) && cmd.contains(&format!("sed -i '{n}s|.*|CERTFILE {}|' ", copy.display())),
+        )) && cmd.contains(&crate::harness::line_fix(
+            &env.conf,
+            &format!("CERTFILE {}", pem.display()),
+            &format!("CERTFILE {}", copy.display())
+        )),
         "{cmd}"
     );
     assert!(!cmd.contains("chgrp"), "{cmd}");
@@ -5555,7 +5614,7 @@ fn a_tls_file_the_spools_group_cannot_read_is_failed() {
             .unwrap_or_else(|| panic!("{cmd}"))
             .to_string();
         assert!(Path::new(&to).starts_with(env.dir.join("tls")), "{cmd}");
-        assert!(cmd.contains(&format!("s|.*|{set}{to}|' ")), "{cmd}");
+        assert!(cmd.contains(&format!("$|{set}{to}|' ")), "{cmd}");
         to
     };
     let (cert_copy, ca_copy) = (

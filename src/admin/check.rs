@@ -1359,21 +1359,16 @@ fn cert_copy_fix(s: &app::Setup, keyword: &str, src: &Path, at: &str, group: &st
     } else {
         format!("O CACertFile={}", copy.display())
     };
-    // Its line pointed at the copy (never a chgrp of the file another group reads).
-    let plain = |t: &str| {
-        t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b" /._-+,:@%=".contains(&b))
-    };
+    // Its line pointed at the copy (never a chgrp of the file another group reads), found
+    // by its text, not its number ([`super::elsewhere::line_edit`]).
     let edit = at
         .rsplit_once(": line ")
         .and_then(|(file, n)| Some((file, n.parse::<u32>().ok()?)))
-        .filter(|_| plain(&line));
+        .filter(|_| copy.to_str().is_some())
+        .and_then(|(file, n)| super::elsewhere::line_edit(Path::new(file), n, &line).ok());
     match edit {
-        Some((file, n)) => {
-            cmds.push(format!(
-                "sed -i '{n}s|.*|{line}|' {}",
-                sh_word(Path::new(file))
-            ));
+        Some(cmd) => {
+            cmds.push(cmd);
             fix(&cmds)
         }
         None if cmds.is_empty() => format!(" (correct {at} to read `{line}`)"),
