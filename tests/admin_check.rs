@@ -1850,6 +1850,89 @@ fn what_root_runs_and_reads_is_checked() {
     assert!(!r.stdout.contains("chown root"), "{}", r.stdout);
 }
 
+/// An auth.conf a user owns, readable by others, gets one repair, which check then
+/// accepts. In root's install: made anew by root with the owner, group and mode the
+/// auth.conf step wants (root, the spool's group, 0640), no command besides that one of
+/// its own (a `chmod o-r` of hers the remaking undoes); followed, no line fails it. In her
+/// own install (spool and configuration hers), root's check leaves her files to her: no
+/// "make it anew root's", only her `chmod o-r`, which her own check accepts too.
+#[test]
+fn a_users_auth_conf_gets_one_consistent_repair() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let env = Env::new();
+    let auth = auth_conf(&env, 0o644);
+    let (_, run) = install_check(&env);
+    std::os::unix::fs::chown(&auth, Some(u.uid), Some(u.gid)).unwrap();
+    let r = run();
+    r.code(78);
+    let said: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.contains("auth.conf") && (l.contains("(fix: ") || l.contains("(repair: ")))
+        .collect();
+    let group = group_name(spool_gid());
+    assert!(
+        said.len() == 1
+            && said[0].starts_with("FAIL files: ")
+            && said[0].contains(&format!(
+                "write it anew in its place from a copy it has checked, root's, of the \
+                 spool's group {group}, mode 0640"
+            )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !fixes_in(&r.stdout).iter().any(|f| f.contains("auth.conf")),
+        "{}",
+        r.stdout
+    );
+    // Followed: removed, written anew as said.
+    fs::remove_file(&auth).unwrap();
+    fs::write(&auth, "bob|127.0.0.1:pw\n").unwrap();
+    chgrp_chmod(&auth, spool_gid(), 0o640);
+    let r = run();
+    assert!(
+        !r.stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("auth.conf")),
+        "{}",
+        r.stdout
+    );
+    line(&r, "ok   auth.conf ");
+    // Her own install: the spool and the configuration hers too.
+    std::os::unix::fs::chown(&auth, Some(u.uid), Some(u.gid)).unwrap();
+    chmod(&auth, 0o644);
+    chown_r(&env.spool, &format!("{}:{}", u.uid, u.gid));
+    std::os::unix::fs::chown(&env.conf, Some(u.uid), Some(u.gid)).unwrap();
+    let r = run();
+    r.code(78);
+    assert!(line(&r, "FAIL spool: ").contains("is the per-user spool of"));
+    assert!(!r.stdout.contains("anew"), "{}", r.stdout);
+    let a = line(&r, "FAIL auth.conf: ");
+    let cmd = fix_of(a).unwrap_or_else(|| panic!("{a}"));
+    assert_eq!(
+        cmd,
+        format!("runuser -u {TEST_USER} -- chmod o-r {}", auth.display())
+    );
+    assert!(sh(cmd).success(), "{cmd}");
+    let r = run();
+    assert!(!r.stdout.contains("auth.conf: "), "{}", r.stdout);
+    let hers = as_user(
+        &env.dir.join("bin/rsendmail-admin"),
+        &["-C", env.conf.to_str().unwrap(), "check"],
+        &[],
+        b"",
+    );
+    let hers = String::from_utf8_lossy(&hers.stdout);
+    assert!(
+        hers.contains("auth.conf") && !hers.contains("FAIL auth.conf"),
+        "{hers}"
+    );
+}
+
 /// A system spool not made yet, with the installed `rsendmail` set-gid to a fit group
 /// other than `rsendmail`: `check`'s fix runs `init --group` with that group, and,
 /// followed, makes a spool of that group.
