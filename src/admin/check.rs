@@ -2408,8 +2408,6 @@ fn maillog_clash_step(t: &mut Tally, s: &app::Setup) -> bool {
         return false;
     };
     if let Some(why) = maillog_clash(s) {
-        let at = s.cfg.where_set("MAILLOG");
-        let at = at.trim_end_matches(": ");
         t.fail(
             Sysexit::Config,
             "maillog",
@@ -2417,16 +2415,22 @@ fn maillog_clash_step(t: &mut Tally, s: &app::Setup) -> bool {
                 "MAILLOG names {}: {why}, never a log: no program writes there, and they \
                  log elsewhere; correct {}",
                 p.display(),
-                if at.is_empty() {
-                    "the configuration"
-                } else {
-                    at
-                }
+                maillog_line(s)
             ),
         );
         return true;
     }
     false
+}
+
+/// Where MAILLOG is set, as the line to correct (`FILE: line N`), or `the
+/// configuration` when no line of a file sets it.
+fn maillog_line(s: &app::Setup) -> String {
+    let at = s.cfg.where_set("MAILLOG");
+    match at.trim_end_matches(": ") {
+        "" => "the configuration".to_string(),
+        at => at.to_string(),
+    }
 }
 
 /// Which other file of rsendmail's MAILLOG names ([`crate::app::rsendmails_files`]),
@@ -2482,8 +2486,6 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
             if e.kind() == std::io::ErrorKind::NotFound
                 && let Some(why) = crate::spool::safety::not_rsendmails_own(p) =>
         {
-            let at = s.cfg.where_set("MAILLOG");
-            let at = at.trim_end_matches(": ");
             t.fail(
                 Sysexit::Config,
                 "maillog",
@@ -2491,11 +2493,7 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
                     "MAILLOG names {}, which is not there and not rsendmail's ({why}): \
                      no program makes it, and they log elsewhere; correct {}",
                     p.display(),
-                    if at.is_empty() {
-                        "the configuration"
-                    } else {
-                        at
-                    }
+                    maillog_line(s)
                 ),
             )
         }
