@@ -62,6 +62,37 @@ fn install_check(env: &Env) -> (PathBuf, impl Fn() -> Run + '_) {
     (prog, move || run_admin(env, &at, "check"))
 }
 
+/// An [`install`] for a test that needs root (and, with `user`, a test user to switch
+/// to): the scratch env (what it derefs to) and its installed `rsendmail-admin`; None,
+/// the test then skipped, otherwise.
+struct Installed {
+    env: Env,
+    prog: PathBuf,
+}
+
+impl std::ops::Deref for Installed {
+    type Target = Env;
+    fn deref(&self) -> &Env {
+        &self.env
+    }
+}
+
+impl Installed {
+    /// A run of the installed `rsendmail-admin -C <config> check`.
+    fn check(&self) -> Run {
+        run_admin(&self.env, &self.prog, "check")
+    }
+}
+
+fn root_install(user: bool) -> Option<Installed> {
+    if !is_root() || (user && !can_switch_user()) {
+        return None;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    Some(Installed { env, prog })
+}
+
 /// `prog -C <config> command`.
 fn run_admin(env: &Env, prog: &Path, command: &str) -> Run {
     env.run_raw(prog, &["-C", env.conf.to_str().unwrap(), command], b"")
@@ -602,11 +633,10 @@ fn an_auth_conf_readable_by_others_is_reported() {
 /// with the wrong mode: each is a failure of its own step.
 #[test]
 fn install_modes_are_checked() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let r = run();
     r.code(0);
     line(&r, "ok   spool ");
@@ -1723,11 +1753,11 @@ fn config_overridden_lines_and_writable_files() {
 /// cannot read fails, naming the fix; one an ordinary user owns is a warning.
 #[test]
 fn what_root_runs_and_reads_is_checked() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (prog, run) = install_check(&env);
+    };
+    let run = || env.check();
+    let prog = env.prog.clone();
     let deliver = env.dir.join("bin/rsendmail-deliver");
     let r = run();
     r.code(0);
@@ -3367,11 +3397,10 @@ fn following_each_fix_makes_check_pass() {
 /// (root and a group that is not root's) make the check pass.
 #[test]
 fn a_spool_of_root_or_a_user_is_not_passed() {
-    if !is_root() || !can_switch_user() {
+    let Some(env) = root_install(true) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let bin = env.dir.join("bin/rsendmail");
     env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
     chown_r(&env.spool, "root:root");
@@ -3426,11 +3455,10 @@ fn a_spool_of_root_or_a_user_is_not_passed() {
 /// no members that is nobody's primary group passes as it is.
 #[test]
 fn a_users_group_is_never_the_spools_group() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let bin = env.dir.join("bin/rsendmail");
     no_fail(&run());
     env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
@@ -3623,11 +3651,10 @@ fn a_users_own_spool_gets_fixes_she_can_run() {
 /// it, fails one its group cannot write, with a fix, and passes it again once fixed.
 #[test]
 fn maillog_is_made_for_the_spool_group_and_checked() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let log = env.dir.join("maillog");
     env.add_config(&format!("MAILLOG {}\n", log.display()));
     // check itself makes and changes nothing: the first program that logs makes it.
@@ -3794,11 +3821,11 @@ fn a_spool_in_use_passes_the_sub_directory_step() {
 /// with a fix that, run as printed, makes the step pass.
 #[test]
 fn check_names_the_unsafe_deliverer_beside_it() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (prog, run) = install_check(&env);
+    };
+    let run = || env.check();
+    let prog = env.prog.clone();
     chgrp_chmod(&prog, spool_gid(), 0o2755);
     let deliver = env.dir.join("bin/rsendmail-deliver");
     let u = test_user();
@@ -3839,11 +3866,11 @@ fn check_names_the_unsafe_deliverer_beside_it() {
 /// followed, makes the step pass.
 #[test]
 fn an_acl_on_the_deliverer_is_named_as_the_acl() {
-    if !is_root() || !can_switch_user() {
+    let Some(env) = root_install(true) else {
         return;
-    }
-    let env = Env::new();
-    let (prog, run) = install_check(&env);
+    };
+    let run = || env.check();
+    let prog = env.prog.clone();
     chgrp_chmod(&prog, spool_gid(), 0o2755);
     let deliver = env.dir.join("bin/rsendmail-deliver");
     chgrp_chmod(&deliver, 0, 0o755);
@@ -3908,11 +3935,10 @@ fn an_acl_on_the_deliverer_is_named_as_the_acl() {
 /// a chown or chmod of the file she owns (she could swap it for a link first).
 #[test]
 fn a_program_a_user_owns_is_installed_anew() {
-    if !is_root() || !can_switch_user() {
+    let Some(env) = root_install(true) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let u = test_user();
     let bin = env.dir.join("bin/rsendmail");
     let deliver = env.dir.join("bin/rsendmail-deliver");
@@ -5464,11 +5490,10 @@ fn a_resolver_that_does_not_answer_is_said_so() {
 /// (no log file) passes, and a submission says nothing of it.
 #[test]
 fn a_path_that_is_not_rsendmails_gets_no_fix() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let base = fs::read_to_string(&env.conf).unwrap();
     let fifo = env.dir.join("fifo");
     mkfifo(&fifo);
@@ -5616,11 +5641,10 @@ fn a_path_that_is_not_rsendmails_gets_no_fix() {
 /// it, never a chgrp of the file another group reads; the wake-up step names it.
 #[test]
 fn a_tls_file_the_spools_group_cannot_read_is_failed() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let Some(pki) = crate::tls::Pki::make(&env.dir) else {
         return;
     };
@@ -5719,11 +5743,10 @@ fn a_tls_file_the_spools_group_cannot_read_is_failed() {
 /// `chmod a+r` would leave the files step failing), so the advice never contradicts itself.
 #[test]
 fn a_users_aliases_file_gets_one_repair_only() {
-    if !is_root() || !can_switch_user() {
+    let Some(env) = root_install(true) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
     let user = test_user();
     let d = env.dir.join("u");
@@ -5770,11 +5793,10 @@ fn system_like(env: &Env) -> PathBuf {
 /// named for rsendmail still gets its fix.
 #[test]
 fn a_fix_touches_only_what_is_rsendmails() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let base = fs::read_to_string(&env.conf).unwrap();
     let sys = system_like(&env);
     let fstab = sys.join("fstab");
@@ -5854,11 +5876,10 @@ fn a_fix_touches_only_what_is_rsendmails() {
 /// already there; followed, the step passes and the configuration is intact.
 #[test]
 fn the_certificate_copy_is_only_of_a_certificate_to_a_new_place() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let Some(pki) = crate::tls::Pki::make(&env.dir) else {
         return;
     };
@@ -5948,11 +5969,10 @@ fn the_certificate_copy_is_only_of_a_certificate_to_a_new_place() {
 /// Another pid file passes, and so does sendmail's `/run/sendmail.pid`.
 #[test]
 fn a_pid_file_that_is_no_pid_file_fails_the_check() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let base = fs::read_to_string(&env.conf).unwrap();
     let motd = env.dir.join("rsendmail-motd");
     fs::write(&motd, "Welcome\n").unwrap();
@@ -6010,11 +6030,11 @@ fn a_pid_file_that_is_no_pid_file_fails_the_check() {
 /// check fails it with `chmod 2770`, and init repairs it.
 #[test]
 fn init_takes_no_foreign_directory_and_repairs_a_sticky_spool() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (prog, run) = install_check(&env);
+    };
+    let run = || env.check();
+    let prog = env.prog.clone();
     run_admin(&env, &prog, "init").code(0);
     let base = fs::read_to_string(&env.conf).unwrap();
     let conf = env.dir.join("mnt.conf");
@@ -6173,11 +6193,10 @@ fn maillog_naming_another_of_rsendmails_files_fails_without_a_fix() {
 /// a password) is not copied.
 #[test]
 fn the_certificate_copy_goes_only_into_roots_own_tls_and_only_its_pem_blocks() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let Some(pki) = crate::tls::Pki::make(&env.dir) else {
         return;
     };
