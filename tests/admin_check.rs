@@ -62,6 +62,37 @@ fn install_check(env: &Env) -> (PathBuf, impl Fn() -> Run + '_) {
     (prog, move || run_admin(env, &at, "check"))
 }
 
+/// An [`install`] for a test that needs root (and, with `user`, a test user to switch
+/// to): the scratch env (what it derefs to) and its installed `rsendmail-admin`; None,
+/// the test then skipped, otherwise.
+struct Installed {
+    env: Env,
+    prog: PathBuf,
+}
+
+impl std::ops::Deref for Installed {
+    type Target = Env;
+    fn deref(&self) -> &Env {
+        &self.env
+    }
+}
+
+impl Installed {
+    /// A run of the installed `rsendmail-admin -C <config> check`.
+    fn check(&self) -> Run {
+        run_admin(&self.env, &self.prog, "check")
+    }
+}
+
+fn root_install(user: bool) -> Option<Installed> {
+    if !is_root() || (user && !can_switch_user()) {
+        return None;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    Some(Installed { env, prog })
+}
+
 /// `prog -C <config> command`.
 fn run_admin(env: &Env, prog: &Path, command: &str) -> Run {
     env.run_raw(prog, &["-C", env.conf.to_str().unwrap(), command], b"")
@@ -602,11 +633,10 @@ fn an_auth_conf_readable_by_others_is_reported() {
 /// with the wrong mode: each is a failure of its own step.
 #[test]
 fn install_modes_are_checked() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let r = run();
     r.code(0);
     line(&r, "ok   spool ");
@@ -1723,11 +1753,11 @@ fn config_overridden_lines_and_writable_files() {
 /// cannot read fails, naming the fix; one an ordinary user owns is a warning.
 #[test]
 fn what_root_runs_and_reads_is_checked() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (prog, run) = install_check(&env);
+    };
+    let run = || env.check();
+    let prog = env.prog.clone();
     let deliver = env.dir.join("bin/rsendmail-deliver");
     let r = run();
     r.code(0);
@@ -1850,6 +1880,89 @@ fn what_root_runs_and_reads_is_checked() {
     assert!(!r.stdout.contains("chown root"), "{}", r.stdout);
 }
 
+/// An auth.conf a user owns, readable by others, gets one repair, which check then
+/// accepts. In root's install: made anew by root with the owner, group and mode the
+/// auth.conf step wants (root, the spool's group, 0640), no command besides that one of
+/// its own (a `chmod o-r` of hers the remaking undoes); followed, no line fails it. In her
+/// own install (spool and configuration hers), root's check leaves her files to her: no
+/// "make it anew root's", only her `chmod o-r`, which her own check accepts too.
+#[test]
+fn a_users_auth_conf_gets_one_consistent_repair() {
+    if !is_root() || !can_switch_user() {
+        return;
+    }
+    let u = test_user();
+    let env = Env::new();
+    let auth = auth_conf(&env, 0o644);
+    let (_, run) = install_check(&env);
+    std::os::unix::fs::chown(&auth, Some(u.uid), Some(u.gid)).unwrap();
+    let r = run();
+    r.code(78);
+    let said: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.contains("auth.conf") && (l.contains("(fix: ") || l.contains("(repair: ")))
+        .collect();
+    let group = group_name(spool_gid());
+    assert!(
+        said.len() == 1
+            && said[0].starts_with("FAIL files: ")
+            && said[0].contains(&format!(
+                "write it anew in its place from a copy it has checked, root's, of the \
+                 spool's group {group}, mode 0640"
+            )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !fixes_in(&r.stdout).iter().any(|f| f.contains("auth.conf")),
+        "{}",
+        r.stdout
+    );
+    // Followed: removed, written anew as said.
+    fs::remove_file(&auth).unwrap();
+    fs::write(&auth, "bob|127.0.0.1:pw\n").unwrap();
+    chgrp_chmod(&auth, spool_gid(), 0o640);
+    let r = run();
+    assert!(
+        !r.stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("auth.conf")),
+        "{}",
+        r.stdout
+    );
+    line(&r, "ok   auth.conf ");
+    // Her own install: the spool and the configuration hers too.
+    std::os::unix::fs::chown(&auth, Some(u.uid), Some(u.gid)).unwrap();
+    chmod(&auth, 0o644);
+    chown_r(&env.spool, &format!("{}:{}", u.uid, u.gid));
+    std::os::unix::fs::chown(&env.conf, Some(u.uid), Some(u.gid)).unwrap();
+    let r = run();
+    r.code(78);
+    assert!(line(&r, "FAIL spool: ").contains("is the per-user spool of"));
+    assert!(!r.stdout.contains("anew"), "{}", r.stdout);
+    let a = line(&r, "FAIL auth.conf: ");
+    let cmd = fix_of(a).unwrap_or_else(|| panic!("{a}"));
+    assert_eq!(
+        cmd,
+        format!("runuser -u {TEST_USER} -- chmod o-r {}", auth.display())
+    );
+    assert!(sh(cmd).success(), "{cmd}");
+    let r = run();
+    assert!(!r.stdout.contains("auth.conf: "), "{}", r.stdout);
+    let hers = as_user(
+        &env.dir.join("bin/rsendmail-admin"),
+        &["-C", env.conf.to_str().unwrap(), "check"],
+        &[],
+        b"",
+    );
+    let hers = String::from_utf8_lossy(&hers.stdout);
+    assert!(
+        hers.contains("auth.conf") && !hers.contains("FAIL auth.conf"),
+        "{hers}"
+    );
+}
+
 /// A system spool not made yet, with the installed `rsendmail` set-gid to a fit group
 /// other than `rsendmail`: `check`'s fix runs `init --group` with that group, and,
 /// followed, makes a spool of that group.
@@ -1957,6 +2070,62 @@ fn spooldir_typo(rcpts: &[&str]) -> Option<(Env, PathBuf, PathBuf)> {
     Some((env, prog, typo))
 }
 
+/// A `SPOOLDIR` typo holding what the shell reads specially (`'`, `$`, `;`, a backquote):
+/// check's fix finds the line by its text, not its number, so, run after lines were added
+/// above it and another removed, it still corrects that line and nothing else, runs
+/// nothing else, and check then passes the spool step on the queue.
+#[test]
+fn a_config_fix_finds_its_line_by_its_text_after_the_file_changed() {
+    for typo_name in ["sp'$l", "sp;`l", "sp$(l"] {
+        let Some((env, prog, _)) = spooldir_typo(&["bob@example.org"]) else {
+            return;
+        };
+        let typo = env.dir.join(typo_name);
+        let text = fs::read_to_string(&env.conf).unwrap().replacen(
+            &format!("SPOOLDIR {}\n", env.dir.join("spoool").display()),
+            &format!("SPOOLDIR {}\n", typo.display()),
+            1,
+        );
+        fs::write(&env.conf, &text).unwrap();
+        let r = run_admin(&env, &prog, "check");
+        r.code(78);
+        let l = line(&r, "FAIL spool: ");
+        let cmd = fix_of(l).unwrap_or_else(|| panic!("{typo_name}: {l}"));
+        // Edited since: two lines above it, the mail name's line (the second) removed.
+        let edited = format!(
+            "# moved\n\n{}",
+            text.lines()
+                .enumerate()
+                .filter(|(i, _)| *i != 1)
+                .map(|(_, l)| format!("{l}\n"))
+                .collect::<String>()
+        );
+        assert!(edited.contains(&format!("\nSPOOLDIR {}\n", typo.display())));
+        fs::write(&env.conf, &edited).unwrap();
+        let st = std::process::Command::new("sh")
+            .args(["-c", cmd])
+            .current_dir(&env.dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{cmd}");
+        assert_eq!(
+            fs::read_to_string(&env.conf).unwrap(),
+            edited.replacen(
+                &format!("\nSPOOLDIR {}\n", typo.display()),
+                &format!("\nSPOOLDIR {}\n", env.spool.display()),
+                1
+            ),
+            "{cmd}"
+        );
+        for made in ["l", "pwned"] {
+            assert!(!env.dir.join(made).exists(), "{cmd}");
+        }
+        let r = run_admin(&env, &prog, "check");
+        assert!(!r.stdout.contains("FAIL spool"), "{cmd}\n{}", r.stdout);
+        assert_eq!(env.entries().len(), 1);
+    }
+}
+
 /// A `SPOOLDIR` typo beside the spool that holds the queue: check names the line as a
 /// typo with the spool and its entries, and its fix corrects the line (never init, which
 /// would make an empty spool and strand the queue); init refuses to make the spool
@@ -1984,10 +2153,10 @@ fn a_spooldir_typo_beside_a_queue_is_named_and_init_refuses_it() {
     assert!(!cmd.contains(" init"), "{l}");
     assert_eq!(
         cmd,
-        format!(
-            "sed -i '1s|.*|SPOOLDIR {}|' {}",
-            env.spool.display(),
-            env.conf.display()
+        crate::harness::line_fix(
+            &env.conf,
+            &format!("SPOOLDIR {}", typo.display()),
+            &format!("SPOOLDIR {}", env.spool.display())
         )
     );
     // init makes no empty spool there.
@@ -2043,10 +2212,10 @@ fn a_spooldir_typo_beside_a_queue_is_named_and_init_refuses_it() {
     assert_eq!(
         fix_of(l),
         Some(
-            format!(
-                "sed -i '1s|.*|SPOOLDIR {}|' {}",
-                env.spool.display(),
-                env.conf.display()
+            crate::harness::line_fix(
+                &env.conf,
+                &format!("SPOOLDIR {}", typo.display()),
+                &format!("SPOOLDIR {}", env.spool.display())
             )
             .as_str()
         )
@@ -3228,11 +3397,10 @@ fn following_each_fix_makes_check_pass() {
 /// (root and a group that is not root's) make the check pass.
 #[test]
 fn a_spool_of_root_or_a_user_is_not_passed() {
-    if !is_root() || !can_switch_user() {
+    let Some(env) = root_install(true) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let bin = env.dir.join("bin/rsendmail");
     env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
     chown_r(&env.spool, "root:root");
@@ -3287,11 +3455,10 @@ fn a_spool_of_root_or_a_user_is_not_passed() {
 /// no members that is nobody's primary group passes as it is.
 #[test]
 fn a_users_group_is_never_the_spools_group() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let bin = env.dir.join("bin/rsendmail");
     no_fail(&run());
     env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
@@ -3484,11 +3651,10 @@ fn a_users_own_spool_gets_fixes_she_can_run() {
 /// it, fails one its group cannot write, with a fix, and passes it again once fixed.
 #[test]
 fn maillog_is_made_for_the_spool_group_and_checked() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let log = env.dir.join("maillog");
     env.add_config(&format!("MAILLOG {}\n", log.display()));
     // check itself makes and changes nothing: the first program that logs makes it.
@@ -3655,11 +3821,11 @@ fn a_spool_in_use_passes_the_sub_directory_step() {
 /// with a fix that, run as printed, makes the step pass.
 #[test]
 fn check_names_the_unsafe_deliverer_beside_it() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (prog, run) = install_check(&env);
+    };
+    let run = || env.check();
+    let prog = env.prog.clone();
     chgrp_chmod(&prog, spool_gid(), 0o2755);
     let deliver = env.dir.join("bin/rsendmail-deliver");
     let u = test_user();
@@ -3700,11 +3866,11 @@ fn check_names_the_unsafe_deliverer_beside_it() {
 /// followed, makes the step pass.
 #[test]
 fn an_acl_on_the_deliverer_is_named_as_the_acl() {
-    if !is_root() || !can_switch_user() {
+    let Some(env) = root_install(true) else {
         return;
-    }
-    let env = Env::new();
-    let (prog, run) = install_check(&env);
+    };
+    let run = || env.check();
+    let prog = env.prog.clone();
     chgrp_chmod(&prog, spool_gid(), 0o2755);
     let deliver = env.dir.join("bin/rsendmail-deliver");
     chgrp_chmod(&deliver, 0, 0o755);
@@ -3769,11 +3935,10 @@ fn an_acl_on_the_deliverer_is_named_as_the_acl() {
 /// a chown or chmod of the file she owns (she could swap it for a link first).
 #[test]
 fn a_program_a_user_owns_is_installed_anew() {
-    if !is_root() || !can_switch_user() {
+    let Some(env) = root_install(true) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let u = test_user();
     let bin = env.dir.join("bin/rsendmail");
     let deliver = env.dir.join("bin/rsendmail-deliver");
@@ -5325,11 +5490,10 @@ fn a_resolver_that_does_not_answer_is_said_so() {
 /// (no log file) passes, and a submission says nothing of it.
 #[test]
 fn a_path_that_is_not_rsendmails_gets_no_fix() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let base = fs::read_to_string(&env.conf).unwrap();
     let fifo = env.dir.join("fifo");
     mkfifo(&fifo);
@@ -5477,11 +5641,10 @@ fn a_path_that_is_not_rsendmails_gets_no_fix() {
 /// it, never a chgrp of the file another group reads; the wake-up step names it.
 #[test]
 fn a_tls_file_the_spools_group_cannot_read_is_failed() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let Some(pki) = crate::tls::Pki::make(&env.dir) else {
         return;
     };
@@ -5497,7 +5660,6 @@ fn a_tls_file_the_spools_group_cannot_read_is_failed() {
     fs::write(&pem, both).unwrap();
     chgrp_chmod(&pem, 65534, 0o640);
     env.add_config(&format!("STARTTLS\nCERTFILE {}\n", pem.display()));
-    let n = fs::read_to_string(&env.conf).unwrap().lines().count();
     let r = run();
     r.code(78);
     let l = line(
@@ -5519,7 +5681,11 @@ fn a_tls_file_the_spools_group_cannot_read_is_failed() {
             copy.display(),
             pem.display(),
             copy.display()
-        )) && cmd.contains(&format!("sed -i '{n}s|.*|CERTFILE {}|' ", copy.display())),
+        )) && cmd.contains(&crate::harness::line_fix(
+            &env.conf,
+            &format!("CERTFILE {}", pem.display()),
+            &format!("CERTFILE {}", copy.display())
+        )),
         "{cmd}"
     );
     assert!(!cmd.contains("chgrp"), "{cmd}");
@@ -5555,7 +5721,7 @@ fn a_tls_file_the_spools_group_cannot_read_is_failed() {
             .unwrap_or_else(|| panic!("{cmd}"))
             .to_string();
         assert!(Path::new(&to).starts_with(env.dir.join("tls")), "{cmd}");
-        assert!(cmd.contains(&format!("s|.*|{set}{to}|' ")), "{cmd}");
+        assert!(cmd.contains(&format!("$|{set}{to}|' ")), "{cmd}");
         to
     };
     let (cert_copy, ca_copy) = (
@@ -5577,11 +5743,10 @@ fn a_tls_file_the_spools_group_cannot_read_is_failed() {
 /// `chmod a+r` would leave the files step failing), so the advice never contradicts itself.
 #[test]
 fn a_users_aliases_file_gets_one_repair_only() {
-    if !is_root() || !can_switch_user() {
+    let Some(env) = root_install(true) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
     let user = test_user();
     let d = env.dir.join("u");
@@ -5628,11 +5793,10 @@ fn system_like(env: &Env) -> PathBuf {
 /// named for rsendmail still gets its fix.
 #[test]
 fn a_fix_touches_only_what_is_rsendmails() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let base = fs::read_to_string(&env.conf).unwrap();
     let sys = system_like(&env);
     let fstab = sys.join("fstab");
@@ -5712,11 +5876,10 @@ fn a_fix_touches_only_what_is_rsendmails() {
 /// already there; followed, the step passes and the configuration is intact.
 #[test]
 fn the_certificate_copy_is_only_of_a_certificate_to_a_new_place() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let Some(pki) = crate::tls::Pki::make(&env.dir) else {
         return;
     };
@@ -5806,11 +5969,10 @@ fn the_certificate_copy_is_only_of_a_certificate_to_a_new_place() {
 /// Another pid file passes, and so does sendmail's `/run/sendmail.pid`.
 #[test]
 fn a_pid_file_that_is_no_pid_file_fails_the_check() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let base = fs::read_to_string(&env.conf).unwrap();
     let motd = env.dir.join("rsendmail-motd");
     fs::write(&motd, "Welcome\n").unwrap();
@@ -5868,11 +6030,11 @@ fn a_pid_file_that_is_no_pid_file_fails_the_check() {
 /// check fails it with `chmod 2770`, and init repairs it.
 #[test]
 fn init_takes_no_foreign_directory_and_repairs_a_sticky_spool() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (prog, run) = install_check(&env);
+    };
+    let run = || env.check();
+    let prog = env.prog.clone();
     run_admin(&env, &prog, "init").code(0);
     let base = fs::read_to_string(&env.conf).unwrap();
     let conf = env.dir.join("mnt.conf");
@@ -6031,11 +6193,10 @@ fn maillog_naming_another_of_rsendmails_files_fails_without_a_fix() {
 /// a password) is not copied.
 #[test]
 fn the_certificate_copy_goes_only_into_roots_own_tls_and_only_its_pem_blocks() {
-    if !is_root() {
+    let Some(env) = root_install(false) else {
         return;
-    }
-    let env = Env::new();
-    let (_, run) = install_check(&env);
+    };
+    let run = || env.check();
     let Some(pki) = crate::tls::Pki::make(&env.dir) else {
         return;
     };

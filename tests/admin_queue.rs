@@ -3795,11 +3795,14 @@ fn mailq_of_a_missing_spool_names_the_spool_that_holds_the_queue() {
         env.conf.display()
     );
     let hint = format!(
-        "{} holds 2 entries: a typo at {}: line 1? (fix: sed -i '1s|.*|SPOOLDIR {}|' {})",
+        "{} holds 2 entries: a typo at {}: line 1? (fix: {})",
         env.spool.display(),
         env.conf.display(),
-        env.spool.display(),
-        env.conf.display()
+        crate::harness::line_fix(
+            &env.conf,
+            &format!("SPOOLDIR {}", typo.display()),
+            &format!("SPOOLDIR {}", env.spool.display())
+        )
     );
     let r = env.run_raw(&env.link("mailq"), &["-C", env.conf.to_str().unwrap()], b"");
     r.code(78);

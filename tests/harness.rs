@@ -81,6 +81,24 @@ pub fn bounce_report_id(line: &str, head: &str, how: &str) -> String {
     rid.to_string()
 }
 
+/// The fix check prints to replace the line `old` of the configuration `conf` with `new`:
+/// a `sed -i` finding it by its whole text (`sed`'s special characters escaped; the
+/// tests' lines hold no quote).
+pub fn line_fix(conf: &Path, old: &str, new: &str) -> String {
+    let esc = |t: &str, special: &str| {
+        t.chars()
+            .flat_map(|c| special.contains(c).then_some('\\').into_iter().chain([c]))
+            .collect::<String>()
+    };
+    assert!(!old.contains('\'') && !new.contains('\''));
+    format!(
+        "sed -i 's|^{}$|{}|' {}",
+        esc(old, "\\.*[$|"),
+        esc(new, "\\&|"),
+        conf.display()
+    )
+}
+
 /// Write a configuration file at `path` naming `spool` (SPOOLDIR) and the tests' mail
 /// name (MAILNAME), then `extra` (whole lines).
 pub fn write_config(path: &Path, spool: &Path, extra: &str) {

@@ -156,9 +156,16 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
     program_paths_step(&mut t, &s);
     config_readable_step(&mut t, &s);
     // An auth.conf others may read, when the install steps could not come to it (a
-    // spool they stopped at, a file the files step failed): said here, once.
-    if let Some(p) = s.cfg.auth_path.as_ref().filter(|_| {
-        auth_readable_by_others(&s.cfg) && !t.failed_steps.iter().any(|f| f == "auth.conf")
+    // spool they stopped at): said here, once. One the files step failed (someone
+    // other than root could change it) is made anew by its repair, with the owner and
+    // mode the auth.conf step wants: no second repair of it, which the first would undo
+    // (a user's own install excepted: root's check leaves it to her, and her own check
+    // asks for the same).
+    if let Some(p) = s.cfg.auth_path.as_ref().filter(|p| {
+        auth_readable_by_others(&s.cfg)
+            && !t.failed_steps.iter().any(|f| f == "auth.conf")
+            && (crate::spool::safety::file_risks(p, &[]).is_empty()
+                || std::fs::metadata(&s.spool.dir).is_ok_and(|md| her_install(&s, &md).is_some()))
     }) {
         // A device, a directory, a system file: said, never repaired here.
         if let Some(why) = std::fs::metadata(p)
@@ -300,17 +307,19 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
     // The file itself, held to the rule of the files it names (the file, every
     // directory and link on its path, ACLs): the programs refuse it as they refuse
     // those, and nothing is tried over the network with what it says.
-    let unsafe_config: Vec<_> = s
+    // A user's own (root's check of her per-user install): the spool step says so, and
+    // nothing is tried with it.
+    let (theirs, unsafe_config): (Vec<_>, Vec<_>) = s
         .cfg
         .untrusted_files(&s.settings, app::maillog_group(&s))
         .into_iter()
         .filter(|u| u.what == "CONFIG")
-        .collect();
+        .partition(|u| hers(&s, u));
     for u in &unsafe_config {
         t.fail(
             Sysexit::Config,
             "config",
-            &format!("{}{}", u.problem(), repair(u)),
+            &format!("{}{}", u.problem(), repair(&s, u)),
         );
     }
     // The files it names: a problem there fails the check, and the steps without the
@@ -336,7 +345,8 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
     for w in idle_settings(&s.cfg) {
         t.say(Mark::Warn, "config", &w);
     }
-    Some((s, files.is_ok() && unsafe_config.is_empty() && !auth_open))
+    let usable = files.is_ok() && unsafe_config.is_empty() && theirs.is_empty() && !auth_open;
+    Some((s, usable))
 }
 
 /// Whether the configuration's auth.conf is one the programs refuse as readable by
@@ -460,7 +470,7 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
         .cfg
         .untrusted_files(&s.settings, app::maillog_group(s))
         .into_iter()
-        .filter(|u| u.what != "CONFIG")
+        .filter(|u| u.what != "CONFIG" && !hers(s, u))
         .collect();
     for u in &found {
         // Another of rsendmail's files: the maillog step says so, with no repair.
@@ -473,7 +483,7 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
             "AUTHPATH" => std::fs::metadata(&u.path).ok(),
             _ => None,
         };
-        let repair = repair(u);
+        let repair = repair(s, u);
         if let Some(why) = md
             .filter(|_| {
                 repair.starts_with(" (fix: ")
@@ -526,7 +536,7 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
 /// owner or mode of a path a user can change (she could swap it for a link to any file
 /// first); `chmod go-w` of each item, from the top down, when only their modes are
 /// wrong; else the file made anew where root's alone.
-fn repair(u: &crate::config::UntrustedFile) -> String {
+fn repair(s: &app::Setup, u: &crate::config::UntrustedFile) -> String {
     match u.risks.first() {
         // A log file under a directory others may write (Ubuntu's /var/log, the
         // system logger's group's): its mode is the logger's, not to be changed.
@@ -595,9 +605,10 @@ fn repair(u: &crate::config::UntrustedFile) -> String {
         {
             format!(
                 " (repair: have root remove {p} and write it anew in its place from a copy \
-                 it has checked, root's alone (its directory already is); never change its \
+                 it has checked, {made} (its directory already is); never change its \
                  owner or mode: its owner can swap it for a link to any file first)",
-                p = sh_word(&u.path)
+                p = sh_word(&u.path),
+                made = made_as(s, u.what)
             )
         }
         Some(_) if u.what == "MAILSPOOL" => " (repair: have root make the mail spool \
@@ -608,11 +619,30 @@ fn repair(u: &crate::config::UntrustedFile) -> String {
             .to_string(),
         _ => format!(
             " (repair: have root make the file anew in a directory that is root's alone \
-                 all the way down, from a copy it has checked, and name that path in {}; \
+                 all the way down, from a copy it has checked, {}, and name that path in {}; \
                  never change the owner or mode of a path a user can change: she can \
                  swap it for a link to any file first)",
+            made_as(s, u.what),
             u.named.trim_end_matches([' ', '='])
         ),
+    }
+}
+
+/// Whose, and of which mode, a file the configuration names (`what`, as
+/// [`crate::config::UntrustedFile::what`]) is made anew by root so that every step
+/// passes: auth.conf of a shared spool is read by users' deliveries with the spool's
+/// group (the auth.conf step's rule), so `root's, of the group G, mode 0640`; of any
+/// other spool `root's alone, mode 0600`; any other file `root's alone`.
+fn made_as(s: &app::Setup, what: &str) -> String {
+    if what != "AUTHPATH" {
+        return "root's alone".to_string();
+    }
+    let spool_md = std::fs::metadata(&s.spool.dir).ok();
+    let want = SpoolOwner::wanted(s, spool_md.as_ref());
+    if s.spool.private || want.root_only {
+        "root's alone, mode 0600".to_string()
+    } else {
+        format!("root's, of the spool's group {}, mode 0640", want.group)
     }
 }
 
@@ -1359,21 +1389,16 @@ fn cert_copy_fix(s: &app::Setup, keyword: &str, src: &Path, at: &str, group: &st
     } else {
         format!("O CACertFile={}", copy.display())
     };
-    // Its line pointed at the copy (never a chgrp of the file another group reads).
-    let plain = |t: &str| {
-        t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b" /._-+,:@%=".contains(&b))
-    };
+    // Its line pointed at the copy (never a chgrp of the file another group reads), found
+    // by its text, not its number ([`super::elsewhere::line_edit`]).
     let edit = at
         .rsplit_once(": line ")
         .and_then(|(file, n)| Some((file, n.parse::<u32>().ok()?)))
-        .filter(|_| plain(&line));
+        .filter(|_| copy.to_str().is_some())
+        .and_then(|(file, n)| super::elsewhere::line_edit(Path::new(file), n, &line).ok());
     match edit {
-        Some((file, n)) => {
-            cmds.push(format!(
-                "sed -i '{n}s|.*|{line}|' {}",
-                sh_word(Path::new(file))
-            ));
+        Some(cmd) => {
+            cmds.push(cmd);
             fix(&cmds)
         }
         None if cmds.is_empty() => format!(" (correct {at} to read `{line}`)"),
@@ -1895,13 +1920,8 @@ fn space_step(t: &mut Tally, dir: &Path) {
 /// directories, which would take it from her (`init` refuses her configuration, and so
 /// changes nothing either). None otherwise.
 fn per_user_install(s: &app::Setup, spool_md: &std::fs::Metadata) -> Option<String> {
-    let uid = spool_md.uid();
-    if s.spool.private || uid == 0 || !nix::unistd::geteuid().is_root() {
-        return None;
-    }
     let conf = s.cfg.file.as_ref()?;
-    let conf_md = std::fs::metadata(conf).ok()?;
-    (conf_md.uid() == uid).then(|| {
+    her_install(s, spool_md).map(|uid| {
         let user = crate::spool::safety::user_name(uid);
         format!(
             "{} ({}) is the per-user spool of {}, whose configuration {} is: hers to \
@@ -1916,6 +1936,30 @@ fn per_user_install(s: &app::Setup, spool_md: &std::fs::Metadata) -> Option<Stri
             sh_word(conf)
         )
     })
+}
+
+/// The user whose per-user install root's check is looking at ([`per_user_install`]:
+/// the spool and the configuration file both hers, the spool shared by its mode), or
+/// None.
+fn her_install(s: &app::Setup, spool_md: &std::fs::Metadata) -> Option<u32> {
+    let uid = spool_md.uid();
+    if s.spool.private || uid == 0 || !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let conf_md = std::fs::metadata(s.cfg.file.as_ref()?).ok()?;
+    (conf_md.uid() == uid).then_some(uid)
+}
+
+/// Whether `u` is a file of the per-user install root's check is looking at
+/// ([`her_install`]): every risk on its path is hers (she owns what is met). Her files
+/// are hers to keep: the spool step says to check them as she uses them, and root's
+/// check offers no repair of them that her own check would undo (a file made anew
+/// root's where hers is what her programs need).
+fn hers(s: &app::Setup, u: &crate::config::UntrustedFile) -> bool {
+    std::fs::metadata(&s.spool.dir)
+        .ok()
+        .and_then(|md| her_install(s, &md))
+        .is_some_and(|uid| u.risks.iter().all(|r| r.md.uid() == uid))
 }
 
 /// The spool, the set-gid binary, the wake-up FIFO and auth.conf.
@@ -2364,8 +2408,6 @@ fn maillog_clash_step(t: &mut Tally, s: &app::Setup) -> bool {
         return false;
     };
     if let Some(why) = maillog_clash(s) {
-        let at = s.cfg.where_set("MAILLOG");
-        let at = at.trim_end_matches(": ");
         t.fail(
             Sysexit::Config,
             "maillog",
@@ -2373,16 +2415,22 @@ fn maillog_clash_step(t: &mut Tally, s: &app::Setup) -> bool {
                 "MAILLOG names {}: {why}, never a log: no program writes there, and they \
                  log elsewhere; correct {}",
                 p.display(),
-                if at.is_empty() {
-                    "the configuration"
-                } else {
-                    at
-                }
+                maillog_line(s)
             ),
         );
         return true;
     }
     false
+}
+
+/// Where MAILLOG is set, as the line to correct (`FILE: line N`), or `the
+/// configuration` when no line of a file sets it.
+fn maillog_line(s: &app::Setup) -> String {
+    let at = s.cfg.where_set("MAILLOG");
+    match at.trim_end_matches(": ") {
+        "" => "the configuration".to_string(),
+        at => at.to_string(),
+    }
 }
 
 /// Which other file of rsendmail's MAILLOG names ([`crate::app::rsendmails_files`]),
@@ -2438,8 +2486,6 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
             if e.kind() == std::io::ErrorKind::NotFound
                 && let Some(why) = crate::spool::safety::not_rsendmails_own(p) =>
         {
-            let at = s.cfg.where_set("MAILLOG");
-            let at = at.trim_end_matches(": ");
             t.fail(
                 Sysexit::Config,
                 "maillog",
@@ -2447,11 +2493,7 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
                     "MAILLOG names {}, which is not there and not rsendmail's ({why}): \
                      no program makes it, and they log elsewhere; correct {}",
                     p.display(),
-                    if at.is_empty() {
-                        "the configuration"
-                    } else {
-                        at
-                    }
+                    maillog_line(s)
                 ),
             )
         }

@@ -510,10 +510,7 @@ pub fn config_fix(spool: &Spool, to: &Path, config: &Path) -> Result<String, Str
                 .rsplit_once(": line ")
                 .and_then(|(file, n)| Some((file, n.parse::<u32>().ok()?)));
             match parsed {
-                Some((file, n)) if plain(to) => Ok(format!(
-                    "sed -i '{n}s|.*|{line}|' {}",
-                    shell_word(Path::new(file))
-                )),
+                Some((file, n)) if to.to_str().is_some() => line_edit(Path::new(file), n, &line),
                 _ => Err(format!("correct the line to read `{line}`")),
             }
         }
@@ -528,6 +525,59 @@ pub fn config_fix(spool: &Spool, to: &Path, config: &Path) -> Result<String, Str
         )),
         _ => Err(format!("name {value} on the command line")),
     }
+}
+
+/// The command that replaces line `n` of the configuration `file` with `new`, whatever
+/// was done to the file since it was read: a `sed -i` that finds the line by its whole
+/// text as it is now (anchored at both ends, every character `sed` or the shell could read
+/// specially escaped), never by its number, so that it edits that line or nothing when
+/// lines were added or removed before it, or another fix was run first; every line with
+/// the same text gets the same edit, which changes nothing they say. `Err(words)`: no
+/// command can be printed (the file cannot be read, no such line or a blank one, a control character
+/// on either line, a `new` the configuration would not read back as written: a `#`,
+/// which ends a line, or white space at either end); what to write there, in words.
+pub fn line_edit(file: &Path, n: u32, new: &str) -> Result<String, String> {
+    let by_hand = || format!("correct {}: line {n} to read `{new}`", file.display());
+    let (text, _) = crate::boundedfile::read_regular(file, false, crate::boundedfile::MAX_FILE)
+        .map_err(|_| by_hand())?;
+    let old = text
+        .split(|&b| b == b'\n')
+        .nth(n.checked_sub(1).ok_or_else(by_hand)? as usize)
+        .and_then(|l| std::str::from_utf8(l).ok())
+        .ok_or_else(by_hand)?;
+    let plain = |t: &str| !t.chars().any(|c| c.is_control() && c != '\t');
+    // A blank line is no setting's (and its pattern would find every blank line).
+    if old.trim().is_empty() || !plain(old) || !plain(new) || new.contains('#') || new.trim() != new
+    {
+        return Err(by_hand());
+    }
+    Ok(format!(
+        "sed -i {} {}",
+        quoted(&format!(
+            "s|^{}$|{}|",
+            escaped(old, "\\.*[$|"),
+            escaped(new, "\\&|")
+        )),
+        shell_word(file)
+    ))
+}
+
+/// `text` with a backslash before each of `special`.
+fn escaped(text: &str, special: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if special.contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `text` as one shell word in single quotes, in which nothing but `'` ends the word
+/// (`'\''` for it): `$`, backquotes, `;`, `\` stay what they are.
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 #[cfg(test)]
@@ -582,5 +632,88 @@ mod tests {
             assert!(!close_names(Path::new(a), Path::new(b)), "{a} {b}");
             assert!(!close_names(Path::new(b), Path::new(a)), "{b} {a}");
         }
+    }
+
+    /// [`line_edit`]'s command, run by `sh` as printed: it replaces the line it was made
+    /// for and every line of the same text, wherever lines were added or removed since,
+    /// and nothing else; whatever the lines hold (quotes, `/`, `&`, `\`, `|`, `$(...)`,
+    /// backquotes, `;`, what `sed` reads specially), the shell runs nothing else.
+    #[test]
+    fn a_line_edit_finds_its_line_by_its_text_and_runs_nothing_else() {
+        let d = std::env::temp_dir().join(format!("rsendmail-line-edit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir(&d).unwrap();
+        let conf = d.join("it's a $(conf) `x`;.conf");
+        let hostile = [
+            "SPOOLDIR /var/spool/rsendmial",
+            "SPOOLDIR /tmp/a'b",
+            "SPOOLDIR /x/$(touch pwned)",
+            "SPOOLDIR /x/`touch pwned`",
+            "SPOOLDIR /x;touch pwned",
+            "SPOOLDIR /x/a&b|c\\d.*[e]^f$g\\1\\n",
+            "O QueueDirectory=/q/'\"$HOME\"'\t&|",
+            "^SPOOLDIR /y$",
+        ];
+        for (i, old) in hostile.iter().enumerate() {
+            for new in [
+                "SPOOLDIR /var/spool/rsendmail",
+                "SPOOLDIR /n/$(touch pwned)&\\1|'x'`touch pwned`;\\",
+            ] {
+                // Decoys: the line as a part of others, a comment of it.
+                let decoys = [
+                    format!("# {old}"),
+                    format!("{old}x"),
+                    format!("x{old}"),
+                    format!(" {old}"),
+                ];
+                let before = format!("{}\n{old}\n{}\n", decoys.join("\n"), decoys[1]);
+                std::fs::write(&conf, &before).unwrap();
+                let cmd = line_edit(&conf, 5, new).unwrap();
+                // A line added above it, another removed, after the command was made.
+                let edited = format!("MAILNAME example.org\n{}", before.replacen("# ", "#", 1));
+                std::fs::write(&conf, &edited).unwrap();
+                let st = std::process::Command::new("sh")
+                    .args(["-c", &cmd])
+                    .current_dir(&d)
+                    .status()
+                    .unwrap();
+                assert!(st.success(), "{i}: {cmd}");
+                assert_eq!(
+                    std::fs::read_to_string(&conf).unwrap(),
+                    edited.replacen(&format!("\n{old}\n"), &format!("\n{new}\n"), 1),
+                    "{i}: {cmd}"
+                );
+                assert!(!d.join("pwned").exists(), "{i}: {cmd}");
+                // Run again: its line is gone, nothing changes.
+                let now = std::fs::read_to_string(&conf).unwrap();
+                let st = std::process::Command::new("sh")
+                    .args(["-c", &cmd])
+                    .current_dir(&d)
+                    .status()
+                    .unwrap();
+                assert!(st.success(), "{i}: {cmd}");
+                assert_eq!(std::fs::read_to_string(&conf).unwrap(), now, "{i}: {cmd}");
+            }
+        }
+        // No command: a line that is not there, a control character, a new line the
+        // configuration would read otherwise.
+        std::fs::write(&conf, "SPOOLDIR /a\r\nSPOOLDIR /b\n").unwrap();
+        for (n, new) in [
+            (3, "SPOOLDIR /c"),
+            (0, "SPOOLDIR /c"),
+            (1, "SPOOLDIR /c"),
+            (2, "SPOOLDIR /c\u{1b}[2J"),
+            (2, "SPOOLDIR /c#d"),
+            (2, "SPOOLDIR /c "),
+        ] {
+            assert_eq!(
+                line_edit(&conf, n, new),
+                Err(format!(
+                    "correct {}: line {n} to read `{new}`",
+                    conf.display()
+                )),
+            );
+        }
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

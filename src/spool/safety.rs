@@ -197,6 +197,9 @@ pub fn pid_file_place_problem(path: &Path) -> Option<String> {
     if let Some(what) = system_path(&real) {
         return it_is(what);
     }
+    if let Some(why) = pid_dir_risk(path) {
+        return Some(why);
+    }
     let in_run = real
         .parent()
         .is_some_and(|d| d == Path::new("/run") || d == Path::new("/var/run"));
@@ -222,6 +225,24 @@ pub fn pid_file_place_problem(path: &Path) -> Option<String> {
                  /var/spool and /var/lib): it may be another program's or the system's"
             )
         })
+}
+
+/// Why the directory `path` is put in could be changed by someone this process does not
+/// trust ([`file_risks`]: for root's daemon, anyone but root), or None. Every directory
+/// met on the way to it, each link followed, is looked at as it is now: one that user
+/// could write (not sticky) or owns, she could swap for a symbolic link to any directory
+/// between this look and the write, and the pid file would be written, and removed at the
+/// stop, there (`/tmp/hers/rsendmail.pid` made a link to `/etc/cron.d`). A root link
+/// (`/var/run -> /run`) and a sticky directory of root's (`/tmp`, where she replaces
+/// nothing of root's) pass.
+fn pid_dir_risk(path: &Path) -> Option<String> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let r = file_risks(dir, &[]).into_iter().next()?;
+    Some(format!(
+        "it is reached through {}, {}, which could be made a symbolic link to anywhere          before it is written",
+        r.path.display(),
+        r.why
+    ))
 }
 
 /// `reached through the symbolic link L, which the user U owns` when a symbolic link on
@@ -2153,6 +2174,53 @@ mod tests {
             let why = pid_file_place_problem(Path::new(path));
             assert_eq!(why.is_none(), *ok, "{path}: {why:?}");
         }
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// A pid file of root's is put only where no one else could change a directory on the
+    /// way (she could swap it for a link to `/etc/cron.d` after the look): a directory
+    /// another user owns, one everyone may write, and one reached through a root link to
+    /// either are refused; a sticky directory of root's, and a root link to a directory
+    /// of root's, pass.
+    #[test]
+    fn a_pid_file_of_roots_is_put_in_no_directory_another_user_could_change() {
+        use std::os::unix::fs::PermissionsExt;
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let d = std::env::temp_dir().join(format!("rsendmail-pid-dirs-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        for (sub, mode, uid) in [
+            ("own", 0o755, 0),
+            ("hers", 0o755, 65534),
+            ("open", 0o777, 0),
+            ("sticky", 0o1777, 0),
+        ] {
+            let p = d.join(sub);
+            fs::create_dir_all(&p).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+            std::os::unix::fs::chown(&p, Some(uid), Some(0)).unwrap();
+        }
+        fs::create_dir(d.join("hers/deeper")).unwrap();
+        symlink(d.join("own"), d.join("to-own")).unwrap();
+        symlink(d.join("hers"), d.join("to-hers")).unwrap();
+        for (rel, ok) in [
+            ("own/daemon.pid", true),
+            ("to-own/daemon.pid", true),
+            ("sticky/daemon.pid", true),
+            ("hers/daemon.pid", false),
+            ("hers/deeper/daemon.pid", false),
+            ("to-hers/daemon.pid", false),
+            ("open/daemon.pid", false),
+        ] {
+            let why = pid_file_place_problem(&d.join(rel));
+            assert_eq!(why.is_none(), ok, "{rel}: {why:?}");
+        }
+        assert!(
+            pid_file_place_problem(&d.join("to-hers/daemon.pid"))
+                .unwrap()
+                .contains(&format!("{}, owned by the user", d.join("hers").display())),
+        );
         let _ = fs::remove_dir_all(&d);
     }
 
