@@ -3495,26 +3495,32 @@ mod tests {
                 prop_assert_eq!(out.as_deref(), Some(want.as_str()), "{:?}", text);
             }
 
-            /// A recipient list with one item left open: every item before it is
-            /// taken, and so is every item after it that a `<` or `[` does not hold;
-            /// the open item is refused, named with the items it swallowed.
+            /// A recipient list with one item left open, or with a `)`, `>`, `]` or
+            /// `\` that closes nothing, or a route to no one: every item before it is
+            /// taken, and so is every item after it that a `"` or `(` does not hold;
+            /// the bad item is refused, named with the items it swallowed
+            /// (compat-tests `list-unclosed-*`, `list-stray-*`, `list-route-only-*`).
             #[test]
             fn a_recipient_left_open_loses_no_other(
                 goods in vec("[a-z][a-z0-9]{0,6}@example\\.org", 1..5),
                 bad in select(&[
-                    ("\"b@example.org", '"', true),
-                    ("b@example.org (c", '(', true),
-                    ("<b@example.org", '<', false),
-                    ("N <b@example.org", '<', false),
-                    ("b@[127.0.0.1", '[', false),
-                    ("b@example.org)", ')', false),
-                    ("N ) <b@example.org>", ')', false),
-                    ("b@example.org>", '>', false),
+                    ("\"b@example.org", Invalid::Unbalanced('"'), true),
+                    ("b@example.org (c", Invalid::Unbalanced('('), true),
+                    ("<b@example.org", Invalid::Unbalanced('<'), false),
+                    ("N <b@example.org", Invalid::Unbalanced('<'), false),
+                    ("b@[127.0.0.1", Invalid::Unbalanced('['), false),
+                    ("b@example.org)", Invalid::Unbalanced(')'), false),
+                    ("N ) <b@example.org>", Invalid::Unbalanced(')'), false),
+                    ("b@example.org>", Invalid::Unbalanced('>'), false),
+                    ("b@example.org]", Invalid::InvalidHost, false),
+                    ("b@example.org\\", Invalid::InvalidHost, false),
+                    ("@example.net:", Invalid::UserRequired, false),
+                    ("g: <@r:>;", Invalid::UserRequired, false),
                 ][..]),
                 at in any::<Index>(),
                 sep in select(&[",", ", ", " , ", ",\n\t"][..]),
             ) {
-                let (written, fault, swallows) = bad;
+                let (written, fault, swallows) = bad.clone();
                 let k = at.index(goods.len() + 1);
                 let mut list = goods.clone();
                 list.insert(k, written.to_string());
@@ -3530,7 +3536,7 @@ mod tests {
                 prop_assert_eq!(taken, kept.iter().map(String::as_str).collect::<Vec<_>>());
                 let refused: Vec<_> = got.iter().filter(|l| l.error.is_some()).collect();
                 prop_assert_eq!(refused.len(), 1, "{:?}", text);
-                prop_assert_eq!(refused[0].error.clone(), Some(Invalid::Unbalanced(fault)));
+                prop_assert_eq!(refused[0].error.clone(), Some(fault));
                 prop_assert!(refused[0].text.starts_with(written), "{:?}", refused[0].text);
                 for g in &goods[k..] {
                     prop_assert!(!swallows || refused[0].text.contains(g.as_str()));
