@@ -373,10 +373,13 @@ pub fn lex(text: &str) -> Result<Vec<Token>, Invalid> {
             '[' => {
                 // A literal never closed does not hold a comma (sendmail's `prescan`
                 // knows no brackets): it ends before the next one, and the items after
-                // it are read as any others (recorded: `list-unclosed-bracket-*`).
+                // it are read as any others (recorded: `list-unclosed-bracket-*`), nor
+                // a `<`: in a display name (`J [x Smith <a@x>`) it is the name's, and
+                // the address in brackets after it is read as any other (recorded:
+                // `hdr-name-lbracket`, `t-name-lbracket`).
                 let (mut end, mut blanks) = (text.len(), text.len());
                 while let Some(&(i, c)) = chars.peek() {
-                    if c == ',' && i > start {
+                    if (c == ',' || c == '<') && i > start {
                         // The blanks before the comma are no part of it.
                         let held = text.get(start..i).unwrap_or_default();
                         (end, blanks) = (start + held.trim_end().len(), i);
@@ -572,6 +575,69 @@ fn open_item_start(text: &str, old_style: bool) -> Option<usize> {
     opened
 }
 
+/// Where the item holding a `)` that closes nothing begins and ends (before the
+/// delimiter after it), if the list has one before any quote or comment left open: a
+/// comma outside quotes, comments and angle brackets delimits, and a blank does when
+/// `old_style`.
+fn stray_close_item(text: &str, old_style: bool) -> Option<(usize, usize)> {
+    let mut n = Nesting::default();
+    let (mut item, mut angles, mut stray) = (0usize, 0usize, None);
+    for (at, c) in text.char_indices() {
+        if !n.syntax(c) {
+            continue;
+        }
+        let delimits = (c == ',' || (old_style && c.is_whitespace())) && angles == 0;
+        match c {
+            ')' if stray.is_none() => stray = Some(item),
+            '<' => angles += 1,
+            '>' => angles = angles.saturating_sub(1),
+            _ if delimits => match stray {
+                Some(start) => return Some((start, at)),
+                None => item = at + c.len_utf8(),
+            },
+            _ => {}
+        }
+    }
+    stray.map(|start| (start, text.len()))
+}
+
+/// A list with a `)` that closes nothing in the item from `start` to `end`: the items
+/// before and after it are read as any others, and that item is refused as
+/// `Unbalanced ')'`, named with the rest of the list as sendmail names it
+/// (`b@x), g2@x... Unbalanced ')'`; recorded: `list-stray-paren-*`), so that no good
+/// address beside it is lost.
+fn parse_around_stray(text: &str, old_style: bool, start: usize, end: usize) -> Vec<Item> {
+    let head = text.get(..start).unwrap_or_default().trim_end();
+    let head = head.strip_suffix(',').unwrap_or(head).trim_end();
+    let mut out = match head.trim() {
+        "" => Vec::new(),
+        _ => parse_list(head, old_style),
+    };
+    out.push(Item {
+        text: text.get(start..).unwrap_or_default().trim().to_string(),
+        address: text.get(start..end).unwrap_or_default().trim().to_string(),
+        spec_start: text.len(),
+        spec_end: text.len(),
+        angle: false,
+        error: Some(Invalid::Unbalanced(')')),
+        route: None,
+    });
+    // The delimiter after the item is one character (a comma or a blank).
+    let from = text
+        .get(end..)
+        .and_then(|rest| rest.chars().next())
+        .map_or(text.len(), |c| end + c.len_utf8());
+    if let Some(tail) = text.get(from..).filter(|t| !t.trim().is_empty()) {
+        out.extend(parse_list(tail, old_style).into_iter().map(|mut i| {
+            i.spec_start += from;
+            i.spec_end += from;
+            i.route = i.route.map(|r| r.start + from..r.end + from);
+            i
+        }));
+    }
+    out
+}
+
 /// Parse an address list into its items, in written order. `old_style` splits at white
 /// space as well as commas (see [`OldStyle`]). An item that cannot be read carries the
 /// error, so that nothing vanishes without a word; the items before it are read as any
@@ -582,6 +648,11 @@ pub fn parse_list(text: &str, old_style: bool) -> Vec<Item> {
     let tokens = match lex(text) {
         Ok(t) => t,
         Err(e) => {
+            if e == Invalid::Unbalanced(')')
+                && let Some((start, end)) = stray_close_item(text, old_style)
+            {
+                return parse_around_stray(text, old_style, start, end);
+            }
             let start = open_item_start(text, old_style).unwrap_or(0);
             // The items before it, without the delimiter that ends them.
             let head = text.get(..start).unwrap_or_default().trim_end();
@@ -900,14 +971,30 @@ impl<'t> ListParser<'t> {
             .find(|t| !matches!(t.kind, Kind::Space | Kind::Comment))
             .map_or(spec_end, |t| t.span.start)
             .min(spec_end);
+        // A `>` that closes nothing is named with the rest of the list, as sendmail
+        // names it (`b@x>, g2@x... Unbalanced '>'`; recorded: `list-stray-angle-*`);
+        // the items after it are read as any others.
+        let to = if self.error == Some(Invalid::Unbalanced('>')) {
+            self.text.len()
+        } else {
+            end
+        };
         let written = self
             .text
-            .get(self.piece_start..end)
+            .get(self.piece_start..to)
             .unwrap_or("")
             .trim()
             .to_string();
         self.piece_start = next;
         let mut error = self.error.take();
+        // A source route that leads to no address (`@example.net:`, `g: <@r:>;`) names
+        // no user: sendmail's `User address required` (recorded: `list-route-only-*`,
+        // `bv-group-open-route`), as for the same path at RCPT.
+        if error == Some(Invalid::SourceRoute)
+            && address.strip_suffix(';').unwrap_or(&address).is_empty()
+        {
+            error = Some(Invalid::UserRequired);
+        }
         // `<>` among recipients names no one; it is reported, not dropped.
         if address.is_empty() && had_angle && error.is_none() {
             error = Some(Invalid::NoUser);
@@ -1743,12 +1830,14 @@ fn rewrite_spec(
 /// angle brackets is dropped (`<@r.example:u@example.org>` → `<u@example.org>`), a
 /// `<`, quote or comment left open is closed where sendmail closes it (`close_open`),
 /// an old-style list is written with commas (`alice bob` → `alice@host, bob@host`), and
-/// the items are separated as sendmail separates them (`tidy_separators`). An item
-/// that does not parse (`<>`, `<a@x> <b@y>`) is kept as written and does not stop the
-/// others being rewritten (as in sendmail; recorded: `hdr-route-*`, `hdr-empty-angle`).
-/// Everything else — display names, comments, white space inside an item, folding after
-/// a comma, group names, encoded words, bang paths — is kept byte for byte. `None` when
-/// nothing changes.
+/// the items are separated as sendmail separates them (`tidy_separators`), and display
+/// names holding sendmail's `MustQuoteChars` are quoted as sendmail quotes them
+/// (`quote_display_names`; a name no RFC 5322 phrase allows, `a;b <c@x>`, makes a
+/// field rewritten). An item that does not parse (`<>`, `<a@x> <b@y>`) is kept as
+/// written and does not stop the others being rewritten (as in sendmail; recorded:
+/// `hdr-route-*`, `hdr-empty-angle`). Everything else — comments, white space inside an
+/// item, folding after a comma, group names, encoded words, bang paths — is kept byte
+/// for byte. `None` when nothing changes.
 pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String> {
     // A group without members names no address to qualify.
     let parse = |t: &str| -> Vec<Item> {
@@ -1793,15 +1882,16 @@ pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String>
     let mut edits: Vec<(Range<usize>, String)> = Vec::new();
     for i in &items {
         match (&i.error, &i.route) {
-            // A route that leads to no address (`g: <@r:>;`) is kept as written, as
-            // sendmail keeps it (recorded: `hdr-odd-route-only-group`).
-            (Some(Invalid::SourceRoute), Some(_))
-                if i.address.strip_suffix(';').unwrap_or(&i.address).is_empty() => {}
+            // A route that leads to no address (`g: <@r:>;`) is refused as `User
+            // address required` and kept as written, as sendmail keeps it (recorded:
+            // `hdr-odd-route-only-group`), by the arm for other faults below.
             (Some(Invalid::SourceRoute), Some(route)) => {
                 // The route is dropped and what it led to is qualified as any other
                 // address (`<@r.example:v, w` → `<w@host>`); the comments in the route
                 // follow the address, as sendmail moves them (`<@r:p@x (c), q` →
-                // `<q@host (c)>`; recorded: `hdr-odd-route-comment`).
+                // `<q@host (c)>`; recorded: `hdr-odd-route-comment`), and so does a
+                // `;` in it, which may end a group (`h: <@r:q;, c` → `h: <c@host;>`,
+                // recorded: `hdr-odd-group-open-route`).
                 edits.push((route.clone(), String::new()));
                 let mut after = i.clone();
                 after.error = None;
@@ -1810,10 +1900,14 @@ pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String>
                     with = format!("@{domain}");
                 }
                 let region = base.get(route.clone()).unwrap_or_default();
-                for t in lex(region).unwrap_or_default() {
-                    if t.kind == Kind::Comment && i.spec_start >= route.end {
+                let tokens = lex(region).unwrap_or_default();
+                if i.spec_start >= route.end {
+                    for t in tokens.iter().filter(|t| t.kind == Kind::Comment) {
                         with.push(' ');
                         with.push_str(at(region, &t.span));
+                    }
+                    if tokens.iter().any(|t| t.kind == Kind::Special(';')) {
+                        with.push(';');
                     }
                 }
                 if !with.is_empty() {
@@ -1844,9 +1938,10 @@ pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String>
         }
     }
     // A field that needs nothing else is kept byte for byte (a signature made before
-    // submission stays valid); one rewritten anyway is separated as sendmail
-    // separates it.
-    if edits.is_empty() && closed.is_none() {
+    // submission stays valid); one rewritten anyway is separated and has its display
+    // names quoted as sendmail writes them. A display name that no RFC 5322 phrase
+    // allows (`a;b <c@x>`) is such a need.
+    if edits.is_empty() && closed.is_none() && quote_display_names(base, false).is_none() {
         return None;
     }
     edits.sort_by_key(|(r, _)| (r.start, r.end));
@@ -1862,7 +1957,114 @@ pub fn qualify_list(text: &str, domain: &str, old_style: bool) -> Option<String>
         from = range.end;
     }
     out.push_str(base.get(from..)?);
+    let out = quote_display_names(&out, true).unwrap_or(out);
     Some(tidy_separators(&out))
+}
+
+/// The characters whose presence outside quotes and comments in a display name makes
+/// sendmail quote the name when it rewrites the field: its `MustQuoteChars`
+/// (`@,;:\()[].'`) less those that cannot stand in a name that lexes (a `,` or `:` ends
+/// the item or opens a group, a comment's own parentheses do not count, and a `)` that
+/// closes nothing makes the item refused and the field kept as written).
+const MUST_QUOTE: &[char] = &['@', ';', '\\', '[', ']', '.', '\''];
+
+/// The display names of an address list quoted as sendmail quotes them (`J. Smith <j>`
+/// → `"J. Smith" <j>`, `a;b <c>` → `"a;b" <c>`, `x "y" z. <d>` → `"x \"y\" z." <d>`;
+/// recorded: `hdr-name-*`): a name holding one of [`MUST_QUOTE`] outside quotes and
+/// comments becomes one quoted string, its comments and quoted words inside it, the
+/// blanks before the `<` after it. `all` takes every such character; otherwise only
+/// those RFC 5322 allows in no phrase (`@ ; \ [ ]` and a domain literal), so that a name
+/// that is an obsolete phrase (`J. Smith`, `O'Brien`) is left as written in a field
+/// that is otherwise kept byte for byte. A name holding an encoded word is left as
+/// written: quoted, it would no longer be decoded (RFC 2047 §5). `None` when nothing
+/// changes or the list does not lex.
+fn quote_display_names(text: &str, all: bool) -> Option<String> {
+    let tokens = lex(text).ok()?;
+    let triggers = |t: &Token| match t.kind {
+        Kind::Special(c) => c == '@' || c == ';',
+        Kind::Literal => true,
+        Kind::Atom => at(text, &t.span)
+            .chars()
+            .any(|c| MUST_QUOTE.contains(&c) && (all || !matches!(c, '.' | '\''))),
+        _ => false,
+    };
+    let mut edits: Vec<(Range<usize>, String)> = Vec::new();
+    // Where the current item's phrase begins; `None` after its first `<`, since what
+    // follows that is no phrase (`<a@x> <b@x>` stays as written).
+    let (mut start, mut angles, mut group) = (Some(0usize), 0usize, false);
+    for (k, t) in tokens.iter().enumerate() {
+        match t.kind {
+            Kind::Special('<') => {
+                if angles == 0
+                    && let Some(from) = start.take()
+                {
+                    let phrase = tokens.get(from..k).unwrap_or_default();
+                    let words: Vec<&Token> =
+                        phrase.iter().filter(|t| t.kind != Kind::Space).collect();
+                    let quote = words.iter().any(|t| triggers(t))
+                        && !words
+                            .iter()
+                            .any(|t| t.kind == Kind::Atom && is_encoded_word(at(text, &t.span)));
+                    if let (true, Some(first), Some(last)) = (quote, words.first(), words.last()) {
+                        let mut q = String::from("\"");
+                        for t in phrase
+                            .iter()
+                            .skip_while(|t| t.kind == Kind::Space)
+                            .take_while(|t| t.span.end <= last.span.end)
+                        {
+                            let piece = at(text, &t.span);
+                            match t.kind {
+                                // A quoted word's own quotes are escaped, what is
+                                // inside it kept (its quoted pairs mean the same).
+                                Kind::Quoted => {
+                                    let inner = piece
+                                        .strip_prefix('"')
+                                        .and_then(|p| p.strip_suffix('"'))
+                                        .unwrap_or(piece);
+                                    q.push_str("\\\"");
+                                    q.push_str(inner);
+                                    q.push_str("\\\"");
+                                }
+                                _ => q.push_str(piece),
+                            }
+                        }
+                        // A backslash that ends the name must not take the closing
+                        // quote.
+                        let trailing = q.chars().rev().take_while(|&c| c == '\\').count();
+                        if trailing % 2 == 1 {
+                            q.push('\\');
+                        }
+                        q.push('"');
+                        edits.push((first.span.start..last.span.end, q));
+                    }
+                }
+                angles += 1;
+            }
+            Kind::Special('>') => angles = angles.saturating_sub(1),
+            Kind::Special(',') if angles == 0 => start = Some(k + 1),
+            Kind::Special(':') if angles == 0 => {
+                group = true;
+                start = Some(k + 1);
+            }
+            Kind::Special(';') if angles == 0 && group => {
+                group = false;
+                start = Some(k + 1);
+            }
+            _ => {}
+        }
+    }
+    if edits.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len() + edits.len() * 4);
+    let mut from = 0;
+    for (range, with) in edits {
+        out.push_str(text.get(from..range.start)?);
+        out.push_str(&with);
+        from = range.end;
+    }
+    out.push_str(text.get(from..)?);
+    Some(out)
 }
 
 /// An address list with its items separated as sendmail's `commaize` writes them (for
@@ -2498,6 +2700,20 @@ mod tests {
                 "@example.org",
                 vec![("@example.org", Some(Invalid::UserRequired))],
             ),
+            // A source route that leads to no one (`list-route-only-*`,
+            // `bv-group-open-route`).
+            (
+                "g1@x.org, @example.net:, g2@x.org",
+                vec![
+                    ("g2@x.org", None),
+                    ("@example.net:", Some(Invalid::UserRequired)),
+                    ("g1@x.org", None),
+                ],
+            ),
+            (
+                "g: <@r:>;",
+                vec![("g: <@r:>;", Some(Invalid::UserRequired))],
+            ),
             (",", vec![]),
         ] {
             let got: Vec<(String, Option<Invalid>)> = recipients_of_list(input, false)
@@ -2595,6 +2811,55 @@ mod tests {
         }
     }
 
+    /// A display name holding one of sendmail's `MustQuoteChars` is quoted as sendmail
+    /// quotes it in a field rewritten anyway; in one otherwise kept as written only a
+    /// name no RFC 5322 phrase allows is (compat-tests `hdr-name-*`).
+    #[test]
+    fn display_names_are_quoted_as_sendmail_quotes_them() {
+        let h = "h.test";
+        for (input, want) in [
+            ("J. Smith <js>", Some("\"J. Smith\" <js@h.test>")),
+            ("J. Smith <js@x.org>", None),
+            ("J O'Brien <o@x.org>", None),
+            ("J O'Brien <o>", Some("\"J O'Brien\" <o@h.test>")),
+            ("a;b <c@x.org>", Some("\"a;b\" <c@x.org>")),
+            ("x@y <d@x.org>, e", Some("\"x@y\" <d@x.org>, e@h.test")),
+            ("J [x] Smith <a@x.org>", Some("\"J [x] Smith\" <a@x.org>")),
+            ("J [x Smith <a@x.org>", Some("\"J [x Smith\" <a@x.org>")),
+            ("J ] Smith <a@x.org>", Some("\"J ] Smith\" <a@x.org>")),
+            ("J \\x Smith <a>", Some("\"J \\x Smith\" <a@h.test>")),
+            ("J\\. Smith <a>", Some("\"J\\. Smith\" <a@h.test>")),
+            (
+                "J. \"x\" Smith <a>",
+                Some("\"J. \\\"x\\\" Smith\" <a@h.test>"),
+            ),
+            ("J \"x\" Smith <a>", Some("J \"x\" Smith <a@h.test>")),
+            ("\"J. Smith\" <a>", Some("\"J. Smith\" <a@h.test>")),
+            ("J (c) Smith <a>", Some("J (c) Smith <a@h.test>")),
+            ("J (c.d) Smith <a>", Some("J (c.d) Smith <a@h.test>")),
+            ("J. Smith (c) <a>", Some("\"J. Smith (c)\" <a@h.test>")),
+            ("J.\tSmith <a>", Some("\"J.\tSmith\" <a@h.test>")),
+            (
+                "J\u{f6}rg S. Smith <a>",
+                Some("\"J\u{f6}rg S. Smith\" <a@h.test>"),
+            ),
+            (
+                "=?UTF-8?Q?J=C3=B6rg?= S. Smith <a>",
+                Some("=?UTF-8?Q?J=C3=B6rg?= S. Smith <a@h.test>"),
+            ),
+            ("J: Smith <a>", Some("J: Smith <a@h.test>")),
+            (
+                "g: J. Smith <t1>, K. Jones <t2@x.org>;",
+                Some("g: \"J. Smith\" <t1@h.test>, \"K. Jones\" <t2@x.org>;"),
+            ),
+            ("f1 (J. Smith)", Some("f1@h.test (J. Smith)")),
+            // A backslash that ends the name does not take the closing quote.
+            ("J\\ <a>", Some("\"J\\\\\" <a@h.test>")),
+        ] {
+            assert_eq!(qualify_list(input, h, false).as_deref(), want, "{input:?}");
+        }
+    }
+
     /// Items are separated by a comma and one blank, empty items dropped, in a field
     /// that is rewritten anyway (recorded: `hdr-list-spacing`); one that needs nothing
     /// else is kept as written (`badrcpt-comma-t`).
@@ -2647,6 +2912,9 @@ mod tests {
             // to none is kept (`hdr-odd-route-comment`, `hdr-odd-route-only-group`).
             ("<@r:p@x (c), q", "<q@vm.example.test (c)>"),
             ("g: <@r:>;, h", "g: <@r:>;, h@vm.example.test"),
+            // A `;` in a dropped route stays after the address
+            // (`hdr-odd-group-open-route`).
+            ("h: <@r:q;, c", "h: <c@vm.example.test;>"),
             // A `[` left open holds no comma (`hdr-list-unclosed-bracket-first`).
             (
                 "b@[127.0.0.1, g1, g2@example.org",
@@ -3227,23 +3495,32 @@ mod tests {
                 prop_assert_eq!(out.as_deref(), Some(want.as_str()), "{:?}", text);
             }
 
-            /// A recipient list with one item left open: every item before it is
-            /// taken, and so is every item after it that a `<` or `[` does not hold;
-            /// the open item is refused, named with the items it swallowed.
+            /// A recipient list with one item left open, or with a `)`, `>`, `]` or
+            /// `\` that closes nothing, or a route to no one: every item before it is
+            /// taken, and so is every item after it that a `"` or `(` does not hold;
+            /// the bad item is refused, named with the items it swallowed
+            /// (compat-tests `list-unclosed-*`, `list-stray-*`, `list-route-only-*`).
             #[test]
             fn a_recipient_left_open_loses_no_other(
                 goods in vec("[a-z][a-z0-9]{0,6}@example\\.org", 1..5),
                 bad in select(&[
-                    ("\"b@example.org", '"', true),
-                    ("b@example.org (c", '(', true),
-                    ("<b@example.org", '<', false),
-                    ("N <b@example.org", '<', false),
-                    ("b@[127.0.0.1", '[', false),
+                    ("\"b@example.org", Invalid::Unbalanced('"'), true),
+                    ("b@example.org (c", Invalid::Unbalanced('('), true),
+                    ("<b@example.org", Invalid::Unbalanced('<'), false),
+                    ("N <b@example.org", Invalid::Unbalanced('<'), false),
+                    ("b@[127.0.0.1", Invalid::Unbalanced('['), false),
+                    ("b@example.org)", Invalid::Unbalanced(')'), false),
+                    ("N ) <b@example.org>", Invalid::Unbalanced(')'), false),
+                    ("b@example.org>", Invalid::Unbalanced('>'), false),
+                    ("b@example.org]", Invalid::InvalidHost, false),
+                    ("b@example.org\\", Invalid::InvalidHost, false),
+                    ("@example.net:", Invalid::UserRequired, false),
+                    ("g: <@r:>;", Invalid::UserRequired, false),
                 ][..]),
                 at in any::<Index>(),
                 sep in select(&[",", ", ", " , ", ",\n\t"][..]),
             ) {
-                let (written, fault, swallows) = bad;
+                let (written, fault, swallows) = bad.clone();
                 let k = at.index(goods.len() + 1);
                 let mut list = goods.clone();
                 list.insert(k, written.to_string());
@@ -3259,7 +3536,7 @@ mod tests {
                 prop_assert_eq!(taken, kept.iter().map(String::as_str).collect::<Vec<_>>());
                 let refused: Vec<_> = got.iter().filter(|l| l.error.is_some()).collect();
                 prop_assert_eq!(refused.len(), 1, "{:?}", text);
-                prop_assert_eq!(refused[0].error.clone(), Some(Invalid::Unbalanced(fault)));
+                prop_assert_eq!(refused[0].error.clone(), Some(fault));
                 prop_assert!(refused[0].text.starts_with(written), "{:?}", refused[0].text);
                 for g in &goods[k..] {
                     prop_assert!(!swallows || refused[0].text.contains(g.as_str()));
@@ -3391,10 +3668,30 @@ mod tests {
                 true,
                 vec![("a@x.org", None), ("b@x.org", None), ("\"c", Some('"'))],
             ),
+            // A `)` or `>` that closes nothing is named with the rest, as sendmail
+            // names it; the items after it are taken.
             (
                 "a), \"b",
                 false,
-                vec![("a)", Some(')')), ("\"b", Some('"'))],
+                vec![("a), \"b", Some(')')), ("\"b", Some('"'))],
+            ),
+            (
+                "g1@x.org, b@x.org), g2@x.org",
+                false,
+                vec![
+                    ("g1@x.org", None),
+                    ("b@x.org), g2@x.org", Some(')')),
+                    ("g2@x.org", None),
+                ],
+            ),
+            (
+                "g1@x.org, b@x.org>, g2@x.org",
+                false,
+                vec![
+                    ("g1@x.org", None),
+                    ("b@x.org>, g2@x.org", Some('>')),
+                    ("g2@x.org", None),
+                ],
             ),
             // A source route's commas are route: the item runs to the end.
             ("<@r:v@x.org, w", false, vec![("<@r:v@x.org, w", Some('<'))]),

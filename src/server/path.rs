@@ -93,6 +93,20 @@ pub(super) fn split_path<'t>(arg: &'t str, keyword: &str) -> Result<Path<'t>, Pa
                 let written = rest.get(..e).unwrap_or(rest).to_string();
                 return Err(PathError::Invalid(written, address::Invalid::NestedAngle));
             }
+            // A `>` right after the one that closes the path closes nothing:
+            // sendmail's `<a@x>>... Unbalanced '>'` (recorded: `bs-rcpt-stray`), not a
+            // parameter named `>`.
+            Some(e) if rest.get(e..).is_some_and(|after| after.starts_with('>')) => {
+                let to = rest
+                    .get(e..)
+                    .and_then(|after| after.find(' '))
+                    .map_or(rest.len(), |blank| e + blank);
+                let written = rest.get(..to).unwrap_or(rest).to_string();
+                return Err(PathError::Invalid(
+                    written,
+                    address::Invalid::Unbalanced('>'),
+                ));
+            }
             Some(e) => e,
             None => {
                 // The rest of the line, as sendmail shows it (`<bad address <`).
