@@ -442,8 +442,21 @@ pub fn one_of(path: &Path, files: &[(String, PathBuf)]) -> Option<String> {
     let real = resolved_path(path, true)?;
     let id = fs::metadata(&real).ok().map(|m| (m.dev(), m.ino()));
     files.iter().find_map(|(what, f)| {
+        // Each file is looked at once, links followed as the kernel follows them; only
+        // a directory (the spool: `path` may lie in it) and, when `path` is not there,
+        // a file that is not there either are resolved by name. A file that is there
+        // is `path` exactly when it is the same inode: were the two names one, `path`
+        // would be there too; and one that is not there cannot be a `path` that is.
+        let fmd = fs::metadata(f).ok();
+        match (&fmd, id) {
+            (Some(m), _) if !m.is_dir() => {
+                return (Some((m.dev(), m.ino())) == id)
+                    .then(|| format!("it is {what} {}", f.display()));
+            }
+            (None, Some(_)) => return None,
+            _ => {}
+        }
         let fr = resolved_path(f, true)?;
-        let fmd = fs::metadata(&fr).ok();
         if fmd.as_ref().is_some_and(fs::Metadata::is_dir) {
             return (real.starts_with(&fr)).then(|| {
                 if real == fr {
@@ -453,8 +466,7 @@ pub fn one_of(path: &Path, files: &[(String, PathBuf)]) -> Option<String> {
                 }
             });
         }
-        let same = real == fr || (id.is_some() && fmd.map(|m| (m.dev(), m.ino())) == id);
-        same.then(|| format!("it is {what} {}", f.display()))
+        (real == fr).then(|| format!("it is {what} {}", f.display()))
     })
 }
 
@@ -2275,6 +2287,57 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    /// `one_of` finds a file of the list by its name, through a link or a hard link,
+    /// and a path in a directory of the list (the spool), whether or not the file is
+    /// there; a path that is none of them is not found, nor a missing one beside a
+    /// file of the list.
+    #[test]
+    fn one_of_finds_a_file_however_named() {
+        let d = scratch("one-of");
+        let conf = d.join("rsendmail.conf");
+        fs::write(&conf, "x\n").unwrap();
+        let spool = d.join("spool");
+        fs::create_dir(&spool).unwrap();
+        let missing = d.join("missing-program");
+        std::os::unix::fs::symlink(&conf, d.join("link")).unwrap();
+        fs::hard_link(&conf, d.join("hard")).unwrap();
+        fs::write(d.join("other"), "y\n").unwrap();
+        let files = vec![
+            ("the configuration file".to_string(), conf.clone()),
+            ("the program".to_string(), missing.clone()),
+            ("the spool (SPOOLDIR)".to_string(), spool.clone()),
+        ];
+        let found = |p: &Path| one_of(p, &files);
+        let is_conf = format!("it is the configuration file {}", conf.display());
+        assert_eq!(found(&conf).as_deref(), Some(is_conf.as_str()));
+        assert_eq!(found(&d.join("link")).as_deref(), Some(is_conf.as_str()));
+        assert_eq!(found(&d.join("hard")).as_deref(), Some(is_conf.as_str()));
+        assert_eq!(
+            found(&d.join("spool/../rsendmail.conf")).as_deref(),
+            Some(is_conf.as_str())
+        );
+        assert_eq!(
+            found(&missing),
+            Some(format!("it is the program {}", missing.display()))
+        );
+        assert_eq!(
+            found(&spool.join("log")),
+            Some(format!("it is in the spool (SPOOLDIR) {}", spool.display()))
+        );
+        fs::write(spool.join("log"), "").unwrap();
+        assert_eq!(
+            found(&spool.join("log")),
+            Some(format!("it is in the spool (SPOOLDIR) {}", spool.display()))
+        );
+        assert_eq!(
+            found(&spool),
+            Some(format!("it is the spool (SPOOLDIR) {}", spool.display()))
+        );
+        assert_eq!(found(&d.join("other")), None);
+        assert_eq!(found(&d.join("not-there")), None);
+        let _ = fs::remove_dir_all(&d);
     }
 
     /// An access ACL that lets a user write a program root runs (its group bits are
