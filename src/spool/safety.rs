@@ -1733,6 +1733,24 @@ pub fn file_risks_trusting(
     file_groups: &[u32],
     spool_group: Option<u32>,
 ) -> Vec<FileRisk> {
+    risks_on_path(path, file_groups, spool_group, true)
+}
+
+/// [`file_risks_trusting`] of the way to `path` alone: the links and directories met,
+/// never the file itself (not looked at: neither its ACL read nor its owner's or
+/// group's name looked up). What a program that makes or appends to a file checks
+/// before it opens it, the file being judged by the descriptor opened.
+pub fn way_risks_trusting(path: &Path, spool_group: Option<u32>) -> Vec<FileRisk> {
+    risks_on_path(path, &[], spool_group, false)
+}
+
+/// [`file_risks_trusting`]; `file_too`: the file itself is judged as well.
+fn risks_on_path(
+    path: &Path,
+    file_groups: &[u32],
+    spool_group: Option<u32>,
+    file_too: bool,
+) -> Vec<FileRisk> {
     // A set-gid program (and its deliverer) is held to root's rule: it trusts root
     // alone, never its caller ([`privileged_process`]).
     let root = privileged_process();
@@ -1772,6 +1790,9 @@ pub fn file_risks_trusting(
     let mut out = Vec::new();
     for (i, m) in met.into_iter().enumerate() {
         let last = complete && i + 1 == n;
+        if last && !file_too {
+            continue;
+        }
         let owned = || {
             (!owner(m.md.uid())).then(|| {
                 (
