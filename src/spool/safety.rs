@@ -1331,9 +1331,15 @@ pub fn acl_readers(p: &Path) -> Option<String> {
 /// always absent): zeroing a 64 KiB buffer for each was two thirds of the instructions
 /// a queue-only submission executed.
 fn xattr(p: &Path, name: &str, follow: bool) -> Option<Vec<u8>> {
+    xattr_or_why(p, name, follow).ok()
+}
+
+/// [`xattr`], or why there is none (`ENOENT`: nothing at `p`).
+fn xattr_or_why(p: &Path, name: &str, follow: bool) -> std::io::Result<Vec<u8>> {
     use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
-    let name = std::ffi::CString::new(name).ok()?;
+    let invalid = |_| std::io::Error::from(std::io::ErrorKind::InvalidInput);
+    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(invalid)?;
+    let name = std::ffi::CString::new(name).map_err(invalid)?;
     let get = |buf: &mut Vec<u8>| {
         // SAFETY: both names are NUL-terminated; the buffer is valid for its length.
         let n = unsafe {
@@ -1355,7 +1361,7 @@ fn xattr(p: &Path, name: &str, follow: bool) -> Option<Vec<u8>> {
         };
         usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
     };
-    read_value(get)
+    read_value_or_why(get)
 }
 
 /// [`xattr`] of the file open as `fd`.
@@ -1381,18 +1387,26 @@ fn fxattr(fd: std::os::fd::BorrowedFd, name: &str) -> Option<Vec<u8>> {
 /// An extended attribute's value through `get` (one of the `*getxattr` calls): first
 /// into [`XATTR_FIRST`] bytes, again into the largest value a file may have when that was
 /// too small (ERANGE); None on any other error.
-fn read_value(mut get: impl FnMut(&mut Vec<u8>) -> std::io::Result<usize>) -> Option<Vec<u8>> {
+fn read_value(get: impl FnMut(&mut Vec<u8>) -> std::io::Result<usize>) -> Option<Vec<u8>> {
+    read_value_or_why(get).ok()
+}
+
+/// [`read_value`], or why there is none (`ENODATA`: no such attribute; `ENOENT`: no
+/// such file).
+fn read_value_or_why(
+    mut get: impl FnMut(&mut Vec<u8>) -> std::io::Result<usize>,
+) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0u8; XATTR_FIRST];
     let n = match get(&mut buf) {
         Ok(n) => n,
         Err(e) if e.raw_os_error() == Some(libc::ERANGE) => {
             buf = vec![0u8; XATTR_SIZE_MAX];
-            get(&mut buf).ok()?
+            get(&mut buf)?
         }
-        Err(_) => return None,
+        Err(e) => return Err(e),
     };
     buf.truncate(n);
-    Some(buf)
+    Ok(buf)
 }
 
 /// The buffer an extended attribute is read into first ([`xattr`]): a POSIX ACL's value
@@ -1428,7 +1442,15 @@ fn perm_letters(p: u16) -> String {
 /// entries whatever the mode says.
 pub fn acl_problem(p: &Path) -> Option<String> {
     let mut who: Vec<String> = Vec::new();
-    if let Some(buf) = read_xattr(p, ACL_ACCESS) {
+    let access = xattr_or_why(p, ACL_ACCESS, false);
+    // Nothing there (a sub-directory not made yet): no default ACL to read either.
+    if access
+        .as_ref()
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    {
+        return None;
+    }
+    if let Ok(buf) = access {
         for (user, id, perm) in acl_named(&buf) {
             let what = if perm & 2 != 0 {
                 "write".to_string()
