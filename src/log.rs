@@ -399,9 +399,9 @@ pub fn open_log_file_for(path: &Path, group: Option<u32>) -> std::io::Result<Fil
     // link): root, and a set-gid program, trust root alone; any other process root and
     // its caller, and the shared spool's group (`rsendmail-admin check` names the same
     // directory).
-    if let Some(r) = crate::spool::safety::file_risks_trusting(path, &[], group)
+    if let Some(r) = crate::spool::safety::way_risks_trusting(path, group)
         .into_iter()
-        .find(|r| !r.file)
+        .next()
     {
         return Err(std::io::Error::other(r.text()));
     }

@@ -971,17 +971,27 @@ fn acl_reads_of_a_submission_ask_for_small_buffers() {
 
 /// The log file's path is checked once a submission, where the log is opened (an unsafe
 /// log is not opened, and stops no mail); the check of the files the config names
-/// before the message is read leaves it out rather than walking it again.
+/// before the message is read leaves it out rather than walking it again. The log file
+/// itself is judged by the descriptor opened: its own ACL is not read.
 #[test]
 fn a_submission_checks_the_log_files_path_once() {
+    use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
-    let log = env.dir.join("mail.log");
+    let dir = env.dir.join("logs");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let log = dir.join("mail.log");
     let Some(t) = acl_reads_of_a_submission(&env, &log) else {
         return;
     };
-    let quoted = format!("\"{}\"", log.display());
-    let n = t.lines().filter(|l| l.contains(&quoted)).count();
-    assert_eq!(n, 1, "the log's ACL read {n} times:\n{t}");
+    let reads = |p: &Path| {
+        let quoted = format!("\"{}\"", p.display());
+        t.lines().filter(|l| l.contains(&quoted)).count()
+    };
+    let n = reads(&dir);
+    assert_eq!(n, 1, "the log's directory's ACL read {n} times:\n{t}");
+    let n = reads(&log);
+    assert_eq!(n, 0, "the log's own ACL read {n} times:\n{t}");
 }
 
 /// Under a file-size limit (`ulimit -f`, systemd's `LimitFSIZE=`) a message larger than

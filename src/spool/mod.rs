@@ -1009,8 +1009,17 @@ impl Spool {
     /// rebuilds the index (a user's submission too) makes it anew, in `index/`, which
     /// is root's.
     pub fn check_layout_owner(&self) -> Result<(), Fatal> {
+        self.check_layout_owner_seen().map(|_| ())
+    }
+
+    /// [`Spool::check_layout_owner`]; returns the sub-directories it opened and found
+    /// right (none for a user's own spool, which it does not look into), which
+    /// [`Spool::prepare`] then need not open again ([`Spool::subdir`] would open and
+    /// judge each the same way).
+    fn check_layout_owner_seen(&self) -> Result<Vec<&'static str>, Fatal> {
+        let mut seen = Vec::new();
         if self.private {
-            return Ok(());
+            return Ok(seen);
         }
         let top = fs::metadata(&self.dir).ok();
         if let Some(problem) = top
@@ -1023,9 +1032,10 @@ impl Spool {
             let p = self.dir.join(sub);
             if let Ok(f) = open_dir(&p) {
                 self.check_subdir_owner_in(&p, &f, top.as_ref())?;
+                seen.push(*sub);
             }
         }
-        Ok(())
+        Ok(seen)
     }
 
     /// Why the system spool's directory `p` (of `md`: the spool itself, or one of its
@@ -1624,18 +1634,28 @@ impl Spool {
         }
         // A spool everyone may write is refused before anything is made or taken; one
         // made here is looked at again where it now is.
+        let mut seen = Vec::new();
         if made {
             self.check_safe_as(top.ok())?;
         } else {
             self.check_world_writable_as(top.ok())?;
             // The layout, once a shared directory taken over has the spool's modes.
-            self.check_layout_owner()?;
+            seen = self.check_layout_owner_seen()?;
         }
-        let tmp = self.subdir("tmp")?;
-        let index = self.subdir("index")?;
+        // A sub-directory the layout's check has just opened and found right is not
+        // opened again; any other is made or judged here.
+        let subdir = |name: &'static str| {
+            if seen.contains(&name) {
+                Ok(self.dir.join(name))
+            } else {
+                self.subdir(name)
+            }
+        };
+        let tmp = subdir("tmp")?;
+        let index = subdir("index")?;
         index::mark_if_new(self, &index);
         // Only moving entries aside needs corrupt/: a bad one is told, and refused there.
-        if let Err(e) = self.subdir("corrupt") {
+        if let Err(e) = subdir("corrupt") {
             log::error!("{}", e.message);
         }
         if let Some(k) = verdict {

@@ -463,8 +463,21 @@ pub fn one_of(path: &Path, files: &[(String, PathBuf)]) -> Option<String> {
     let real = resolved_path(path, true)?;
     let id = fs::metadata(&real).ok().map(|m| (m.dev(), m.ino()));
     files.iter().find_map(|(what, f)| {
+        // Each file is looked at once, links followed as the kernel follows them; only
+        // a directory (the spool: `path` may lie in it) and, when `path` is not there,
+        // a file that is not there either are resolved by name. A file that is there
+        // is `path` exactly when it is the same inode: were the two names one, `path`
+        // would be there too; and one that is not there cannot be a `path` that is.
+        let fmd = fs::metadata(f).ok();
+        match (&fmd, id) {
+            (Some(m), _) if !m.is_dir() => {
+                return (Some((m.dev(), m.ino())) == id)
+                    .then(|| format!("it is {what} {}", f.display()));
+            }
+            (None, Some(_)) => return None,
+            _ => {}
+        }
         let fr = resolved_path(f, true)?;
-        let fmd = fs::metadata(&fr).ok();
         if fmd.as_ref().is_some_and(fs::Metadata::is_dir) {
             return (real.starts_with(&fr)).then(|| {
                 if real == fr {
@@ -474,8 +487,7 @@ pub fn one_of(path: &Path, files: &[(String, PathBuf)]) -> Option<String> {
                 }
             });
         }
-        let same = real == fr || (id.is_some() && fmd.map(|m| (m.dev(), m.ino())) == id);
-        same.then(|| format!("it is {what} {}", f.display()))
+        (real == fr).then(|| format!("it is {what} {}", f.display()))
     })
 }
 
@@ -1340,9 +1352,15 @@ pub fn acl_readers(p: &Path) -> Option<String> {
 /// always absent): zeroing a 64 KiB buffer for each was two thirds of the instructions
 /// a queue-only submission executed.
 fn xattr(p: &Path, name: &str, follow: bool) -> Option<Vec<u8>> {
+    xattr_or_why(p, name, follow).ok()
+}
+
+/// [`xattr`], or why there is none (`ENOENT`: nothing at `p`).
+fn xattr_or_why(p: &Path, name: &str, follow: bool) -> std::io::Result<Vec<u8>> {
     use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
-    let name = std::ffi::CString::new(name).ok()?;
+    let invalid = |_| std::io::Error::from(std::io::ErrorKind::InvalidInput);
+    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(invalid)?;
+    let name = std::ffi::CString::new(name).map_err(invalid)?;
     let get = |buf: &mut Vec<u8>| {
         // SAFETY: both names are NUL-terminated; the buffer is valid for its length.
         let n = unsafe {
@@ -1364,7 +1382,7 @@ fn xattr(p: &Path, name: &str, follow: bool) -> Option<Vec<u8>> {
         };
         usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
     };
-    read_value(get)
+    read_value_or_why(get)
 }
 
 /// [`xattr`] of the file open as `fd`.
@@ -1390,18 +1408,26 @@ fn fxattr(fd: std::os::fd::BorrowedFd, name: &str) -> Option<Vec<u8>> {
 /// An extended attribute's value through `get` (one of the `*getxattr` calls): first
 /// into [`XATTR_FIRST`] bytes, again into the largest value a file may have when that was
 /// too small (ERANGE); None on any other error.
-fn read_value(mut get: impl FnMut(&mut Vec<u8>) -> std::io::Result<usize>) -> Option<Vec<u8>> {
+fn read_value(get: impl FnMut(&mut Vec<u8>) -> std::io::Result<usize>) -> Option<Vec<u8>> {
+    read_value_or_why(get).ok()
+}
+
+/// [`read_value`], or why there is none (`ENODATA`: no such attribute; `ENOENT`: no
+/// such file).
+fn read_value_or_why(
+    mut get: impl FnMut(&mut Vec<u8>) -> std::io::Result<usize>,
+) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0u8; XATTR_FIRST];
     let n = match get(&mut buf) {
         Ok(n) => n,
         Err(e) if e.raw_os_error() == Some(libc::ERANGE) => {
             buf = vec![0u8; XATTR_SIZE_MAX];
-            get(&mut buf).ok()?
+            get(&mut buf)?
         }
-        Err(_) => return None,
+        Err(e) => return Err(e),
     };
     buf.truncate(n);
-    Some(buf)
+    Ok(buf)
 }
 
 /// The buffer an extended attribute is read into first ([`xattr`]): a POSIX ACL's value
@@ -1437,7 +1463,15 @@ fn perm_letters(p: u16) -> String {
 /// entries whatever the mode says.
 pub fn acl_problem(p: &Path) -> Option<String> {
     let mut who: Vec<String> = Vec::new();
-    if let Some(buf) = read_xattr(p, ACL_ACCESS) {
+    let access = xattr_or_why(p, ACL_ACCESS, false);
+    // Nothing there (a sub-directory not made yet): no default ACL to read either.
+    if access
+        .as_ref()
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    {
+        return None;
+    }
+    if let Ok(buf) = access {
         for (user, id, perm) in acl_named(&buf) {
             let what = if perm & 2 != 0 {
                 "write".to_string()
@@ -1742,6 +1776,24 @@ pub fn file_risks_trusting(
     file_groups: &[u32],
     spool_group: Option<u32>,
 ) -> Vec<FileRisk> {
+    risks_on_path(path, file_groups, spool_group, true)
+}
+
+/// [`file_risks_trusting`] of the way to `path` alone: the links and directories met,
+/// never the file itself (not looked at: neither its ACL read nor its owner's or
+/// group's name looked up). What a program that makes or appends to a file checks
+/// before it opens it, the file being judged by the descriptor opened.
+pub fn way_risks_trusting(path: &Path, spool_group: Option<u32>) -> Vec<FileRisk> {
+    risks_on_path(path, &[], spool_group, false)
+}
+
+/// [`file_risks_trusting`]; `file_too`: the file itself is judged as well.
+fn risks_on_path(
+    path: &Path,
+    file_groups: &[u32],
+    spool_group: Option<u32>,
+    file_too: bool,
+) -> Vec<FileRisk> {
     // A set-gid program (and its deliverer) is held to root's rule: it trusts root
     // alone, never its caller ([`privileged_process`]).
     let root = privileged_process();
@@ -1781,6 +1833,9 @@ pub fn file_risks_trusting(
     let mut out = Vec::new();
     for (i, m) in met.into_iter().enumerate() {
         let last = complete && i + 1 == n;
+        if last && !file_too {
+            continue;
+        }
         let owned = || {
             (!owner(m.md.uid())).then(|| {
                 (
@@ -2343,6 +2398,57 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    /// `one_of` finds a file of the list by its name, through a link or a hard link,
+    /// and a path in a directory of the list (the spool), whether or not the file is
+    /// there; a path that is none of them is not found, nor a missing one beside a
+    /// file of the list.
+    #[test]
+    fn one_of_finds_a_file_however_named() {
+        let d = scratch("one-of");
+        let conf = d.join("rsendmail.conf");
+        fs::write(&conf, "x\n").unwrap();
+        let spool = d.join("spool");
+        fs::create_dir(&spool).unwrap();
+        let missing = d.join("missing-program");
+        std::os::unix::fs::symlink(&conf, d.join("link")).unwrap();
+        fs::hard_link(&conf, d.join("hard")).unwrap();
+        fs::write(d.join("other"), "y\n").unwrap();
+        let files = vec![
+            ("the configuration file".to_string(), conf.clone()),
+            ("the program".to_string(), missing.clone()),
+            ("the spool (SPOOLDIR)".to_string(), spool.clone()),
+        ];
+        let found = |p: &Path| one_of(p, &files);
+        let is_conf = format!("it is the configuration file {}", conf.display());
+        assert_eq!(found(&conf).as_deref(), Some(is_conf.as_str()));
+        assert_eq!(found(&d.join("link")).as_deref(), Some(is_conf.as_str()));
+        assert_eq!(found(&d.join("hard")).as_deref(), Some(is_conf.as_str()));
+        assert_eq!(
+            found(&d.join("spool/../rsendmail.conf")).as_deref(),
+            Some(is_conf.as_str())
+        );
+        assert_eq!(
+            found(&missing),
+            Some(format!("it is the program {}", missing.display()))
+        );
+        assert_eq!(
+            found(&spool.join("log")),
+            Some(format!("it is in the spool (SPOOLDIR) {}", spool.display()))
+        );
+        fs::write(spool.join("log"), "").unwrap();
+        assert_eq!(
+            found(&spool.join("log")),
+            Some(format!("it is in the spool (SPOOLDIR) {}", spool.display()))
+        );
+        assert_eq!(
+            found(&spool),
+            Some(format!("it is the spool (SPOOLDIR) {}", spool.display()))
+        );
+        assert_eq!(found(&d.join("other")), None);
+        assert_eq!(found(&d.join("not-there")), None);
+        let _ = fs::remove_dir_all(&d);
     }
 
     /// An access ACL that lets a user write a program root runs (its group bits are
