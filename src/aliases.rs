@@ -825,7 +825,10 @@ impl ExpandError {
             ExpandError::UnknownUser(_) | ExpandError::Include(..) | ExpandError::AliasLine(..) => {
                 true
             }
-            ExpandError::Invalid(_, e) => e.sets_status(),
+            // A target naming no one (`<@>`, `g:;`) is refused by sendmail's rule set 0
+            // and decides it, as on the command line (recorded: `alias-at-target-bv`:
+            // 64 before `"x" <@>... User unknown`).
+            ExpandError::Invalid(_, e) => e.sets_status() || *e == address::Invalid::EmptyGroup,
             ExpandError::Loop(_) | ExpandError::IncludeRefused(..) | ExpandError::Mailer(..) => {
                 false
             }
@@ -1684,7 +1687,7 @@ impl Expander<'_> {
         }
         // `Name <addr>` and comments reduce to the address; every target is checked as
         // the same address given on the command line would be.
-        let plain = match address::parse_one(addr) {
+        let plain = match address::parse_target(addr) {
             Ok(a) => a,
             Err(e) => {
                 out.fail(&via, invalid(addr, e));
@@ -1797,7 +1800,7 @@ fn syntax_fault(addr: &str) -> Option<ExpandError> {
     if addr.is_empty() || addr.starts_with(['|', '/', '\\']) || addr.starts_with(":include:") {
         return None;
     }
-    match address::parse_one(addr) {
+    match address::parse_target(addr) {
         Err(e) if e != address::Invalid::NoUser => Some(invalid(addr, e)),
         _ => None,
     }

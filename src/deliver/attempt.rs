@@ -817,7 +817,12 @@ pub fn attempt(
             }
         } else {
             say(out, &[format!("{}... Connecting to local...", r.address)]);
-            say(out, &outcome_lines(std::slice::from_ref(&o), &address));
+            // sendmail's local mailer tells a delivery as `Sent` alone (recorded:
+            // `data5-double-alias-v`); the log's `stat=` keeps the mailbox's path.
+            match o.class {
+                Class::Delivered => say(out, &[format!("{}... Sent", r.address)]),
+                _ => say(out, &outcome_lines(std::slice::from_ref(&o), &address)),
+            }
         }
         if units_left > 0 {
             unrecorded = record_on_the_way(locked, std::slice::from_ref(&o));
@@ -981,6 +986,20 @@ pub fn attempt(
     // before, recorded below with the attempt: a run that dies between a report's
     // commit and that record leaves the count as it was, and the next run, repeating
     // the attempt, finds the report queued rather than queuing it again.
+    // A report that could not be delivered goes to the postmaster; sendmail first
+    // looks for its sender, `MAILER-DAEMON`, among the aliases, and `-v` shows what that
+    // found (`MAILER-DAEMON... aliased to postmaster`; recorded: `data5-double-alias-v`).
+    if rec
+        .reports
+        .iter()
+        .any(|o| o.to == bounce::ReportTo::Postmaster)
+    {
+        let is_local = |a: &str| route(engine, a) == Route::Local;
+        let found = engine
+            .local
+            .expand(&["MAILER-DAEMON".to_string()], None, &is_local);
+        say(out, &found.notes);
+    }
     let sent = bounce::send(
         engine,
         spool,

@@ -2151,6 +2151,26 @@ pub fn parse_one(text: &str) -> Result<String, Invalid> {
     }
 }
 
+/// One target of an alias, an `:include:` file or a `.forward` file: as [`parse_one`],
+/// but a target that names only a group without members or `<@>` (blanks and comments
+/// aside) is sendmail's `List:; syntax illegal for recipient addresses`
+/// ([`Invalid::EmptyGroup`], 553 5.1.3) there as on the command line (recorded:
+/// `alias-at-target-bv`, `alias-at-target-odi`, `forward-at-target-odi`).
+pub fn parse_target(text: &str) -> Result<String, Invalid> {
+    let items = parse_list(text, false);
+    if !items.is_empty() && items.iter().all(|i| i.error == Some(Invalid::EmptyGroup)) {
+        return Err(Invalid::EmptyGroup);
+    }
+    match parse_one(text) {
+        // A lone `@` or `N <@>`: a local user with no name, as among recipients
+        // ([`recipients_of_list`]; recorded: `"x" <@>... User unknown`).
+        Err(Invalid::UserRequired) if matches!(items.as_slice(), [one] if one.address == "@") => {
+            Err(Invalid::NoUser)
+        }
+        r => r,
+    }
+}
+
 /// The longest domain, in octets (RFC 1035 §2.3.4 less the root's dot and length).
 const MAX_DOMAIN: usize = 253;
 
@@ -2726,6 +2746,33 @@ mod tests {
         }
         assert_eq!(Invalid::NoUser.exit(), Sysexit::NoUser);
         assert_eq!(Invalid::NoUser.message("<>"), "<>... User unknown");
+    }
+
+    /// An alias, `:include:` or `.forward` target naming no one (`<@>` and its blank and
+    /// comment forms, a group without members) is the empty list, as on the command
+    /// line; `<@>` with a display name and a lone `@` are a user with no name.
+    #[test]
+    fn a_target_naming_no_one_is_an_empty_list() {
+        for input in [
+            "<@>",
+            "< @ >",
+            "(comment) <@>",
+            "<@ >",
+            "g:;",
+            "g: ;",
+            "(c) g:;",
+        ] {
+            assert_eq!(parse_target(input), Err(Invalid::EmptyGroup), "{input}");
+        }
+        assert_eq!(
+            parse_target("a@example.org"),
+            Ok("a@example.org".to_string())
+        );
+        for input in ["\"x\" <@>", "N <@>", "@"] {
+            assert_eq!(parse_target(input), Err(Invalid::NoUser), "{input}");
+        }
+        assert_eq!(parse_target("@example.org"), Err(Invalid::UserRequired));
+        assert_eq!(parse_target(""), parse_one(""));
     }
 
     /// `<@>` without a display name is sendmail's `List:; syntax illegal for recipient
