@@ -3085,7 +3085,7 @@ fn following_each_fix_makes_check_pass() {
         // fix makes the parent first.
         ("missing spool and parent", |e| {
             let conf = fs::read_to_string(&e.conf).unwrap();
-            let moved = e.dir.join("new/spool");
+            let moved = e.dir.join("rsendmail-new/spool");
             let conf = conf.replace(
                 &format!("SPOOLDIR {}\n", e.spool.display()),
                 &format!("SPOOLDIR {}\n", moved.display()),
