@@ -2006,12 +2006,12 @@ fn a_missing_spools_missing_parent_is_named_with_its_line() {
     }
     let env = Env::new();
     let prog = install(&env);
-    let spool = env.dir.join("typo/spool");
+    let spool = env.dir.join("rsendmail-typo/spool");
     write_config(&env.conf, &spool, "");
     let r = run_admin(&env, &prog, "check");
     r.code(78);
     let l = line(&r, "FAIL spool: ");
-    let parent = env.dir.join("typo");
+    let parent = env.dir.join("rsendmail-typo");
     assert!(
         l.starts_with(&format!(
             "FAIL spool: {}: line 1: SPOOLDIR {}: no such directory, nor its parent {} (a typo?",
@@ -3254,7 +3254,7 @@ fn following_each_fix_makes_check_pass() {
         // fix makes the parent first.
         ("missing spool and parent", |e| {
             let conf = fs::read_to_string(&e.conf).unwrap();
-            let moved = e.dir.join("new/spool");
+            let moved = e.dir.join("rsendmail-new/spool");
             let conf = conf.replace(
                 &format!("SPOOLDIR {}\n", e.spool.display()),
                 &format!("SPOOLDIR {}\n", moved.display()),
@@ -6258,4 +6258,134 @@ fn the_certificate_copy_goes_only_into_roots_own_tls_and_only_its_pem_blocks() {
     assert_eq!(copied, pem);
     let r = run();
     assert!(!r.stdout.contains("FAIL tls files"), "{}", r.stdout);
+}
+
+/// The places rule for every fix of a path the configuration or `-C` names: a
+/// configuration file, or a spool to be made, that is not rsendmail's (a system-like
+/// file, reached through a symbolic link or `..`; under `/etc/sudoers.d`, a unit's
+/// directory, `/root`, `/dev/shm`, `/proc`; a typo's `/var/spoool`) gets no command,
+/// only why and the line to correct, and is left as it was; init makes no spool
+/// there, parent there or not. The same kinds in rsendmail's places get a fix, which,
+/// followed, makes the step pass. A spool everyone may write gives its fix once.
+#[test]
+fn every_fix_follows_the_places_rule() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    let base = fs::read_to_string(&env.conf).unwrap();
+    let check_with =
+        |conf: &Path| env.run_raw(&prog, &["-C", conf.to_str().unwrap(), "check"], b"");
+    let mode_of = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+
+    // The configuration file's own step (`-C /var/log/wtmp`, `/etc/mail.conf` 0666,
+    // `/etc/rsendmail` a link to another directory of /etc).
+    let sys = system_like(&env);
+    let conf_in_sys = sys.join("mail.conf");
+    let link = env.dir.join("rsendmail-etc");
+    std::os::unix::fs::symlink(&sys, &link).unwrap();
+    let up = env.dir.join("rsendmail-up");
+    fs::create_dir(&up).unwrap();
+    for named in [
+        conf_in_sys.clone(),
+        link.join("mail.conf"),
+        up.join("../sys/mail.conf"),
+    ] {
+        fs::write(&conf_in_sys, &base).unwrap();
+        chmod(&conf_in_sys, 0o666);
+        let r = check_with(&named);
+        r.code(78);
+        let l = line(&r, "FAIL config: ");
+        assert!(
+            fix_of(l).is_none() && l.contains("is not rsendmail's") && l.contains("-C"),
+            "{named:?}: {l}"
+        );
+        assert!(
+            fixes_in(&r.stdout).iter().all(|c| !c.contains("mail.conf")),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(mode_of(&conf_in_sys), 0o666);
+    }
+    // One named for rsendmail: its fix, followed, makes the step pass.
+    let own = env.dir.join("rsendmail-own.conf");
+    fs::write(&own, &base).unwrap();
+    chmod(&own, 0o666);
+    let r = check_with(&own);
+    let l = line(&r, "FAIL config: ");
+    let cmd = fix_of(l).unwrap_or_else(|| panic!("{l}")).to_string();
+    assert!(sh(&cmd).success(), "{cmd}");
+    let r = check_with(&own);
+    assert!(!r.stdout.contains("FAIL config: "), "{}", r.stdout);
+
+    // A spool to be made, its parent missing or there: the line to correct, no command,
+    // and init makes nothing.
+    let n = std::process::id();
+    let mut spools: Vec<PathBuf> = [
+        "/var/spoool/rsendmail",
+        "/etc/sudoers.d/rsendmail/q",
+        "/usr/lib/systemd/system/rsendmail.service/q",
+        "/etc/cron.d/rsendmail/q",
+        "/root/rsendmail/q",
+        "/proc/self/rsendmail/q",
+        "/etc/rsendmail/../passwd.d/q",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
+    spools.push(PathBuf::from(format!("/dev/shm/rsendmail-{n}/q")));
+    spools.push(sys.join("x/q"));
+    spools.push(sys.join("q"));
+    spools.push(link.join("q"));
+    spools.push(up.join("../sys/q2"));
+    for spool in &spools {
+        if spool.parent().is_some_and(|p| p.exists()) && !spool.starts_with(&env.dir) {
+            continue;
+        }
+        assert!(!spool.exists(), "{spool:?}");
+        fs::write(&env.conf, &base).unwrap();
+        set_spooldir(&env, spool);
+        let r = run_admin(&env, &prog, "check");
+        r.code(78);
+        let l = line(&r, "FAIL spool: ");
+        assert!(
+            fix_of(l).is_none()
+                && l.contains("is not rsendmail's")
+                && l.ends_with(&format!("correct {}: line 1)", env.conf.display())),
+            "{spool:?}: {l}"
+        );
+        let r = run_admin(&env, &prog, "init");
+        r.code(78);
+        assert!(
+            r.stdout
+                .contains(&format!("correct {}: line 1", env.conf.display())),
+            "{spool:?}: {}",
+            r.stdout
+        );
+        assert!(!spool.exists(), "{spool:?} made by init");
+    }
+    // In rsendmail's places (a directory named for it here): the fix, followed, makes
+    // the spool step pass.
+    let spool = env.dir.join("rsendmail-new/q");
+    fs::write(&env.conf, &base).unwrap();
+    set_spooldir(&env, &spool);
+    let r = run_admin(&env, &prog, "check");
+    let l = line(&r, "FAIL spool: ");
+    let cmd = fix_of(l).unwrap_or_else(|| panic!("{l}")).to_string();
+    assert!(sh(&cmd).success(), "{cmd}");
+    let r = run_admin(&env, &prog, "check");
+    assert!(!r.stdout.contains("FAIL spool: "), "{}", r.stdout);
+
+    // A spool everyone may write: its repair said once.
+    fs::write(&env.conf, &base).unwrap();
+    env.sendmail(&["-odq", "someone@example.com"], MSG).code(0);
+    chmod(&env.spool, 0o2777);
+    let r = run_admin(&env, &prog, "check");
+    let l = line(&r, "FAIL spool: ");
+    assert!(fix_of(l).is_some() && !l.contains("repairs it"), "{l}");
+    let cmd = fix_of(l).unwrap().to_string();
+    assert!(sh(&cmd).success(), "{cmd}");
+    let r = run_admin(&env, &prog, "check");
+    assert!(!r.stdout.contains("FAIL spool: "), "{}", r.stdout);
 }

@@ -315,11 +315,20 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
         .into_iter()
         .filter(|u| u.what == "CONFIG")
         .partition(|u| hers(&s, u));
+    // Its fix only when the file and what the fix changes are rsendmail's (a
+    // configuration given with -C may be any file: `-C /var/log/wtmp`).
     for u in &unsafe_config {
+        let otherwise = if ctx.config.is_some() {
+            "have root make it writable by root alone by hand if nothing else needs to \
+             write it, or give another file with -C"
+        } else {
+            "have root make it writable by root alone by hand if nothing else needs to \
+             write it"
+        };
         t.fail(
             Sysexit::Config,
             "config",
-            &format!("{}{}", u.problem(), repair(&s, u)),
+            &format!("{}{}", u.problem(), placed_repair(u, repair(&s, u), otherwise)),
         );
     }
     // The files it names: a problem there fails the check, and the steps without the
@@ -496,40 +505,42 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
         }
         // A fix changes only what is rsendmail's: the file and each directory it
         // would change (a system log's directory, /etc/aliases are not).
-        let foreign = repair
-            .starts_with(" (fix: ")
-            .then(|| {
-                std::iter::once(u.path.as_path())
-                    .chain(u.risks.iter().map(|r| r.path.as_path()))
-                    .find_map(|p| crate::spool::safety::not_rsendmails_own(p).map(|why| (p, why)))
-            })
-            .flatten();
-        if let Some((p, why)) = foreign {
-            t.fail(
-                Sysexit::Config,
-                "files",
-                &format!(
-                    "{}{}",
-                    u.problem(),
-                    not_own_text(
-                        &u.at,
-                        u.named.trim_end_matches([' ', '=']),
-                        p,
-                        &why,
-                        "have root make it writable by root alone by hand if nothing \
-                         else needs to write it"
-                    )
-                ),
-            );
-            continue;
-        }
+        let at = u.at.trim_end_matches(": ");
+        let otherwise = format!(
+            "have root make it writable by root alone by hand if nothing else needs to \
+             write it, {}",
+            if at.is_empty() {
+                format!(
+                    "or name another file in {}",
+                    u.named.trim_end_matches([' ', '='])
+                )
+            } else {
+                format!("or correct {at}")
+            }
+        );
         t.fail(
             Sysexit::Config,
             "files",
-            &format!("{}{repair}", u.problem()),
+            &format!("{}{}", u.problem(), placed_repair(u, repair, &otherwise)),
         );
     }
     found.is_empty() && !clash
+}
+
+/// `repair` ([`repair`] of `u`) held to the places rule ([`placed_fix`]): a fix whose
+/// commands would change a path that is not rsendmail's (the file, a directory on its
+/// path) is no fix, and `otherwise` says what to do.
+fn placed_repair(u: &crate::config::UntrustedFile, repair: String, otherwise: &str) -> String {
+    let Some(cmds) = repair
+        .strip_prefix(" (fix: ")
+        .and_then(|c| c.strip_suffix(')'))
+    else {
+        return repair;
+    };
+    let touched: Vec<&Path> = std::iter::once(u.path.as_path())
+        .chain(u.risks.iter().map(|r| r.path.as_path()))
+        .collect();
+    placed_fix(&touched, &[cmds.to_string()], otherwise)
 }
 
 /// The repair [`trust_step`] and [`config_step`] offer for `u`: never a change of the
@@ -1444,15 +1455,41 @@ fn not_own_text(at: &str, keyword: &str, path: &Path, why: &str, by_hand: &str) 
     } else {
         format!("or correct {at}")
     };
-    format!(
-        " (no fix: {} is not rsendmail's ({why}), and no fix touches what is not; \
-         {by_hand}, {correct})",
-        path.display()
-    )
+    no_fix_text(path, why, &format!("{by_hand}, {correct}"))
 }
 
 fn fix(cmds: &[String]) -> String {
     format!(" (fix: {})", cmds.join(" && "))
+}
+
+/// The first of `touched` that is not rsendmail's own, with why
+/// ([`crate::spool::safety::not_rsendmails_own`]: links resolved and `..` taken away,
+/// in one of rsendmail's places), or None when every one is.
+fn outside_places<'a>(touched: &[&'a Path]) -> Option<(&'a Path, String)> {
+    touched
+        .iter()
+        .find_map(|p| crate::spool::safety::not_rsendmails_own(p).map(|why| (*p, why)))
+}
+
+/// The end of a line whose repair is `cmds`, which change the paths `touched`: the one
+/// rule by which a step prints a command. ` (fix: CMDS)` when each path is rsendmail's
+/// own ([`outside_places`]), else no command: ` (no fix: P is not rsendmail's (WHY), and
+/// no fix touches what is not; OTHERWISE)`, `otherwise` saying what to do instead (the
+/// line to correct).
+fn placed_fix(touched: &[&Path], cmds: &[String], otherwise: &str) -> String {
+    match outside_places(touched) {
+        None => fix(cmds),
+        Some((p, why)) => no_fix_text(p, &why, otherwise),
+    }
+}
+
+/// ` (no fix: PATH is not rsendmail's (WHY), and no fix touches what is not; OTHERWISE)`.
+fn no_fix_text(path: &Path, why: &str, otherwise: &str) -> String {
+    format!(
+        " (no fix: {} is not rsendmail's ({why}), and no fix touches what is not; \
+         {otherwise})",
+        path.display()
+    )
 }
 
 /// The repair of a program at `path` that someone other than root owns: a fresh copy
@@ -1677,6 +1714,28 @@ fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
         .filter(|p| missing && !p.as_os_str().is_empty() && std::fs::metadata(p).is_err());
     let mut cmds = Vec::new();
     let mut text = format!("{}: {}", dir.display(), config::io_text(e));
+    // A spool to be made where nothing is rsendmail's (`/var/spoool/rsendmail`, under
+    // `/etc/sudoers.d`, a unit's directory, `..`): the line to correct, no command, as
+    // init refuses to make it ([`placed_fix`]).
+    if missing && let Some((_, why)) = outside_places(&[dir.as_path()]) {
+        if parent.is_some()
+            && let Err(f) = s.spool.check_present()
+        {
+            text = f.message;
+        }
+        let (_, at) = spool_named(s);
+        let correct = if at.is_empty() {
+            "name another directory in SPOOLDIR".to_string()
+        } else {
+            format!("correct {at}")
+        };
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &format!("{text}{}", no_fix_text(dir, &why, &correct)),
+        );
+        return;
+    }
     if let Some(p) = parent {
         if let Err(f) = s.spool.check_present() {
             text = f.message;
@@ -1718,6 +1777,19 @@ fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
         fix(&cmds)
     };
     t.fail(Sysexit::Config, "spool", &format!("{text}{fixed}"));
+}
+
+/// How the spool was named, and where: `O QueueDirectory=` in a file, or on the command
+/// line, is not SPOOLDIR's line (`SPOOLDIR` and no place: the built-in one).
+fn spool_named(s: &app::Setup) -> (String, String) {
+    match &s.spool.named {
+        crate::spool::Named::Config { at, keyword } => (keyword.clone(), at.clone()),
+        crate::spool::Named::CommandLine => (
+            "the queue directory of the command line".to_string(),
+            "the command line".to_string(),
+        ),
+        _ => ("SPOOLDIR".to_string(), String::new()),
+    }
 }
 
 /// The configured spool, there, holding no entry while another spool holds some (the
@@ -2015,14 +2087,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
     // `/`, `/home`, `/var/mail`: never given the spool's modes.
     // Named as the spool was named: `O QueueDirectory=` in a file, or on the command
     // line, is not SPOOLDIR's line.
-    let (keyword, at) = match &s.spool.named {
-        crate::spool::Named::Config { at, keyword } => (keyword.clone(), at.clone()),
-        crate::spool::Named::CommandLine => (
-            "the queue directory of the command line".to_string(),
-            "the command line".to_string(),
-        ),
-        _ => ("SPOOLDIR".to_string(), String::new()),
-    };
+    let (keyword, at) = spool_named(s);
     if let Some(why) = not_rsendmails_at(&keyword, &at, dir, &spool_md, true) {
         t.fail(Sysexit::Config, "spool", &why);
         return;
@@ -2086,7 +2151,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             "spool",
             &format!(
                 "{}{}",
-                s.spool.world_writable_problem(dir, mode),
+                s.spool.world_writable_state(dir, mode),
                 fix(&[
                     owner_fix.clone(),
                     vec![format!("chmod {wanted:o} {}", sh_word(dir))]
@@ -2634,7 +2699,7 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
                 s.spool.layout_problem(&p, &md)
             };
             let text = if mode & 0o002 != 0 {
-                s.spool.world_writable_problem(&p, mode)
+                s.spool.world_writable_state(&p, mode)
             } else if let Some(refused) = refused {
                 refused
             } else if private {

@@ -615,6 +615,13 @@ fn make_spool(spool: &Spool, who: &Owner) -> Result<(), Fatal> {
             ));
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Made only in one of rsendmail's places (`/var/spool/rsendmail`, a directory
+            // named for rsendmail outside the system's places), links and `..` resolved:
+            // never under `/etc/sudoers.d`, a unit's directory, `/root`, `/proc`, nor at
+            // a typo's `/var/spoool/rsendmail`, parent there or not.
+            if let Some(why) = crate::spool::safety::not_rsendmails_own(dir) {
+                return Err(not_a_place(spool, &why));
+            }
             let parent_there = dir
                 .parent()
                 .is_some_and(|p| p.as_os_str().is_empty() || fs::metadata(p).is_ok());
@@ -636,6 +643,33 @@ fn make_spool(spool: &Spool, who: &Owner) -> Result<(), Fatal> {
     }
     let f = File::open(dir).map_err(|e| cant("cannot open", dir, &e))?;
     repair(dir, &f, who, DIR_MODE, made)
+}
+
+/// The refusal of a spool to be made at a path that is not rsendmail's (`why`:
+/// [`crate::spool::safety::not_rsendmails_own`]): EX_CONFIG, the configuration's line
+/// to correct, nothing made.
+fn not_a_place(spool: &Spool, why: &str) -> Fatal {
+    let correct = match &spool.named {
+        Named::Config { at, .. } => format!("correct {at}"),
+        _ => "name another directory in SPOOLDIR".to_string(),
+    };
+    // Its parent missing too: the typo rule's words first ([`Spool::check_present`]).
+    let named = match (&spool.named, spool.check_present()) {
+        (_, Err(f)) if spool.dir.parent().is_some_and(|p| fs::metadata(p).is_err()) => f.message,
+        (Named::Config { at, keyword }, _) => {
+            format!("{at}: {keyword} {}: no such directory", spool.dir.display())
+        }
+        _ => format!("the queue directory {} does not exist", spool.dir.display()),
+    };
+    Fatal::new(
+        Sysexit::Config,
+        format!(
+            "{named}; not made there: it is not rsendmail's ({why}); init makes a spool \
+             only in rsendmail's places (/var/spool/rsendmail, a directory named for \
+             rsendmail outside the system's places), or takes over an empty directory \
+             root made for it; {correct} (nothing was changed)"
+        ),
+    )
 }
 
 /// Give the open file `f` (at `path`) the owner, group and mode wanted, telling what it

@@ -970,6 +970,17 @@ impl Spool {
     /// ([`Spool::world_writable`]), for every program that uses the spool and for
     /// `rsendmail-admin check`, which adds its fix.
     pub fn world_writable_problem(&self, dir: &Path, mode: u32) -> String {
+        let want = if self.private { 0o700 } else { 0o2770 };
+        format!(
+            "{} (`chmod {want:o} {}` repairs it)",
+            self.world_writable_state(dir, mode),
+            safety::shell_word(dir),
+        )
+    }
+
+    /// [`Spool::world_writable_problem`] without its repair: for `rsendmail-admin
+    /// check`, whose own fix ends the line.
+    pub fn world_writable_state(&self, dir: &Path, mode: u32) -> String {
         let what = if dir == self.dir {
             "the queue directory"
         } else {
@@ -979,9 +990,8 @@ impl Spool {
         format!(
             "{what} {} (mode {mode:o}) is writable by everyone: any user could plant or \
              remove queue entries there, so the queue is not used until it is made \
-             {want:o} again (`chmod {want:o} {}` repairs it)",
+             {want:o} again",
             dir.display(),
-            safety::shell_word(dir),
         )
     }
 
