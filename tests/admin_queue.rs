@@ -1583,15 +1583,29 @@ fn two_users_act_only_on_their_own_entries() {
     let out = as_nobody(&sm, &["-odq", "erin@example.org"], &envs);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let before: Vec<String> = ids();
-    let hidden = before.iter().find(|i| !earlier.contains(i)).unwrap().clone();
+    let hidden = before
+        .iter()
+        .find(|i| !earlier.contains(i))
+        .unwrap()
+        .clone();
     let last = if hidden.ends_with('0') { "1" } else { "0" };
     let absent = format!("{}{last}", &hidden[..hidden.len() - 1]);
     assert!(!before.contains(&absent));
     for action in ["delete", "hold", "release", "retry", "bounce", "show"] {
         let seen = as_user(&adm, &[action, &hidden], &envs, b"");
         let none = as_user(&adm, &[action, &absent], &envs, b"");
-        assert_eq!(seen.status.code(), Some(66), "{action}: {}", text(&seen.stderr));
-        assert_eq!(none.status.code(), Some(66), "{action}: {}", text(&none.stderr));
+        assert_eq!(
+            seen.status.code(),
+            Some(66),
+            "{action}: {}",
+            text(&seen.stderr)
+        );
+        assert_eq!(
+            none.status.code(),
+            Some(66),
+            "{action}: {}",
+            text(&none.stderr)
+        );
         assert_eq!(
             text(&seen.stderr).replace(&hidden, "ID"),
             text(&none.stderr).replace(&absent, "ID"),
