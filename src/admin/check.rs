@@ -1718,10 +1718,11 @@ fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
         .filter(|p| missing && !p.as_os_str().is_empty() && std::fs::metadata(p).is_err());
     let mut cmds = Vec::new();
     let mut text = format!("{}: {}", dir.display(), config::io_text(e));
-    // A spool to be made where nothing is rsendmail's (`/var/spoool/rsendmail`, under
-    // `/etc/sudoers.d`, a unit's directory, `..`): the line to correct, no command, as
-    // init refuses to make it ([`placed_fix`]).
-    if missing && let Some((_, why)) = outside_places(&[dir.as_path()]) {
+    // A spool to be made in the system's places but not in rsendmail's
+    // (`/var/spoool/rsendmail`, under `/etc/sudoers.d`, a unit's directory, `..`): the
+    // line to correct, no command, as init refuses to make it (the rule by which it takes
+    // over an empty directory: [`crate::spool::safety::system_directory`]).
+    if missing && let Some(why) = crate::spool::safety::system_directory(dir) {
         if parent.is_some()
             && let Err(f) = s.spool.check_present()
         {

@@ -615,11 +615,12 @@ fn make_spool(spool: &Spool, who: &Owner) -> Result<(), Fatal> {
             ));
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            // Made only in one of rsendmail's places (`/var/spool/rsendmail`, a directory
-            // named for rsendmail outside the system's places), links and `..` resolved:
-            // never under `/etc/sudoers.d`, a unit's directory, `/root`, `/proc`, nor at
-            // a typo's `/var/spoool/rsendmail`, parent there or not.
-            if let Some(why) = crate::spool::safety::not_rsendmails_own(dir) {
+            // Made, as an empty directory is taken over, in the system's places only in
+            // one of rsendmail's (`/var/spool/rsendmail*`, `/var/lib/rsendmail*`), links
+            // and `..` resolved: never under `/etc/sudoers.d`, a unit's directory,
+            // `/root`, `/proc`, nor at a typo's `/var/spoool/rsendmail`, parent there or
+            // not; outside them (`/data/queue`, a file system of its own) anywhere.
+            if let Some(why) = crate::spool::safety::system_directory(dir) {
                 return Err(not_a_place(spool, &why));
             }
             let parent_there = dir
@@ -646,7 +647,7 @@ fn make_spool(spool: &Spool, who: &Owner) -> Result<(), Fatal> {
 }
 
 /// The refusal of a spool to be made at a path that is not rsendmail's (`why`:
-/// [`crate::spool::safety::not_rsendmails_own`]): EX_CONFIG, the configuration's line
+/// [`crate::spool::safety::system_directory`]): EX_CONFIG, the configuration's line
 /// to correct, nothing made.
 fn not_a_place(spool: &Spool, why: &str) -> Fatal {
     let correct = match &spool.named {
@@ -664,10 +665,10 @@ fn not_a_place(spool: &Spool, why: &str) -> Fatal {
     Fatal::new(
         Sysexit::Config,
         format!(
-            "{named}; not made there: it is not rsendmail's ({why}); init makes a spool \
-             only in rsendmail's places (/var/spool/rsendmail, a directory named for \
-             rsendmail outside the system's places), or takes over an empty directory \
-             root made for it; {correct} (nothing was changed)"
+            "{named}; not made there: it is not rsendmail's ({why}); in the system's \
+             places init makes a spool only in rsendmail's (/var/spool/rsendmail, a name \
+             beginning with rsendmail in /var/spool or /var/lib), elsewhere in any \
+             directory; {correct} (nothing was changed)"
         ),
     )
 }

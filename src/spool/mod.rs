@@ -889,12 +889,20 @@ impl Spool {
                 safety::the_user_id(md.uid())
             ))
         } else {
-            // An empty directory of root's is taken unless it is the system's (`/media`,
-            // `/var/opt`, empty or not, are never a spool).
+            // An empty directory of root's is taken unless it is the system's: in the
+            // system's places only rsendmail's (`/etc/profile.d`, empty, is another
+            // program's; `/media`, `/var/opt` are never a spool).
             (names.is_empty() && md.uid() == 0 && shared.is_none())
                 .then(|| safety::system_directory(&self.dir))
                 .flatten()
-                .map(|why| format!("it is an empty directory of the system's ({why})"))
+                .map(|why| {
+                    format!(
+                        "it is an empty directory of the system's ({why}), which may be \
+                         another program's; in the system's places a spool is one of \
+                         rsendmail's (/var/spool/rsendmail, a name beginning with \
+                         rsendmail in /var/spool or /var/lib)"
+                    )
+                })
         };
         match problem {
             Some(problem) => refused(problem),

@@ -592,13 +592,16 @@ pub fn system_path(path: &Path) -> Option<&'static str> {
 }
 
 /// Why an empty directory of root's is the system's, not one made for a spool, or None:
-/// a [`system_path`], or a system's place itself ([`system_place`]: a directory at the
-/// top of the file system, `/media`, `/mnt`, `/srv`, or one of the Filesystem Hierarchy
-/// Standard's directories one level below `/usr`, `/usr/local` or `/var`, `/var/opt`,
-/// `/var/local`, `/usr/local/src`) unless it is one of rsendmail's places
-/// ([`rsendmails_place`]). The rule by which a program takes over an empty `SPOOLDIR`
-/// ([`crate::spool::Spool::check_takeover`]): a directory root made for the spool
-/// below a system's place (`/var/spool/mqueue-out`, `/srv/mail/queue`) is taken.
+/// a [`system_path`], or one in the system's places ([`system_place`]: the top of the
+/// file system, `/etc`, `/usr`, `/var`, `/srv`, `/opt`, ... and all below them) unless
+/// it is one of rsendmail's places ([`rsendmails_place`]: `/var/spool/rsendmail*`,
+/// `/var/lib/rsendmail*`, `/etc/rsendmail/...`). The rule by which a program takes over
+/// an empty `SPOOLDIR` ([`crate::spool::Spool::check_takeover`]), the one `init` makes a
+/// new spool by ([`not_rsendmails_own`]): an empty directory in the system's places may
+/// be another program's that has nothing in it yet (`/etc/profile.d`,
+/// `/etc/apt/keyrings`, `/var/spool/cron/crontabs`, `/var/lib/dpkg/updates`), whose
+/// mode and group the spool's would break; elsewhere (a file system of its own mounted
+/// at `/data/queue`, a build's scratch directory) it is taken.
 pub fn system_directory(path: &Path) -> Option<String> {
     if let Some(what) = system_path(path) {
         return Some(if what.is_empty() {
@@ -607,20 +610,22 @@ pub fn system_directory(path: &Path) -> Option<String> {
             what.to_string()
         });
     }
-    let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    // Links and `..` resolved as the rule of rsendmail's places resolves them
+    // (`/etc/rsendmail/../sudoers.d` is `/etc/sudoers.d`, there or not).
+    let real = match resolved_path(path, true) {
+        Some(real) => real,
+        None if path.is_absolute() => {
+            return Some(
+                "a `..` below a directory that is not there, or a loop of symbolic links"
+                    .to_string(),
+            );
+        }
+        None => path.to_path_buf(),
+    };
     if rsendmails_place(&real) {
         return None;
     }
-    // The place itself, not one below it.
-    system_place(&real).filter(|_| {
-        let parent = real.parent();
-        parent.is_none_or(|p| {
-            p == Path::new("/")
-                || ["/usr", "/usr/local", "/var"]
-                    .iter()
-                    .any(|d| p == Path::new(d))
-        })
-    })
+    system_place(&real)
 }
 
 /// What kind of file `t` is, in words: `a regular file`, `a directory`, `a symbolic
@@ -2032,8 +2037,10 @@ pub fn as_user(uid: u32, cmds: &[String]) -> String {
 mod tests {
     use super::*;
 
-    /// The system's directories are never taken over as an empty spool; one made for
-    /// it anywhere else is (`system_directory` reads nothing but the paths' links).
+    /// The system's directories, and every directory in the system's places but
+    /// rsendmail's, are never taken over as an empty spool (another program's may be
+    /// empty yet); one of rsendmail's places, or one outside the system's, is
+    /// (`system_directory` reads nothing but the paths' links).
     #[test]
     fn system_directories_are_the_fhs_ones() {
         for p in [
@@ -2046,13 +2053,28 @@ mod tests {
             "/usr/local/src",
             "/",
             "/tmp",
+            "/etc/profile.d",
+            "/etc/ssh/ssh_config.d",
+            "/etc/apt/keyrings",
+            "/etc/security/limits.d",
+            "/etc/sudoers.d",
+            "/var/log/private",
+            "/var/lib/dpkg/updates",
+            "/var/spool/cron/crontabs",
+            "/var/spool/mqueue-out",
+            "/srv/mail/queue",
+            "/usr/lib/systemd/system/rsendmail.service.d",
+            "/root/rsendmail",
+            "/etc/rsendmail/../sudoers.d",
         ] {
             assert!(system_directory(Path::new(p)).is_some(), "{p}");
         }
         for p in [
-            "/var/spool/mqueue-out",
-            "/srv/mail/queue",
+            "/var/spool/rsendmail",
+            "/var/spool/rsendmail-out",
+            "/var/lib/rsendmail/queue",
             "/tmp/cmpt-x/spool",
+            "/data/queue",
         ] {
             assert!(system_directory(Path::new(p)).is_none(), "{p}");
         }
