@@ -328,7 +328,11 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
         t.fail(
             Sysexit::Config,
             "config",
-            &format!("{}{}", u.problem(), placed_repair(u, repair(&s, u), otherwise)),
+            &format!(
+                "{}{}",
+                u.problem(),
+                placed_repair(u, repair(&s, u), otherwise)
+            ),
         );
     }
     // The files it names: a problem there fails the check, and the steps without the
