@@ -4186,3 +4186,177 @@ fn delete_of_an_entry_a_crashed_delivery_left_marked_says_who_asked() {
     assert!(env.entries().is_empty(), "{}", env.listing());
     assert!(!kf.exists(), "{}", env.listing());
 }
+
+/// The pending mark of an entry a delivery holds (the test's own flock), asked for a
+/// second time with another action: a deletion stays, and `hold` or `bounce` over it
+/// says so (69, the mark untouched); otherwise the later request replaces the earlier
+/// one and says which it replaced (0), and the mark holds the later action.
+#[test]
+fn a_second_request_on_a_locked_entry_says_which_mark_is_in_effect() {
+    let what = |a: &str| match a {
+        "delete" => "deletion",
+        "hold" => "hold",
+        _ => "return to the sender",
+    };
+    for (first, second) in [
+        ("delete", "hold"),
+        ("delete", "bounce"),
+        ("bounce", "hold"),
+        ("hold", "bounce"),
+        ("hold", "delete"),
+        ("bounce", "delete"),
+    ] {
+        let env = relay_env(closed_tcp_port(), "");
+        let id = queue(&env, "bob@example.org");
+        let qf = env.spool.join(format!("qf{id}"));
+        let kf = env.spool.join(format!("kf{id}"));
+        let f = fs::File::open(&qf).unwrap();
+        f.lock().unwrap();
+        admin(&env, &[first, &id]).code(0);
+        let r = admin(&env, &[second, &id]);
+        let kept = fs::read_to_string(&kf).unwrap();
+        if first == "delete" {
+            r.code(69);
+            assert_eq!(r.stdout, "", "{first} {second}");
+            assert!(
+                r.stderr.contains(&format!(
+                    "{id}: being delivered, and already marked for deletion by root (uid 0): \
+                     it is deleted as soon as its delivery ends; not marked for {}",
+                    what(second)
+                )),
+                "{first} {second}: {}",
+                r.stderr
+            );
+            assert!(kept.starts_with("rsendmail-delete 1\n"), "{kept}");
+        } else {
+            r.code(0);
+            assert!(
+                r.stdout.starts_with(&format!(
+                    "{id}: being delivered: its pending {} asked for by root (uid 0) is \
+                     replaced by the {}\n",
+                    what(first),
+                    what(second)
+                )),
+                "{first} {second}: {}{}",
+                r.stdout,
+                r.stderr
+            );
+            assert!(
+                kept.starts_with(&format!("rsendmail-{second} 1\n")),
+                "{first} {second}: {kept}"
+            );
+        }
+        drop(f);
+    }
+}
+
+/// `release` of an entry a delivery holds and that is marked to be held withdraws the
+/// mark and says so (0): the delivery's end then leaves it queued, not held. A hold
+/// carried out already is released as any hold is.
+#[test]
+fn release_of_a_locked_entry_marked_to_be_held_withdraws_the_mark() {
+    let env = relay_env(closed_tcp_port(), "");
+    let id = queue(&env, "bob@example.org");
+    let qf = env.spool.join(format!("qf{id}"));
+    let kf = env.spool.join(format!("kf{id}"));
+    let f = fs::File::open(&qf).unwrap();
+    f.lock().unwrap();
+    admin(&env, &["hold", &id]).code(0);
+    assert!(kf.exists());
+    let r = admin(&env, &["release", &id]);
+    r.code(0).stdout_is(&format!(
+        "{id}: being delivered: the hold asked for by root (uid 0) during its delivery is \
+         withdrawn; it stays queued\n"
+    ));
+    assert!(!kf.exists(), "{}", env.listing());
+    drop(f);
+    env.sendmail(&["-q", "-v"], b"");
+    assert!(queued(&env, &id) && !held(&env, &id), "{}", env.listing());
+    // Marked again, and carried out by the next holder of its lock: released as held.
+    let f = fs::File::open(&qf).unwrap();
+    f.lock().unwrap();
+    admin(&env, &["hold", &id]).code(0);
+    drop(f);
+    env.sendmail(&["-q", "-v"], b"");
+    assert!(held(&env, &id), "{}", env.listing());
+    admin(&env, &["release", &id])
+        .code(0)
+        .stdout_is(&format!("{id}: released\n"));
+    assert!(queued(&env, &id), "{}", env.listing());
+}
+
+/// A user's `hold`, `bounce`, `delete` or `release` of her own entry while a delivery
+/// holds it (the test's flock) never replaces or withdraws the mark root made on it:
+/// refused, 77, saying whose mark it is, the mark left as it was. Her own mark she may
+/// replace and withdraw.
+#[test]
+fn a_users_request_never_replaces_roots_pending_mark() {
+    let Some(SetgidSystem {
+        here,
+        spool,
+        conf,
+        etc,
+        adm,
+        sm,
+        ..
+    }) = setgid_system("admin-busy-marks")
+    else {
+        return;
+    };
+    let envs = [("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap())];
+    let user = |args: &[&str]| in_system(&etc, TEST_USER, &adm, args, b"");
+    let root = |args: &[&str]| {
+        Command::new(admin_bin())
+            .args(args)
+            .envs(envs)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = in_system(&etc, TEST_USER, &sm, &["-odq", "bob@example.org"], MSG);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mine = crate::harness::queued_ids(&spool).pop().unwrap();
+    let kf = spool.join(format!("kf{mine}"));
+    let f = fs::File::open(spool.join(format!("qf{mine}"))).unwrap();
+    f.lock().unwrap();
+    let out = root(&["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let roots = fs::read_to_string(&kf).unwrap();
+    for action in ["hold", "bounce", "delete", "release"] {
+        let out = user(&[action, &mine]);
+        assert_eq!(
+            out.status.code(),
+            Some(77),
+            "{action}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(&format!(
+                "{mine}: permission denied: being delivered, and marked for hold by root \
+                 (uid 0)"
+            )),
+            "{action}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(fs::read_to_string(&kf).unwrap(), roots, "{action}");
+    }
+    // Her own mark: replaced by her, and withdrawn by her.
+    let out = root(&["release", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!kf.exists());
+    for action in ["hold", "bounce", "hold"] {
+        let out = user(&[action, &mine]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{action}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = user(&["release", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!kf.exists());
+    drop(f);
+    let _ = fs::remove_dir_all(&here);
+}

@@ -2013,16 +2013,52 @@ fn take_hold(s: &Setup, who: &Caller, id: &str, from: &HeldBy, lock: Option<File
 }
 
 /// Mark entry `id` of `sp`, which a delivery holds, for `request` ([`Spool::request`],
-/// durable when this returns), logged; an error said, the entry left as it is.
+/// durable when this returns), logged; an error said, the entry left as it is. Between
+/// two requests: a deletion pending stays, and any other request over it is refused
+/// (69, said); otherwise the later request replaces the earlier, and the line says which
+/// it replaced. A user never replaces a mark made by another (root, the spool's group):
+/// refused, 77, naming who made it.
 fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Done {
     let by = format!("{} (uid {})", who.login, who.uid);
     let what = request.what();
-    match sp.request(id, &by, request) {
-        Ok(m) => {
+    let delete_stays = |m: &spool::Mark| {
+        fail(
+            Sysexit::Unavailable,
+            format!(
+                "{id}: being delivered, and already marked for deletion by {}: it is deleted \
+                 as soon as its delivery ends; not marked for {what}",
+                crate::text::printable(&m.by)
+            ),
+        )
+    };
+    if let Some(m) = sp.mark(id) {
+        if m.request == Request::Delete && request != Request::Delete {
+            return Err(delete_stays(&m));
+        }
+        may_change_mark(sp, who, id, &m)?;
+    }
+    match sp.request(id, &by, request.clone()) {
+        Ok(done) => {
+            if done.mark.request == Request::Delete && request != Request::Delete {
+                return Err(delete_stays(&done.mark));
+            }
+            if let Some(r) = done.replaced.filter(|r| r.what() != what || r.by != by) {
+                crate::outln!(
+                    "{id}: being delivered: its pending {} asked for by {} is replaced by the \
+                     {what}",
+                    r.what(),
+                    crate::text::printable(&r.by)
+                );
+                logged(
+                    who,
+                    id,
+                    &format!("replaced the {} asked for by {}", r.what(), r.by),
+                );
+            }
             logged(
                 who,
                 id,
-                &format!("marked for {} during its delivery", m.what()),
+                &format!("marked for {} during its delivery", done.mark.what()),
             );
             Ok(())
         }
@@ -2039,6 +2075,68 @@ fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Done {
     }
 }
 
+/// Whether `who` may replace or withdraw the pending mark `m` of entry `id` of `sp`:
+/// root, the spool's owner and its group may; any other user only a mark she made
+/// herself, never one of theirs (a mark not read as anyone's is theirs). Refused, 77,
+/// naming who made it.
+fn may_change_mark(sp: &Spool, who: &Caller, id: &str, m: &spool::Mark) -> Done {
+    let holder = m.holder();
+    if who.any || holder.as_ref().is_some_and(|h| h.uid == who.uid) {
+        return Ok(());
+    }
+    Err(fail(
+        Sysexit::NoPerm,
+        format!(
+            "{id}: permission denied: being delivered, and marked for {} by {}: only {} may \
+             change or withdraw it",
+            m.what(),
+            crate::text::printable(&m.by),
+            may_release(sp, holder.as_ref())
+        ),
+    ))
+}
+
+/// `release` of entry `id` of `sp`, not held, that a delivery holds marked to be held
+/// (`m`): the mark withdrawn when the caller may ([`may_change_mark`]), said. `true`
+/// when the hold was carried out meanwhile (the entry is held: released as any hold).
+fn withdraw_hold(sp: &Spool, who: &Caller, id: &str, m: &spool::Mark) -> Result<bool, Sysexit> {
+    may_change_mark(sp, who, id, m)?;
+    let withdrawn = sp.withdraw_mark(id).map_err(|e| {
+        fail(
+            Sysexit::from_io(&e),
+            format!(
+                "{id}: being delivered, and its pending hold cannot be withdrawn ({}: {}); \
+                 it is held as soon as its delivery ends{}",
+                sp.kf_path(id).display(),
+                crate::config::io_text(&e),
+                room_advice(&e, &sp.dir)
+            ),
+        )
+    })?;
+    if matches!(locate(sp, id), Ok(Some((_, true)))) {
+        crate::outln!("{id}: the hold asked for during its delivery took effect as it ended");
+        return Ok(true);
+    }
+    if withdrawn {
+        crate::outln!(
+            "{id}: being delivered: the hold asked for by {} during its delivery is \
+             withdrawn; it stays queued",
+            crate::text::printable(&m.by)
+        );
+        logged(
+            who,
+            id,
+            &format!(
+                "withdrew the hold asked for by {} during its delivery",
+                m.by
+            ),
+        );
+    } else {
+        crate::outln!("{id}: not held");
+    }
+    Ok(false)
+}
+
 /// `release ID...`: held entries are queued again (their back-off as it was).
 pub fn release(ctx: &Context, ids: &[String]) -> Sysexit {
     run(ctx, Use::Writes, |s, who| {
@@ -2048,7 +2146,14 @@ pub fn release(ctx: &Context, ids: &[String]) -> Sysexit {
             |id| {
                 let (_, held) = find(&s.spool, who, id)?;
                 if !held {
-                    crate::outln!("{id}: not held");
+                    // Marked to be held while it is delivered: the mark withdrawn.
+                    match s.spool.mark(id).filter(|m| m.request == Request::Hold) {
+                        Some(m) if withdraw_hold(&s.spool, who, id, &m)? => {
+                            return Ok(Some((s.spool.held(), ())));
+                        }
+                        Some(_) => {}
+                        None => crate::outln!("{id}: not held"),
+                    }
                     return Ok(None);
                 }
                 Ok(Some((s.spool.held(), ())))

@@ -482,6 +482,14 @@ impl Request {
     }
 }
 
+/// What [`Spool::request`] left: the mark in effect (a deletion asked for before stays)
+/// and the other mark it replaced, if any.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Requested {
+    pub mark: Mark,
+    pub replaced: Option<Mark>,
+}
+
 /// An entry's mark, `kf<ID>`: the action, who asked (`login (uid N)`) and when.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mark {
@@ -557,7 +565,7 @@ impl Mark {
     }
 
     /// Who holds an entry this mark held: `login (uid N)` as [`entry::HeldBy`].
-    fn holder(&self) -> Option<entry::HeldBy> {
+    pub fn holder(&self) -> Option<entry::HeldBy> {
         let (login, rest) = self.by.rsplit_once(" (uid ")?;
         let uid = rest.strip_suffix(')')?.parse().ok()?;
         Some(entry::HeldBy {
@@ -1359,12 +1367,18 @@ impl Spool {
     /// `tmp/`, fsynced, renamed into place and the spool directory synced, so that a
     /// crash after the return leaves the entry with its whole mark (carried out by the
     /// next holder of its lock) or no entry, and a crash before it no mark or the one
-    /// there before. A deletion already asked for stays: the mark in effect is returned.
-    pub fn request(&self, id: &str, by: &str, request: Request) -> io::Result<Mark> {
-        if let Some(m) = self.mark(id)
+    /// there before. A deletion already asked for stays, over every other action: the
+    /// mark in effect is returned. Any other mark there (`before`) is replaced by the
+    /// later request, and returned too.
+    pub fn request(&self, id: &str, by: &str, request: Request) -> io::Result<Requested> {
+        let before = self.mark(id);
+        if let Some(m) = &before
             && m.request == Request::Delete
         {
-            return Ok(m);
+            return Ok(Requested {
+                mark: m.clone(),
+                replaced: None,
+            });
         }
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -1377,7 +1391,21 @@ impl Spool {
         let tmp = format!("kf{id}.{}", std::process::id());
         self.replace_whole(&tmp, mark.to_text().as_bytes(), &self.kf_path(id))?;
         sync_dir(&self.dir)?;
-        Ok(mark)
+        Ok(Requested {
+            mark,
+            replaced: before,
+        })
+    }
+
+    /// Withdraw the mark of entry `id` ([`Spool::request`]) whose delivery has not yet
+    /// carried it out: removed, the spool directory synced. `false` when there was none
+    /// left to remove (carried out meanwhile, or withdrawn by another).
+    pub fn withdraw_mark(&self, id: &str) -> io::Result<bool> {
+        match fs::remove_file(self.kf_path(id)) {
+            Ok(()) => sync_dir(&self.dir).map(|()| true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// [`Spool::request`] of a deletion.
@@ -3448,6 +3476,46 @@ mod tests {
         let plain = DeletionRequest::parse("rsendmail-delete 1\nby a\nat 5\nsent x of 2\n");
         assert_eq!(plain.sent, None);
         assert_eq!(DeletionRequest::parse(""), DeletionRequest::default());
+    }
+
+    /// Two requests on one entry: a deletion stays over every later action (returned as
+    /// the mark in effect, nothing replaced); any other mark is replaced by the later
+    /// request and returned. A withdrawn mark is gone, and a second withdrawal finds none.
+    #[test]
+    fn a_later_request_replaces_any_mark_but_a_deletion() {
+        let scratch = ScratchSpool::new("marks");
+        let spool = &scratch.spool;
+        let id = "6B3JDwgR005525";
+        let bounce = Request::Bounce {
+            reason: "r".to_string(),
+            bounce_by: None,
+        };
+        for (first, second) in [
+            (Request::Hold, bounce.clone()),
+            (bounce.clone(), Request::Hold),
+            (Request::Hold, Request::Delete),
+            (bounce.clone(), Request::Delete),
+        ] {
+            spool.request(id, "a (uid 1)", first.clone()).unwrap();
+            let r = spool.request(id, "b (uid 2)", second.clone()).unwrap();
+            assert_eq!(r.mark.request, second);
+            assert_eq!(r.mark.by, "b (uid 2)");
+            let before = r.replaced.expect("the earlier mark");
+            assert_eq!((before.request, before.by.as_str()), (first, "a (uid 1)"));
+            assert_eq!(spool.mark(id).unwrap().request, second);
+            assert!(spool.withdraw_mark(id).unwrap());
+            assert!(!spool.withdraw_mark(id).unwrap());
+            assert_eq!(spool.mark(id), None);
+        }
+        for later in [Request::Hold, bounce, Request::Delete] {
+            spool.request(id, "a (uid 1)", Request::Delete).unwrap();
+            let r = spool.request(id, "b (uid 2)", later).unwrap();
+            assert_eq!(r.mark.request, Request::Delete);
+            assert_eq!(r.mark.by, "a (uid 1)");
+            assert_eq!(r.replaced, None);
+            assert_eq!(spool.mark(id).unwrap().request, Request::Delete);
+            assert!(spool.withdraw_mark(id).unwrap());
+        }
     }
     use entry::RcptState;
 
