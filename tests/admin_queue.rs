@@ -745,7 +745,15 @@ fn bounce_of_several_entries_returns_them_in_one_process() {
     for id in &ids {
         assert!(!queued(&env, id), "{}", env.listing());
     }
-    let calls = fs::read_to_string(&calls).unwrap();
+    // The background delivery is started, not waited for: its line may come later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let calls = loop {
+        let text = fs::read_to_string(&calls).unwrap();
+        if text.contains("--background") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     let returns: Vec<&str> = calls.lines().filter(|l| l.contains("--queued")).collect();
     assert_eq!(returns.len(), 1, "{calls}");
     assert!(
