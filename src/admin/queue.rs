@@ -321,6 +321,7 @@ fn try_lock(sp: &Spool, id: &str, wait: Duration) -> Result<Locked, Sysexit> {
         Ok(spool::LiveLock::Held(f, _))
             if sp.mark(id).is_some_and(|m| m.request == Request::Delete) =>
         {
+            sp.note_removed_unsent(id);
             remove(sp, id, &f)?;
             log::info!("{id}: deleted as asked for while it was being delivered");
             Ok(Locked::Gone)
@@ -1417,13 +1418,20 @@ pub fn delete(
                 // delivered to the last recipient). A mark left by a crash goes.
                 None if marked.borrow_mut().remove(id) => {
                     let _ = fs::remove_file(sp.kf_path(id));
-                    let asked = marks
-                        .borrow_mut()
-                        .remove(id)
+                    let kept = marks.borrow_mut().remove(id);
+                    let read = kept.is_some();
+                    let asked = kept
                         .map(|mut f| Spool::read_deletion_request(&mut f))
                         .unwrap_or_default();
                     match asked.sent {
-                        Some((k, m)) if k >= m => {
+                        // No holder carried the mark out (every one says so in it): the
+                        // delivery ended first and removed the entry (the mail went), as
+                        // an unmarked one.
+                        None if read && listed => {
+                            bump(&gone);
+                        }
+                        None if read => return Err(no_longer_queued(id, &s.spool.dir)),
+                        Some((k, m)) if m > 0 && k >= m => {
                             crate::outln!("{id}: delivered before the deletion took effect");
                             bump(&sent_first);
                         }

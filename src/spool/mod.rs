@@ -1408,6 +1408,20 @@ impl Spool {
         }
     }
 
+    /// Say in entry `id`'s deletion mark that the holder of its lock removes it unsent
+    /// (`sent 0 of 0`), before it does: the `delete` that made the mark reads it through
+    /// the descriptor it keeps, and a mark with no count is one no holder carried out
+    /// (the delivery ended first and removed the entry: the mail went).
+    pub fn note_removed_unsent(&self, id: &str) {
+        if let Ok(mut f) = open_safely(
+            &self.kf_path(id),
+            OpenOptions::new().append(true),
+            Kind::File,
+        ) {
+            let _ = f.write_all(b"sent 0 of 0\n");
+        }
+    }
+
     /// [`Spool::request`] of a deletion.
     pub fn request_deletion(&self, id: &str, by: &str) -> io::Result<()> {
         self.request(id, by, Request::Delete).map(|_| ())
@@ -1559,6 +1573,7 @@ impl Spool {
     /// mark last (a crash between leaves the entry with its mark, or a mark without an
     /// entry, which a run that lists the spool removes), then the directory synced.
     fn delete_as_requested(&self, id: &str) {
+        self.note_removed_unsent(id);
         match fs::remove_file(self.qf_path(id)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -2801,8 +2816,9 @@ pub struct DeletionRequest {
     pub by: String,
     /// When (seconds since the epoch).
     pub at: i64,
-    /// Recipients delivered, of all the entry's, when the delivery that held the entry
-    /// ended: none when no delivery ended with it (it went unsent, or still runs).
+    /// Recipients delivered, of all the entry's, when the holder of the entry's lock
+    /// carried the mark out (`(0, 0)`: removed before any attempt); none when no holder
+    /// did (the delivery ended without it, or still runs).
     pub sent: Option<(usize, usize)>,
 }
 
