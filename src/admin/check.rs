@@ -318,20 +318,18 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
     // Its fix only when the file and what the fix changes are rsendmail's (a
     // configuration given with -C may be any file: `-C /var/log/wtmp`).
     for u in &unsafe_config {
-        let otherwise = if ctx.config.is_some() {
-            "have root make it writable by root alone by hand if nothing else needs to \
-             write it, or give another file with -C"
-        } else {
-            "have root make it writable by root alone by hand if nothing else needs to \
-             write it"
-        };
+        let otherwise = by_hand(
+            ctx.config
+                .is_some()
+                .then_some("or give another file with -C"),
+        );
         t.fail(
             Sysexit::Config,
             "config",
             &format!(
                 "{}{}",
                 u.problem(),
-                placed_repair(u, repair(&s, u), otherwise)
+                placed_repair(u, repair(&s, u), &otherwise)
             ),
         );
     }
@@ -510,18 +508,14 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
         // A fix changes only what is rsendmail's: the file and each directory it
         // would change (a system log's directory, /etc/aliases are not).
         let at = u.at.trim_end_matches(": ");
-        let otherwise = format!(
-            "have root make it writable by root alone by hand if nothing else needs to \
-             write it, {}",
-            if at.is_empty() {
-                format!(
-                    "or name another file in {}",
-                    u.named.trim_end_matches([' ', '='])
-                )
-            } else {
-                format!("or correct {at}")
-            }
-        );
+        let otherwise = by_hand(Some(&if at.is_empty() {
+            format!(
+                "or name another file in {}",
+                u.named.trim_end_matches([' ', '='])
+            )
+        } else {
+            format!("or correct {at}")
+        }));
         t.fail(
             Sysexit::Config,
             "files",
@@ -529,6 +523,17 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
         );
     }
     found.is_empty() && !clash
+}
+
+/// What root is to do with a file not rsendmail's that others may write, when no fix
+/// is printed for it, and the other way out (`or correct FILE: line N`), if any.
+fn by_hand(or: Option<&str>) -> String {
+    let what = "have root make it writable by root alone by hand if nothing else needs to \
+                write it";
+    match or {
+        Some(or) => format!("{what}, {or}"),
+        None => what.to_string(),
+    }
 }
 
 /// `repair` ([`repair`] of `u`) held to the places rule ([`placed_fix`]): a fix whose
