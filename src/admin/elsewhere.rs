@@ -654,6 +654,15 @@ mod tests {
             "O QueueDirectory=/q/'\"$HOME\"'\t&|",
             "^SPOOLDIR /y$",
         ];
+        // The printed command, run in `d` by the shell as an administrator runs it.
+        let run = |cmd: &str, i: usize| {
+            let st = std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .current_dir(&d)
+                .status()
+                .unwrap();
+            assert!(st.success(), "{i}: {cmd}");
+        };
         for (i, old) in hostile.iter().enumerate() {
             for new in [
                 "SPOOLDIR /var/spool/rsendmail",
@@ -672,12 +681,7 @@ mod tests {
                 // A line added above it, another removed, after the command was made.
                 let edited = format!("MAILNAME example.org\n{}", before.replacen("# ", "#", 1));
                 std::fs::write(&conf, &edited).unwrap();
-                let st = std::process::Command::new("sh")
-                    .args(["-c", &cmd])
-                    .current_dir(&d)
-                    .status()
-                    .unwrap();
-                assert!(st.success(), "{i}: {cmd}");
+                run(&cmd, i);
                 assert_eq!(
                     std::fs::read_to_string(&conf).unwrap(),
                     edited.replacen(&format!("\n{old}\n"), &format!("\n{new}\n"), 1),
@@ -686,12 +690,7 @@ mod tests {
                 assert!(!d.join("pwned").exists(), "{i}: {cmd}");
                 // Run again: its line is gone, nothing changes.
                 let now = std::fs::read_to_string(&conf).unwrap();
-                let st = std::process::Command::new("sh")
-                    .args(["-c", &cmd])
-                    .current_dir(&d)
-                    .status()
-                    .unwrap();
-                assert!(st.success(), "{i}: {cmd}");
+                run(&cmd, i);
                 assert_eq!(std::fs::read_to_string(&conf).unwrap(), now, "{i}: {cmd}");
             }
         }
