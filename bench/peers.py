@@ -117,7 +117,8 @@ def open_connections(port):
 
 
 def config(work, name, port, extra=""):
-    """A config in work/name relaying everything to 127.0.0.1:port; returns its path."""
+    """A config in work/name relaying everything to 127.0.0.1:port, its mailboxes in
+    work/name/mail unless `extra` names a MAILSPOOL; returns its path."""
     d = os.path.join(work, name)
     os.makedirs(d)
     conf = os.path.join(d, "rsendmail.conf")
@@ -131,6 +132,11 @@ def config(work, name, port, extra=""):
         os.chmod(spool, 0o2770)
     else:
         os.chmod(spool, 0o700)
+    # Mailboxes (a report to a local sender, or to postmaster when one fails) stay in
+    # the scratch directory, never in the host's /var/mail.
+    if "MAILSPOOL" not in extra:
+        os.mkdir(os.path.join(d, "mail"))
+        extra = "MAILSPOOL %s/mail\n%s" % (d, extra)
     with open(conf, "w") as f:
         f.write("SPOOLDIR %s/spool\nMAILNAME bench.example\nSMARTHOST 127.0.0.1\nPORT %d\n%s"
                 % (d, port, extra))
