@@ -3350,7 +3350,7 @@ fn a_hold_by_root_or_the_group_over_a_users_own_hold_takes_it() {
 
 /// An entry a queue run set aside in `corrupt/` (its queue file cut short) is named
 /// where it is by every command, never "no such entry": `list` names it (stderr, after
-/// the listing), `show`, `hold`, `release`, `retry`, `bounce` say where it is and how to
+/// the listing; `--json`, an object with its `error`), `show`, `hold`, `release`, `retry`, `bounce` say where it is and how to
 /// remove it (65); `delete --dry-run` would delete it, and `delete` removes it and its
 /// state file, so that no file is removed by hand.
 #[test]
@@ -3374,6 +3374,17 @@ fn an_entry_set_aside_as_damaged_is_named_and_deleted() {
     r.code(0);
     assert!(r.stderr.contains(&format!("{where_}\n")), "{}", r.stderr);
     assert!(r.stderr.contains("delete ID` removes one"), "{}", r.stderr);
+    // `--json`: an object of its own (stdout stays JSON, one object a line).
+    let r = admin(&env, &["list", "--json"]);
+    r.code(0);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{{\"queue_name\":\"corrupt\",\"queue_id\":\"{id}\",\"error\":\"set aside in {}/ \
+             as a damaged queue file by a queue run, never delivered\"}}\n",
+            aside.display()
+        )
+    );
     for action in ["show", "hold", "release", "retry", "bounce"] {
         let r = admin(&env, &[action, &id]);
         r.code(65);

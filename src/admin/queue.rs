@@ -786,7 +786,7 @@ pub fn list(ctx: &Context, json: bool) -> Sysexit {
             crate::outln!("\t\tTotal requests: 0");
             return Ok(Sysexit::Ok);
         }
-        let (text, problems) = if json {
+        let (mut text, mut problems) = if json {
             crate::mailq::list_json(&s.spool, None, true)?
         } else {
             let min_age = s.settings.min_queue_age.unwrap_or(0) as i64;
@@ -797,10 +797,18 @@ pub fn list(ctx: &Context, json: bool) -> Sysexit {
             };
             crate::mailq::list_text(&s.spool, None, &style)?
         };
-        let mut problems = problems;
-        if !json {
-            for id in s.spool.set_aside_ids() {
-                problems.push_str(&format!("{id}: {}\n", set_aside_text(&s.spool)));
+        // Entries a run set aside in `corrupt/`: a line of their own in the JSON (as an
+        // unreadable entry's), a problem after the text listing.
+        for id in s.spool.set_aside_ids() {
+            let why = set_aside_text(&s.spool);
+            if json {
+                text.push_str(&format!(
+                    "{{\"queue_name\":\"corrupt\",\"queue_id\":{},\"error\":{}}}\n",
+                    crate::mailq::json_str(&id),
+                    crate::mailq::json_str(&why)
+                ));
+            } else {
+                problems.push_str(&format!("{id}: {why}\n"));
             }
         }
         let mut out = std::io::stdout().lock();
