@@ -2364,6 +2364,79 @@ fn request_during_a_delivery(action: &str) {
     }
 }
 
+/// `hold` or `bounce` of an entry a queue run has listed and locked, before its attempt
+/// sent anything (every `flock(2)` of the run made to last 3 s under strace, so that the
+/// request finds the entry locked, and its mark is found before the first transaction):
+/// marked (0), nothing sent to its recipient, and the attempt not counted: held with
+/// `"attempts":0` and no reason recorded, or returned (its report at the server).
+#[test]
+fn a_mark_made_after_a_runs_listing_costs_no_attempt() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    for action in ["hold", "bounce"] {
+        let sink_dir = Env::new();
+        let Some(sink) = Sink::start(&sink_dir.dir, &[]) else {
+            return;
+        };
+        let env = relay_env(sink.port, "");
+        let maillog = env.dir.join("rsendmail.log");
+        env.add_config(&format!("MAILLOG {}\n", maillog.display()));
+        let id = queue(&env, "bob@example.org");
+        let mut run = Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=flock"])
+            .args(["-e", "inject=flock:delay_exit=3000000"])
+            .arg(env.link("sendmail"))
+            .args(["-C", env.conf.to_str().unwrap(), "-q"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(
+            Duration::from_secs(30),
+            "the entry locked by the run",
+            || env.mailq(&[]).contains(&format!("{id}*")),
+        );
+        let r = admin(&env, &[action, &id]);
+        r.code(0);
+        assert!(
+            r.stdout.contains("marked to be"),
+            "{}{}",
+            r.stdout,
+            r.stderr
+        );
+        let _ = run.wait();
+        let log = fs::read_to_string(&maillog).unwrap_or_default();
+        if action == "hold" {
+            assert!(held(&env, &id), "{}{log}", env.listing());
+            let json = admin(&env, &["list", "--json"]);
+            assert!(json.stdout.contains("\"attempts\":0,"), "{}", json.stdout);
+            assert!(!json.stdout.contains("\"reason\""), "{}", json.stdout);
+        } else {
+            // Returned by this run or the next, its report to the sender.
+            if queued(&env, &id) {
+                env.sendmail(&["-q"], b"").code(0);
+            }
+            wait_until(Duration::from_secs(20), "the report at the sink", || {
+                sink.dumps().iter().any(|d| d.contains("MAILER-DAEMON"))
+            });
+            assert!(!queued(&env, &id), "{}", env.listing());
+        }
+        assert!(
+            log.contains(&format!(
+                "{id}: not counted as an attempt: nothing of it was sent"
+            )),
+            "{log}"
+        );
+        assert!(
+            sink.dumps().iter().all(|d| d.contains("MAILER-DAEMON")),
+            "{:?}",
+            sink.dumps()
+        );
+    }
+}
+
 /// A hold cut short between its two renames (the queue file in `hold/`, its state file
 /// still in the spool) loses nothing: queue runs keep the state file, and `hold` or
 /// `release` puts the entry together again with its state.

@@ -691,16 +691,23 @@ pub fn attempt(
         cache::wants_no_connection();
     }
     let mut unrecorded: Option<String> = None;
+    // A mark (`rsendmail-admin hold`, `bounce`, `delete`) found before the first unit
+    // was sent (`make_room`), and how many recipients the held back units had.
+    let (mut marked_first, mut sent_units, mut held_back_n) = (false, 0usize, 0usize);
     let mut resolve = |name: &str| relay_addresses(engine, dns, name);
     for t in planned.transactions {
         units_left -= 1;
-        make_room(locked, env.recipients.len(), &mut unrecorded);
+        if make_room(locked, env.recipients.len(), &mut unrecorded) && sent_units == 0 {
+            marked_first = true;
+        }
         if let Some(why) = &unrecorded {
             let held_back = not_sent(&t.rcpts, why, t.mailer);
             say(out, &outcome_lines(&held_back, &address));
+            held_back_n += held_back.len();
             outcomes.extend(held_back);
             continue;
         }
+        sent_units += 1;
         let conn = conns.entry(t.hosts.clone()).or_default();
         let message = MessageAt::new(&qf, data_offset, size);
         // The last unit of the attempt: the worker's next entry may follow on its
@@ -784,13 +791,17 @@ pub fn attempt(
             outcomes.push(o);
             continue;
         }
-        make_room(locked, env.recipients.len(), &mut unrecorded);
+        if make_room(locked, env.recipients.len(), &mut unrecorded) && sent_units == 0 {
+            marked_first = true;
+        }
         if let Some(why) = &unrecorded {
             let held_back = not_sent(&[i], why, Mailer::Local);
             say(out, &outcome_lines(&held_back, &address));
+            held_back_n += held_back.len();
             outcomes.extend(held_back);
             continue;
         }
+        sent_units += 1;
         // Its supervisor journals it in `jf<ID>`, which the next state written takes in.
         locked.entry.journal = true;
         let sup = local::Supervised {
@@ -841,6 +852,17 @@ pub fn attempt(
         deleted_during_delivery(engine, locked, &env, &before, &outcomes, &owned, started);
         result.removed = true;
         locked.pending_state = Some(record::delivered_so_far(&locked.entry.state, &outcomes));
+        return Ok(result);
+    }
+    // Its hold or return asked for after the run listed it, and found before any of it
+    // was sent or decided: not an attempt. Nothing is recorded; the mark is carried out
+    // as the entry is let go (held, or returned by its next attempt, due now), or,
+    // withdrawn meanwhile (`release`), the entry stays queued as it was.
+    if marked_first && held_back_n == outcomes.len() && refused.is_empty() {
+        log::info!(
+            "{}: not counted as an attempt: nothing of it was sent",
+            env.id
+        );
         return Ok(result);
     }
     // Measured when the attempt ends, as sendmail does: `delay` is never less than
@@ -1120,9 +1142,10 @@ fn deleted_during_delivery(
 /// record keeps: `entry::reply_lines_kept`; beyond that, the record falls back to the state without its texts, then
 /// to the delivered markers alone: `LockedEntry::record_outcome`). When there is no
 /// room, `unrecorded` says why and nothing more is sent for the entry in this run.
-fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Option<String>) {
+/// Whether this call found a mark.
+fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Option<String>) -> bool {
     if unrecorded.is_some() {
-        return;
+        return false;
     }
     // `rsendmail-admin delete` asked for while this attempt held the entry: no unit
     // begun after the request is sent; the entry goes at the attempt's end.
@@ -1139,7 +1162,7 @@ fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Optio
         } else {
             format!("{} asked for during the delivery", mark.what())
         });
-        return;
+        return true;
     }
     // Only an entry with more than one recipient open may have an outcome to keep in
     // its state file (one accepted while another is deferred, or refused with a report
@@ -1149,7 +1172,7 @@ fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Optio
         .filter(|&i| !locked.entry.state.of(i).is_final())
         .count();
     if open <= 1 {
-        return;
+        return false;
     }
     let n = recipients as u64;
     let room = (locked.entry.state.to_text().len() as u64)
@@ -1158,8 +1181,9 @@ fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Optio
     // The room is fsynced too, so that a disk whose fsyncs fail shows before the send.
     if let Err(e) = locked.reserve_state(room, true) {
         log::error!("{e}; nothing is sent for this entry in this run");
-        *unrecorded = Some(e.message);
+        *unrecorded = Some(format!("cannot record delivery state: {}", e.message));
     }
+    false
 }
 
 /// The addresses of a relay's host name, with sendmail's words when there are none:
@@ -1236,7 +1260,7 @@ fn record_on_the_way(locked: &mut LockedEntry, got: &[RcptOutcome]) -> Option<St
         Ok(()) => None,
         Err(e) => {
             log::error!("{e}; nothing more is sent for this entry in this run");
-            Some(e.message)
+            Some(format!("cannot record delivery state: {}", e.message))
         }
     }
 }
@@ -1360,15 +1384,15 @@ fn waits_for_its_original(spool: &Spool, env: &Envelope) -> bool {
 }
 
 /// The outcome of recipients not tried because the attempt's record could not be
-/// written: deferred with the reason.
+/// written, or a mark asked for an action on the entry meanwhile: deferred with `why`
+/// (`cannot record delivery state: ...`, `hold asked for during the delivery`).
 fn not_sent(rcpts: &[usize], why: &str, mailer: Mailer) -> Vec<RcptOutcome> {
     rcpts
         .iter()
         .map(|&i| {
-            let text = format!("cannot record delivery state: {why}");
             RcptOutcome::new(
                 i,
-                reply::Reply::with_status(451, status::SYSTEM_TEMP, text),
+                reply::Reply::with_status(451, status::SYSTEM_TEMP, why.to_string()),
                 mailer,
                 None,
             )
