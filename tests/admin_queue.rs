@@ -1336,6 +1336,46 @@ struct SetgidSystem {
     adm: PathBuf,
 }
 
+impl SetgidSystem {
+    /// `rsendmail-admin ARGS` as the test user, not a member of the spool's group.
+    fn user(&self, args: &[&str]) -> std::process::Output {
+        in_system(&self.etc, TEST_USER, &self.adm, args, b"")
+    }
+
+    /// `rsendmail-admin ARGS` as the test user made a member of the spool's group.
+    fn member(&self, args: &[&str]) -> std::process::Output {
+        in_system(&self.member_etc, TEST_USER, &self.adm, args, b"")
+    }
+
+    /// `program ARGS` as root (the plain program, told the system configuration).
+    fn root_runs(&self, program: &Path, args: &[&str]) -> std::process::Output {
+        Command::new(program)
+            .args(args)
+            .env("RSENDMAIL_SYSTEM_CONFIG", &self.conf)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// `rsendmail-admin ARGS` as root.
+    fn root(&self, args: &[&str]) -> std::process::Output {
+        self.root_runs(&admin_bin(), args)
+    }
+
+    /// The ID of a message the test user queues (`-odq`, to bob@example.org).
+    fn users_entry(&self) -> String {
+        let out = in_system(
+            &self.etc,
+            TEST_USER,
+            &self.sm,
+            &["-odq", "bob@example.org"],
+            MSG,
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        crate::harness::queued_ids(&self.spool).pop().unwrap()
+    }
+}
+
 /// [`SetgidSystem`] in a directory of its own named `name`; None where users cannot be
 /// switched or mount namespaces made (or in a release build, whose set-gid copies
 /// refuse the test's overrides).
@@ -3103,61 +3143,40 @@ fn an_id_given_twice_is_acted_on_once() {
 /// mount namespace, as in `two_users_act_only_on_their_own_entries`.)
 #[test]
 fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
-    let Some(SetgidSystem {
-        here,
-        spool,
-        conf,
-        etc,
-        member_etc,
-        group,
-        sm,
-        adm,
-        ..
-    }) = setgid_system("admin-holds")
-    else {
+    let Some(sys) = setgid_system("admin-holds") else {
         return;
     };
-    let envs = [("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap())];
-    let user = |args: &[&str]| in_system(&etc, TEST_USER, &adm, args, b"");
-    let member = |args: &[&str]| in_system(&member_etc, TEST_USER, &adm, args, b"");
-    let root = |program: &Path, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .envs(envs)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let SetgidSystem {
+        here, spool, group, ..
+    } = &sys;
     let is_held = |id: &str| spool.join("hold").join(format!("qf{id}")).exists();
-    let out = in_system(&etc, TEST_USER, &sm, &["-odq", "bob@example.org"], MSG);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let mine = crate::harness::queued_ids(&spool).pop().unwrap();
+    let mine = sys.users_entry();
     let uid = crate::harness::test_user().uid;
 
     // Root holds the test user's entry: who held it is shown.
-    let out = root(&admin_bin(), &["hold", &mine]);
+    let out = sys.root(&["hold", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(is_held(&mine));
-    let out = root(&admin_bin(), &["show", &mine]);
+    let out = sys.root(&["show", &mine]);
     assert!(
         text(&out.stdout).contains("\nHeld by:        root (uid 0)\n"),
         "{}",
         text(&out.stdout)
     );
-    let out = root(&admin_bin(), &["list"]);
+    let out = sys.root(&["list"]);
     assert!(
         text(&out.stdout).contains("\n     QUARANTINE: held by root\n"),
         "{}",
         text(&out.stdout)
     );
-    let out = root(&admin_bin(), &["list", "--json"]);
+    let out = sys.root(&["list", "--json"]);
     assert!(
         text(&out.stdout).contains(r#","held_by":{"user":"root","uid":0}"#),
         "{}",
         text(&out.stdout)
     );
     // mailq keeps sendmail's quarantine line, which carries the reason alone.
-    let out = root(&crate::harness::bin(), &["-bp"]);
+    let out = sys.root_runs(&crate::harness::bin(), &["-bp"]);
     assert!(
         text(&out.stdout).contains("\n     QUARANTINE: held\n"),
         "{}",
@@ -3165,7 +3184,7 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
     );
     let mailq = here.join("mailq");
     std::os::unix::fs::symlink(crate::harness::bin(), &mailq).unwrap();
-    let out = root(&mailq, &["--json"]);
+    let out = sys.root_runs(&mailq, &["--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains(r#""queue_name":"hold""#),
@@ -3179,7 +3198,7 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
     );
 
     // The test user may see it, but not end root's hold, whatever the command.
-    let out = user(&["show", &mine]);
+    let out = sys.user(&["show", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("\nHeld by:        root (uid 0)\n"),
@@ -3191,7 +3210,7 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
          spool's group {group} may release it"
     );
     for action in ["release", "retry", "bounce", "delete"] {
-        let out = user(&[action, &mine]);
+        let out = sys.user(&[action, &mine]);
         assert_eq!(
             out.status.code(),
             Some(77),
@@ -3219,7 +3238,7 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
         assert!(is_held(&mine), "{action}");
     }
     // Her `delete --all` takes her entries, and refuses this one the same way.
-    let out = user(&["delete", "--all"]);
+    let out = sys.user(&["delete", "--all"]);
     assert_eq!(out.status.code(), Some(77), "{}", text(&out.stdout));
     assert!(
         text(&out.stderr).contains(&refusal),
@@ -3228,14 +3247,14 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
     );
     assert!(is_held(&mine));
     // Holding it again takes nothing over.
-    let out = user(&["hold", &mine]);
+    let out = sys.user(&["hold", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{mine}: already held\n"));
-    let out = user(&["release", &mine]);
+    let out = sys.user(&["release", &mine]);
     assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
     assert!(is_held(&mine));
     // A member of the spool's group may release it.
-    let out = member(&["release", &mine]);
+    let out = sys.member(&["release", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{mine}: released\n"));
     assert!(!is_held(&mine) && spool.join(format!("qf{mine}")).exists());
@@ -3243,27 +3262,27 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
     assert!(!spool.join(format!("sf{mine}")).exists());
 
     // A hold she made herself she may release.
-    let out = user(&["hold", &mine]);
+    let out = sys.user(&["hold", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let out = user(&["show", &mine]);
+    let out = sys.user(&["show", &mine]);
     assert!(
         text(&out.stdout).contains(&format!("\nHeld by:        {TEST_USER} (uid {uid})\n")),
         "{}",
         text(&out.stdout)
     );
-    let out = root(&admin_bin(), &["list"]);
+    let out = sys.root(&["list"]);
     assert!(
         text(&out.stdout).contains(&format!("\n     QUARANTINE: held by {TEST_USER}\n")),
         "{}",
         text(&out.stdout)
     );
-    let out = user(&["release", &mine]);
+    let out = sys.user(&["release", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{mine}: released\n"));
     assert!(!is_held(&mine));
 
     // Held by an earlier version: its state file has no record of who held it.
-    let out = root(&admin_bin(), &["hold", &mine]);
+    let out = sys.root(&["hold", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let sf = spool.join("hold").join(format!("sf{mine}"));
     let state = fs::read_to_string(&sf).unwrap();
@@ -3274,7 +3293,7 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
         .map(|l| format!("{l}\n"))
         .collect();
     fs::write(&sf, old).unwrap();
-    let out = user(&["release", &mine]);
+    let out = sys.user(&["release", &mine]);
     assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains(&format!(
@@ -3286,19 +3305,19 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
         text(&out.stderr)
     );
     assert!(is_held(&mine));
-    let out = root(&admin_bin(), &["show", &mine]);
+    let out = sys.root(&["show", &mine]);
     assert!(
         text(&out.stdout).contains("\nHeld by:        not recorded (a hold made by an earlier"),
         "{}",
         text(&out.stdout)
     );
-    let out = root(&admin_bin(), &["list"]);
+    let out = sys.root(&["list"]);
     assert!(
         text(&out.stdout).contains("\n     QUARANTINE: held\n"),
         "{}",
         text(&out.stdout)
     );
-    let out = root(&admin_bin(), &["release", &mine]);
+    let out = sys.root(&["release", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!is_held(&mine));
     let _ = fs::remove_dir_all(&here);
@@ -3313,42 +3332,22 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
 /// `a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker`.)
 #[test]
 fn a_hold_by_root_or_the_group_over_a_users_own_hold_takes_it() {
-    let Some(SetgidSystem {
-        here,
-        spool,
-        conf,
-        etc,
-        member_etc,
-        group,
-        sm,
-        adm,
-    }) = setgid_system("admin-hold-over")
-    else {
+    let Some(sys) = setgid_system("admin-hold-over") else {
         return;
     };
-    let envs = [("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap())];
-    let user = |args: &[&str]| in_system(&etc, TEST_USER, &adm, args, b"");
-    let member = |args: &[&str]| in_system(&member_etc, TEST_USER, &adm, args, b"");
-    let root = |args: &[&str]| {
-        Command::new(admin_bin())
-            .args(args)
-            .envs(envs)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let SetgidSystem {
+        here, spool, group, ..
+    } = &sys;
     let is_held = |id: &str| spool.join("hold").join(format!("qf{id}")).exists();
-    let out = in_system(&etc, TEST_USER, &sm, &["-odq", "bob@example.org"], MSG);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let mine = crate::harness::queued_ids(&spool).pop().unwrap();
+    let mine = sys.users_entry();
     let uid = crate::harness::test_user().uid;
     let sf = spool.join("hold").join(format!("sf{mine}"));
 
     // She holds it, then root holds it: the hold is root's now, and said so.
-    let out = user(&["hold", &mine]);
+    let out = sys.user(&["hold", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(is_held(&mine));
-    let out = root(&["hold", &mine]);
+    let out = sys.root(&["hold", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
@@ -3363,7 +3362,7 @@ fn a_hold_by_root_or_the_group_over_a_users_own_hold_takes_it() {
             .contains("\nheld-by 0 root\n")
     );
     for action in ["release", "retry", "bounce", "delete"] {
-        let out = user(&[action, &mine]);
+        let out = sys.user(&[action, &mine]);
         assert_eq!(
             out.status.code(),
             Some(77),
@@ -3379,8 +3378,8 @@ fn a_hold_by_root_or_the_group_over_a_users_own_hold_takes_it() {
     }
     // Her hold again takes nothing back; root's again changes nothing.
     for (who, out) in [
-        ("user", user(&["hold", &mine])),
-        ("root", root(&["hold", &mine])),
+        ("user", sys.user(&["hold", &mine])),
+        ("root", sys.root(&["hold", &mine])),
     ] {
         assert_eq!(out.status.code(), Some(0), "{who}: {}", text(&out.stderr));
         assert_eq!(
@@ -3395,20 +3394,20 @@ fn a_hold_by_root_or_the_group_over_a_users_own_hold_takes_it() {
             "{who}"
         );
     }
-    let out = user(&["release", &mine]);
+    let out = sys.user(&["release", &mine]);
     assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
-    let out = root(&["release", &mine]);
+    let out = sys.root(&["release", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!is_held(&mine));
 
     // Another user's own hold (its record written here): a member of the group takes it.
-    let out = user(&["hold", &mine]);
+    let out = sys.user(&["hold", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let state = fs::read_to_string(&sf).unwrap();
     let line = format!("\nheld-by {uid} {TEST_USER}\n");
     assert!(state.contains(&line), "{state}");
     fs::write(&sf, state.replace(&line, "\nheld-by 4242 carol\n")).unwrap();
-    let out = member(&["hold", &mine]);
+    let out = sys.member(&["hold", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).starts_with(&format!(
@@ -4383,39 +4382,19 @@ fn release_of_a_locked_entry_marked_to_be_held_withdraws_the_mark() {
 /// replace and withdraw.
 #[test]
 fn a_users_request_never_replaces_roots_pending_mark() {
-    let Some(SetgidSystem {
-        here,
-        spool,
-        conf,
-        etc,
-        adm,
-        sm,
-        ..
-    }) = setgid_system("admin-busy-marks")
-    else {
+    let Some(sys) = setgid_system("admin-busy-marks") else {
         return;
     };
-    let envs = [("RSENDMAIL_SYSTEM_CONFIG", conf.to_str().unwrap())];
-    let user = |args: &[&str]| in_system(&etc, TEST_USER, &adm, args, b"");
-    let root = |args: &[&str]| {
-        Command::new(admin_bin())
-            .args(args)
-            .envs(envs)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
-    let out = in_system(&etc, TEST_USER, &sm, &["-odq", "bob@example.org"], MSG);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let mine = crate::harness::queued_ids(&spool).pop().unwrap();
+    let SetgidSystem { here, spool, .. } = &sys;
+    let mine = sys.users_entry();
     let kf = spool.join(format!("kf{mine}"));
     let f = fs::File::open(spool.join(format!("qf{mine}"))).unwrap();
     f.lock().unwrap();
-    let out = root(&["hold", &mine]);
+    let out = sys.root(&["hold", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let roots = fs::read_to_string(&kf).unwrap();
     for action in ["hold", "bounce", "delete", "release"] {
-        let out = user(&[action, &mine]);
+        let out = sys.user(&[action, &mine]);
         assert_eq!(
             out.status.code(),
             Some(77),
@@ -4434,11 +4413,11 @@ fn a_users_request_never_replaces_roots_pending_mark() {
         assert_eq!(fs::read_to_string(&kf).unwrap(), roots, "{action}");
     }
     // Her own mark: replaced by her, and withdrawn by her.
-    let out = root(&["release", &mine]);
+    let out = sys.root(&["release", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!kf.exists());
     for action in ["hold", "bounce", "hold"] {
-        let out = user(&[action, &mine]);
+        let out = sys.user(&[action, &mine]);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -4446,7 +4425,7 @@ fn a_users_request_never_replaces_roots_pending_mark() {
             text(&out.stderr)
         );
     }
-    let out = user(&["release", &mine]);
+    let out = sys.user(&["release", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!kf.exists());
     drop(f);
