@@ -4376,6 +4376,68 @@ fn release_of_a_locked_entry_marked_to_be_held_withdraws_the_mark() {
     assert!(queued(&env, &id), "{}", env.listing());
 }
 
+/// `release` of an entry whose delivery is carrying out the hold marked on it (its
+/// state file for `hold/` written, not yet renamed: every `rename(2)` and `connect(2)`
+/// of the run made to wait 3 s under strace) withdraws the hold, says the entry stays
+/// queued, and it does: the holder puts back what it had moved, its state without a
+/// holder; the next `release` says "not held".
+#[test]
+fn release_while_the_delivery_carries_out_the_hold_keeps_the_entry_queued() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    let env = relay_env(closed_tcp_port(), "");
+    let id = queue(&env, "bob@example.org");
+    let mut run = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=connect,rename"])
+        .args(["-e", "inject=connect,rename:delay_enter=3000000"])
+        .arg(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the entry locked by the run",
+        || env.mailq(&[]).contains(&format!("{id}*")),
+    );
+    let r = admin(&env, &["hold", &id]);
+    r.code(0);
+    assert!(
+        r.stdout.contains("marked to be held"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    // The holder's state file for the hold, in `tmp/` until its (delayed) rename.
+    let tmp = env.spool.join("tmp");
+    let prefix = format!("sf{id}.");
+    wait_until(
+        Duration::from_secs(60),
+        "the hold being carried out",
+        || {
+            fs::read_dir(&tmp).unwrap().flatten().any(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with(&prefix) && n.ends_with(".mark")
+            })
+        },
+    );
+    let r = admin(&env, &["release", &id]);
+    r.code(0).stdout_is(&format!(
+        "{id}: being delivered: the hold asked for by root (uid 0) during its delivery is \
+         withdrawn; it stays queued\n"
+    ));
+    let _ = run.wait();
+    assert!(queued(&env, &id) && !held(&env, &id), "{}", env.listing());
+    let json = admin(&env, &["list", "--json"]);
+    assert!(!json.stdout.contains("held_by"), "{}", json.stdout);
+    admin(&env, &["release", &id])
+        .code(0)
+        .stdout_is(&format!("{id}: not held\n"));
+}
+
 /// A user's `hold`, `bounce`, `delete` or `release` of her own entry while a delivery
 /// holds it (the test's flock) never replaces or withdraws the mark root made on it:
 /// refused, 77, saying whose mark it is, the mark left as it was. Her own mark she may

@@ -2129,7 +2129,10 @@ fn withdraw_hold(sp: &Spool, who: &Caller, id: &str, m: &spool::Mark) -> Result<
             ),
         )
     })?;
-    if matches!(locate(sp, id), Ok(Some((_, true)))) {
+    // Withdrawn: the hold does not take effect, also when its delivery was carrying it
+    // out (that holder puts the entry back, `Spool::hold_as_requested`). Else it took
+    // effect (the entry is held: released as any hold), or the entry is gone.
+    if !withdrawn && matches!(locate(sp, id), Ok(Some((_, true)))) {
         crate::outln!("{id}: the hold asked for during its delivery took effect as it ended");
         return Ok(true);
     }

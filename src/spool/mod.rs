@@ -1525,12 +1525,40 @@ impl Spool {
             }
         }
         sync_dir(&held.dir)?;
-        let _ = fs::remove_file(self.kf_path(id));
+        if let Err(e) = fs::remove_file(self.kf_path(id))
+            && e.kind() == io::ErrorKind::NotFound
+        {
+            // Withdrawn (`rsendmail-admin release`) after this holder read it: that
+            // release said the entry stays queued, so it goes back.
+            return self.unhold_withdrawn(id, &held, state);
+        }
         sync_dir(&self.dir)?;
         log::info!(
             "{id}: held as asked for by {} while it was being delivered",
             mark.by
         );
+        Ok(())
+    }
+
+    /// Put entry `id` back from `held` ([`Spool::hold_as_requested`]) when its hold
+    /// was withdrawn while it was carried out: `qf`, `sf` and `jf` moved back, the
+    /// record of its holder taken out of `state`, both directories synced.
+    fn unhold_withdrawn(&self, id: &str, held: &Spool, mut state: State) -> io::Result<()> {
+        fs::rename(held.qf_path(id), self.qf_path(id))?;
+        for (a, b) in [
+            (held.sf_path(id), self.sf_path(id)),
+            (held.jf_path(id), self.jf_path(id)),
+        ] {
+            match fs::rename(a, b) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        state.held_by = None;
+        self.write_state_file(id, &state)?;
+        sync_dir(&held.dir)?;
+        sync_dir(&self.dir)?;
+        log::info!("{id}: its hold was withdrawn as it was carried out: it stays queued");
         Ok(())
     }
 
