@@ -2404,6 +2404,34 @@ fn request_during_a_delivery(action: &str) {
     }
 }
 
+/// A queue run (`sendmail -q`) under strace, each of its system calls `calls` (and
+/// those of the deliveries it starts) made to wait 3 s (`how`: `delay_enter`, before
+/// the call; `delay_exit`, after it), once it has entry `id` locked.
+fn slowed_run(env: &Env, id: &str, calls: &str, how: &str) -> std::process::Child {
+    let run = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            &format!("trace={calls}"),
+        ])
+        .args(["-e", &format!("inject={calls}:{how}=3000000")])
+        .arg(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the entry locked by the run",
+        || env.mailq(&[]).contains(&format!("{id}*")),
+    );
+    run
+}
+
 /// `hold` or `bounce` of an entry a queue run has listed and locked, before its attempt
 /// sent anything (every `flock(2)` of the run made to last 3 s under strace, so that the
 /// request finds the entry locked, and its mark is found before the first transaction):
@@ -2424,20 +2452,7 @@ fn a_mark_made_after_a_runs_listing_costs_no_attempt() {
         let maillog = env.dir.join("rsendmail.log");
         env.add_config(&format!("MAILLOG {}\n", maillog.display()));
         let id = queue(&env, "bob@example.org");
-        let mut run = Command::new("strace")
-            .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=flock"])
-            .args(["-e", "inject=flock:delay_exit=3000000"])
-            .arg(env.link("sendmail"))
-            .args(["-C", env.conf.to_str().unwrap(), "-q"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_until(
-            Duration::from_secs(30),
-            "the entry locked by the run",
-            || env.mailq(&[]).contains(&format!("{id}*")),
-        );
+        let mut run = slowed_run(&env, &id, "flock", "delay_exit");
         let r = admin(&env, &[action, &id]);
         r.code(0);
         assert!(
@@ -4389,20 +4404,7 @@ fn release_while_the_delivery_carries_out_the_hold_keeps_the_entry_queued() {
     }
     let env = relay_env(closed_tcp_port(), "");
     let id = queue(&env, "bob@example.org");
-    let mut run = Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=connect,rename"])
-        .args(["-e", "inject=connect,rename:delay_enter=3000000"])
-        .arg(env.link("sendmail"))
-        .args(["-C", env.conf.to_str().unwrap(), "-q"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until(
-        Duration::from_secs(30),
-        "the entry locked by the run",
-        || env.mailq(&[]).contains(&format!("{id}*")),
-    );
+    let mut run = slowed_run(&env, &id, "connect,rename", "delay_enter");
     let r = admin(&env, &["hold", &id]);
     r.code(0);
     assert!(

@@ -1607,33 +1607,6 @@ fn drop_index_lines(spool: &Spool) {
     }
 }
 
-/// Rename `qf` then `sf` (and `jf`) of `id` from `from` to `to` (or `sf` and `jf`
-/// first with `sf_first`), syncing both directories. An `sf` or `jf` missing in `from`
-/// is not an error.
-fn move_entry(from: &Spool, to: &Spool, id: &str, sf_first: bool) -> std::io::Result<()> {
-    let sf = || {
-        for (a, b) in [
-            (from.sf_path(id), to.sf_path(id)),
-            (from.jf_path(id), to.jf_path(id)),
-        ] {
-            match fs::rename(a, b) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        Ok(())
-    };
-    if sf_first {
-        sf()?;
-    }
-    fs::rename(from.qf_path(id), to.qf_path(id))?;
-    if !sf_first {
-        sf()?;
-    }
-    spool::sync_dir(&to.dir)?;
-    spool::sync_dir(&from.dir)
-}
-
 /// Write `held_by` as the record of who holds entry `id` into its state file in `sp`
 /// (the caller holds the entry's lock): the state as recorded, with that record. A
 /// state that is then that of an entry never tried (no state file before the hold) is
@@ -1816,7 +1789,7 @@ fn hold_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done {
             log::warn!("{msg}");
         }
     }
-    if let Err(e) = move_entry(&s.spool, &held, id, false) {
+    if let Err(e) = s.spool.move_entry(&held, id, false) {
         return Err(fail(
             Sysexit::from_io(&e),
             format!(
@@ -1855,7 +1828,7 @@ fn release_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done
         );
     }
     // Indexed after the move, with the index marked as missing it meanwhile.
-    let moved = index::moved_in(&s.spool, id, || move_entry(&held, &s.spool, id, true));
+    let moved = index::moved_in(&s.spool, id, || held.move_entry(&s.spool, id, true));
     if let Err(e) = moved {
         return Err(fail(
             Sysexit::from_io(&e),
@@ -2254,7 +2227,7 @@ fn mark_locked(
         ));
     }
     if held {
-        let moved = index::moved_in(&s.spool, id, || move_entry(sp, &s.spool, id, true));
+        let moved = index::moved_in(&s.spool, id, || sp.move_entry(&s.spool, id, true));
         if let Err(err) = moved {
             return Err(fail(
                 Sysexit::from_io(&err),

@@ -1514,17 +1514,7 @@ impl Spool {
         let mut state = self.recorded_state(id)?;
         state.held_by = mark.holder();
         self.write_state_file(id, &state)?;
-        fs::rename(self.qf_path(id), held.qf_path(id))?;
-        for (a, b) in [
-            (self.sf_path(id), held.sf_path(id)),
-            (self.jf_path(id), held.jf_path(id)),
-        ] {
-            match fs::rename(a, b) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        sync_dir(&held.dir)?;
+        self.move_entry(&held, id, false)?;
         if let Err(e) = fs::remove_file(self.kf_path(id))
             && e.kind() == io::ErrorKind::NotFound
         {
@@ -1541,25 +1531,43 @@ impl Spool {
     }
 
     /// Put entry `id` back from `held` ([`Spool::hold_as_requested`]) when its hold
-    /// was withdrawn while it was carried out: `qf`, `sf` and `jf` moved back, the
-    /// record of its holder taken out of `state`, both directories synced.
+    /// was withdrawn while it was carried out: `sf`, `jf` and `qf` moved back as a
+    /// release moves them, the index told ([`index::moved_in`]), then the record of
+    /// its holder taken out of `state`.
     fn unhold_withdrawn(&self, id: &str, held: &Spool, mut state: State) -> io::Result<()> {
-        fs::rename(held.qf_path(id), self.qf_path(id))?;
-        for (a, b) in [
-            (held.sf_path(id), self.sf_path(id)),
-            (held.jf_path(id), self.jf_path(id)),
-        ] {
-            match fs::rename(a, b) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
+        index::moved_in(self, id, || held.move_entry(self, id, true))?;
         state.held_by = None;
         self.write_state_file(id, &state)?;
-        sync_dir(&held.dir)?;
         sync_dir(&self.dir)?;
         log::info!("{id}: its hold was withdrawn as it was carried out: it stays queued");
         Ok(())
+    }
+
+    /// Rename `qf` then `sf` (and `jf`) of entry `id` from this spool to `to` (or `sf`
+    /// and `jf` first with `sf_first`), syncing both directories. An `sf` or `jf`
+    /// missing here is not an error.
+    pub fn move_entry(&self, to: &Spool, id: &str, sf_first: bool) -> io::Result<()> {
+        let sf = || {
+            for (a, b) in [
+                (self.sf_path(id), to.sf_path(id)),
+                (self.jf_path(id), to.jf_path(id)),
+            ] {
+                match fs::rename(a, b) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            Ok(())
+        };
+        if sf_first {
+            sf()?;
+        }
+        fs::rename(self.qf_path(id), to.qf_path(id))?;
+        if !sf_first {
+            sf()?;
+        }
+        sync_dir(&to.dir)?;
+        sync_dir(&self.dir)
     }
 
     /// Record the return entry `id`'s mark asked for ([`Spool::carry_out_mark`]): the
