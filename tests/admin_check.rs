@@ -2070,6 +2070,44 @@ fn spooldir_typo(rcpts: &[&str]) -> Option<(Env, PathBuf, PathBuf)> {
     Some((env, prog, typo))
 }
 
+/// A `SPOOLDIR` typo does not make check refuse the shared MAILLOG, made 0660 with the
+/// spool's group as the programs make it: while the spool is not there, the group the
+/// installed `rsendmail` is set-gid to may write it. No `chmod go-w` of it is offered
+/// (followed, users could no longer log); the spool's fix, followed, leaves the log as
+/// it was and the check with no failure.
+#[test]
+fn a_spooldir_typo_leaves_the_shared_maillog_alone() {
+    let Some((env, prog, _)) = spooldir_typo(&[]) else {
+        return;
+    };
+    let log = env.dir.join("rsendmail.log");
+    fs::write(&log, "").unwrap();
+    chgrp_chmod(&log, spool_gid(), 0o660);
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let r = run_admin(&env, &prog, "check");
+    r.code(78);
+    assert!(
+        !r.stdout.contains(&format!("go-w {}", log.display())),
+        "{}",
+        r.stdout
+    );
+    let fails: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(
+        fails.len() == 1 && fails[0].starts_with("FAIL spool: "),
+        "{}",
+        r.stdout
+    );
+    let cmd = fix_of(fails[0]).unwrap();
+    let st = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .status()
+        .unwrap();
+    assert!(st.success(), "{cmd}");
+    let r = run_admin(&env, &prog, "check");
+    assert!(!r.stdout.contains("FAIL"), "{cmd}\n{}", r.stdout);
+    assert_eq!(fs::metadata(&log).unwrap().mode() & 0o7777, 0o660);
+}
+
 /// A `SPOOLDIR` typo holding what the shell reads specially (`'`, `$`, `;`, a backquote):
 /// check's fix finds the line by its text, not its number, so, run after lines were added
 /// above it and another removed, it still corrects that line and nothing else, runs

@@ -311,7 +311,7 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
     // nothing is tried with it.
     let (theirs, unsafe_config): (Vec<_>, Vec<_>) = s
         .cfg
-        .untrusted_files(&s.settings, app::maillog_group(&s))
+        .untrusted_files(&s.settings, maillog_group(&s))
         .into_iter()
         .filter(|u| u.what == "CONFIG")
         .partition(|u| hers(&s, u));
@@ -466,6 +466,19 @@ pub fn overridden_lines(text: &str, name: &str) -> Vec<String> {
     out
 }
 
+/// The group MAILLOG may be writable by, for check ([`app::maillog_group`]): the
+/// shared spool's; while that spool is not there (a `SPOOLDIR` typo, which the spool
+/// step fails with its fix), the group the installed `rsendmail` is set-gid to, with
+/// which the programs log: a log file they share is not refused because of the typo,
+/// nor "fixed" into one they may no longer write.
+fn maillog_group(s: &app::Setup) -> Option<u32> {
+    app::maillog_group(s).or_else(|| {
+        (!s.spool.private && std::fs::symlink_metadata(&s.spool.dir).is_err())
+            .then(init::binary_group)
+            .flatten()
+    })
+}
+
 /// The files the configuration names that the programs read for routing or credentials,
 /// or write ([`Config::untrusted_files`]): each that someone the programs do not trust
 /// could change (the file, a directory or link on its path) is a `FAIL files` line, which
@@ -479,7 +492,7 @@ fn trust_step(t: &mut Tally, s: &app::Setup) -> bool {
     let clash = maillog_clash_step(t, s);
     let found: Vec<_> = s
         .cfg
-        .untrusted_files(&s.settings, app::maillog_group(s))
+        .untrusted_files(&s.settings, maillog_group(s))
         .into_iter()
         .filter(|u| u.what != "CONFIG" && !hers(s, u))
         .collect();
