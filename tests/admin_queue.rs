@@ -4146,6 +4146,15 @@ fn deleted_in_flight(
     stall: &str,
     rcpts: &[&str],
 ) -> Option<(Env, Sink, Env, String, Run, String, String)> {
+    requested_in_flight("delete", stall, rcpts)
+}
+
+/// [`deleted_in_flight`] with `action` (`delete`, `hold`, `bounce`) in place of `delete`.
+fn requested_in_flight(
+    action: &str,
+    stall: &str,
+    rcpts: &[&str],
+) -> Option<(Env, Sink, Env, String, Run, String, String)> {
     let sink_dir = Env::new();
     let sink = Sink::start(&sink_dir.dir, &["-w", stall])?;
     let env = relay_env(sink.port, "O MaxConnections=1\n");
@@ -4182,12 +4191,51 @@ fn deleted_in_flight(
             false
         }
     });
-    let r = admin(&env, &["delete", &id]);
+    let r = admin(&env, &[action, &id]);
     let _ = run.wait();
     let log = fs::read_to_string(&maillog).unwrap_or_default();
     let ran = fs::read_to_string(&runs).unwrap();
     assert!(env.entries().is_empty(), "{}", env.listing());
     Some((sink_dir, sink, env, id, r, log, ran))
+}
+
+/// A hold or a return asked for while the transaction under way goes on, which then
+/// delivers the entry's only recipient: nothing is held or returned (no report), the
+/// recipient is logged sent, and the log says the request came too late, as it says of
+/// a deletion.
+#[test]
+fn a_hold_or_bounce_during_a_delivery_that_succeeds_is_said_too_late() {
+    for action in ["hold", "bounce"] {
+        let Some((_sink_dir, sink, env, id, r, log, _)) =
+            requested_in_flight(action, "3", &["bob@example.org"])
+        else {
+            return;
+        };
+        r.code(0);
+        assert!(
+            r.stdout.contains("being delivered: marked to be"),
+            "{}",
+            r.stdout
+        );
+        assert!(!held(&env, &id), "{}", env.listing());
+        assert_eq!(sink.dumps().len(), 1, "{:?}", sink.dumps());
+        assert!(
+            log.contains(&format!("{id}: to=<bob@example.org>,")) && log.contains("stat=Sent"),
+            "{log}"
+        );
+        let what = if action == "hold" {
+            "hold"
+        } else {
+            "return to the sender"
+        };
+        assert!(
+            log.contains(&format!(
+                "{id}: every recipient had its outcome before its {what}, asked for by root \
+                 (uid 0), took effect"
+            )),
+            "{log}"
+        );
+    }
 }
 
 /// A mark made while the transaction under way goes on: when the server accepts the

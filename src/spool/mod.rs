@@ -3232,7 +3232,21 @@ impl LockedEntry {
         if self.entry.journal {
             let _ = fs::remove_file(self.spool.jf_path(&id));
         }
-        // A deletion asked for meanwhile is done too.
+        // A deletion asked for meanwhile is done too; a hold or a return came too late,
+        // which is said (a mark found at the attempt's end only: none looked for again).
+        if !self.unmarked_at_end
+            && let Some(m) = self
+                .spool
+                .mark(&id)
+                .filter(|m| m.request != Request::Delete)
+        {
+            log::info!(
+                "{id}: every recipient had its outcome before its {}, asked for by {}, took \
+                 effect",
+                m.what(),
+                m.by
+            );
+        }
         let _ = fs::remove_file(self.spool.kf_path(&id));
         self.removed = true;
         Ok(())
