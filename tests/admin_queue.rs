@@ -4437,6 +4437,27 @@ fn release_of_a_locked_entry_marked_to_be_held_withdraws_the_mark() {
         .code(0)
         .stdout_is(&format!("{id}: released\n"));
     assert!(queued(&env, &id), "{}", env.listing());
+    // Marked, and its delivery gone without carrying the mark out (killed): `show` says
+    // who will carry it out; `release` carries it out and releases the entry, never
+    // "being delivered".
+    let f = fs::File::open(&qf).unwrap();
+    f.lock().unwrap();
+    admin(&env, &["hold", &id]).code(0);
+    drop(f);
+    let r = admin(&env, &["show", &id]);
+    r.code(0);
+    assert!(
+        r.stdout.contains(
+            "; carried out by the next queue run or command that takes the entry (its \
+             delivery ended without it)\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    admin(&env, &["release", &id])
+        .code(0)
+        .stdout_is(&format!("{id}: released\n"));
+    assert!(queued(&env, &id) && !kf.exists(), "{}", env.listing());
 }
 
 /// `release` of an entry whose delivery is carrying out the hold marked on it (its

@@ -943,10 +943,16 @@ fn render(
             Request::Bounce { reason, .. } => format!(" ({})", p(reason)),
             _ => String::new(),
         };
+        // Not busy: the delivery it was asked for during ended without it (killed).
+        let by_whom = if busy {
+            "when its delivery ends"
+        } else {
+            "by the next queue run or command that takes the entry (its delivery ended \
+             without it)"
+        };
         let _ = writeln!(
             o,
-            "Marked:         {} requested by {} at {}{reason}; carried out when its \
-             delivery ends",
+            "Marked:         {} requested by {} at {}{reason}; carried out {by_whom}",
             m.what(),
             p(&m.by),
             when(m.at, now)
@@ -2069,10 +2075,10 @@ fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Done {
 /// herself, never one of theirs (a mark not read as anyone's is theirs). Refused, 77,
 /// naming who made it.
 fn may_change_mark(sp: &Spool, who: &Caller, id: &str, m: &spool::Mark) -> Done {
-    let holder = m.holder();
-    if who.any || holder.as_ref().is_some_and(|h| h.uid == who.uid) {
+    if may_change(who, m) {
         return Ok(());
     }
+    let holder = m.holder();
     Err(fail(
         Sysexit::NoPerm,
         format!(
@@ -2083,6 +2089,12 @@ fn may_change_mark(sp: &Spool, who: &Caller, id: &str, m: &spool::Mark) -> Done 
             may_release(sp, holder.as_ref())
         ),
     ))
+}
+
+/// Whether `who` may replace or withdraw mark `m` ([`may_change_mark`], which says why
+/// not).
+fn may_change(who: &Caller, m: &spool::Mark) -> bool {
+    who.any || m.holder().is_some_and(|h| h.uid == who.uid)
 }
 
 /// `release` of entry `id` of `sp`, not held, that a delivery holds marked to be held
@@ -2138,8 +2150,18 @@ pub fn release(ctx: &Context, ids: &[String]) -> Sysexit {
             |id| {
                 let (_, held) = find(&s.spool, who, id)?;
                 if !held {
-                    // Marked to be held while it is delivered: the mark withdrawn.
-                    match s.spool.mark(id).filter(|m| m.request == Request::Hold) {
+                    // Marked to be held while it is delivered: the mark withdrawn. No
+                    // delivery holds it any more (one killed before it carried the mark
+                    // out): the hold is carried out now, and released as any.
+                    let mark = s.spool.mark(id).filter(|m| m.request == Request::Hold);
+                    if let Some(m) = &mark
+                        && may_change(who, m)
+                        && matches!(try_lock(&s.spool, id, Duration::ZERO)?, Locked::Gone)
+                        && matches!(locate(&s.spool, id), Ok(Some((_, true))))
+                    {
+                        return Ok(Some((s.spool.held(), ())));
+                    }
+                    match mark {
                         Some(m) if withdraw_hold(&s.spool, who, id, &m)? => {
                             return Ok(Some((s.spool.held(), ())));
                         }
