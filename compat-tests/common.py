@@ -163,13 +163,14 @@ class Case:
 
         `forward`: lines `LOGIN FILE [MODE [OWNER]]`: the copied FILE is LOGIN's
         `.forward` (owned by LOGIN or OWNER, mode 0644 or MODE) in a fresh home directory (owned by LOGIN, 0755) mounted over
-        LOGIN's own (which must exist); and /var/mail is a fresh directory too (also
-        for a case with a `mail` file), so that a mailbox delivery never reaches a real
+        LOGIN's own (which must exist); and /var/mail is a fresh directory too (for
+        every case when run as root: a report to the postmaster or a local recipient's
+        copy is delivered to a mailbox), so that a mailbox delivery never reaches a real
         mailbox. `shells`: the copied file of
         that name stands for /etc/shells."""
         binds = []
         forwards = [l.split() for l in self.lines("forward")]
-        if forwards or os.path.exists(os.path.join(self.path, "mail")):
+        if forwards or os.path.exists(os.path.join(self.path, "mail")) or os.getuid() == 0:
             mail = os.path.join(scratch, "mail")
             os.makedirs(mail, exist_ok=True)
             # As Debian's: root's, the mail group's, writable by all, sticky.
