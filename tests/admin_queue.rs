@@ -2557,7 +2557,8 @@ fn delete_refuses_an_empty_recipient_pattern() {
 
 /// `delete --recipient` with a pattern of no letter or digit (`@`, `.`, `<>`, `-`, ...)
 /// names no recipient (it is in nearly every address): a usage error (64), nothing
-/// deleted; a pattern with a letter or digit still deletes what it names.
+/// deleted, the pattern shown escaped; a pattern with a letter or digit still deletes
+/// what it names.
 #[test]
 fn delete_refuses_a_pattern_without_a_letter_or_digit() {
     let env = Env::new();
@@ -2574,6 +2575,15 @@ fn delete_refuses_a_pattern_without_a_letter_or_digit() {
         );
         assert_eq!(r.stdout, "", "{pat:?}");
     }
+    // An invisible character is shown as every program shows one: its octets in octal.
+    let r = admin(&env, &["delete", "--recipient", "\u{200b}"]);
+    r.code(64);
+    assert!(
+        r.stderr
+            .contains("--recipient \"\\342\\200\\213\" has no letter or digit"),
+        "{}",
+        r.stderr
+    );
     assert!(queued(&env, &a) && queued(&env, &b));
     let r = admin(&env, &["delete", "--recipient=-x@"]);
     r.code(0);

@@ -1284,9 +1284,10 @@ pub fn delete(
         && !r.chars().any(char::is_alphanumeric)
     {
         crate::errln!(
-            "rsendmail-admin delete: --recipient {r:?} has no letter or digit, so it names no \
+            "rsendmail-admin delete: --recipient \"{}\" has no letter or digit, so it names no \
              recipient (it is in nearly every address); give part of a name or domain, or \
-             use --all for every entry"
+             use --all for every entry",
+            crate::text::escaped(r)
         );
         return Sysexit::Usage;
     }

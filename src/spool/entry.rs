@@ -128,7 +128,7 @@ pub fn message_sum(text: &str) -> Option<Result<u64, String>> {
         u64::from_str_radix(line, 16)
             .ok()
             .filter(|_| written)
-            .ok_or_else(|| format!("bad message-sum {line:?}")),
+            .ok_or_else(|| format!("bad message-sum {}", quoted(line))),
     )
 }
 
@@ -171,7 +171,7 @@ pub fn unescape(s: &str) -> Option<String> {
 /// A number of a queue file's `line`, in the range of its field's type.
 fn number<T: FromStr>(v: &str, line: &str) -> Result<T, String> {
     v.parse::<T>()
-        .map_err(|_| format!("bad number in {line:?}"))
+        .map_err(|_| format!("bad number {} in {}", quoted(v), quoted(line)))
 }
 
 /// The uid a `user` line records and its name as written (`rest`: the line after its
@@ -508,7 +508,7 @@ impl Envelope {
             .ok_or_else(|| format!("not a queue file (first line {})", quoted(first)))?;
         let version: u32 = version
             .parse()
-            .map_err(|_| format!("bad version {version:?}"))?;
+            .map_err(|_| format!("bad version {}", quoted(version)))?;
         if version > QUEUE_VERSION {
             return Err(format!(
                 "queue file version {version} is newer than {QUEUE_VERSION}"
@@ -523,7 +523,7 @@ impl Envelope {
                 break;
             }
             let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
-            let un = |v: &str| unescape(v).ok_or_else(|| format!("bad escape in {line:?}"));
+            let un = |v: &str| unescape(v).ok_or_else(|| format!("bad escape in {}", quoted(line)));
             match key {
                 "id" => env.id = rest.to_string(),
                 "created" => env.created = number(rest, line)?,
@@ -551,7 +551,8 @@ impl Envelope {
                 "returned-by" => env.returned_by = Some(un(rest)?),
                 "verp" => {
                     let d = un(rest)?;
-                    crate::verp::check_delimiters(&d).map_err(|e| format!("{e} in {line:?}"))?;
+                    crate::verp::check_delimiters(&d)
+                        .map_err(|e| format!("{e} in {}", quoted(line)))?;
                     env.verp = Some(d);
                 }
                 "expansions" => env.expansions = number(rest, line)?,
@@ -1212,14 +1213,17 @@ impl State {
     }
 }
 
-/// A minimal envelope for tests.
-/// `line` quoted for a message (escaped as Rust's `{:?}` does), cut to its first 60
-/// characters: a damaged file's line may be megabytes long.
+/// `line` quoted for a message, each character not safe to show as its octets in
+/// octal ([`crate::text::escaped`], as every program shows text from outside), cut to
+/// its first 200 characters: a damaged file's line may be megabytes long.
 fn quoted(line: &str) -> String {
-    const MAX: usize = 60;
+    const MAX: usize = 200;
     match line.char_indices().nth(MAX) {
-        Some((at, _)) => format!("{:?}...", line.get(..at).unwrap_or("")),
-        None => format!("{line:?}"),
+        Some((at, _)) => format!(
+            "\"{}\"...",
+            crate::text::escaped(line.get(..at).unwrap_or(""))
+        ),
+        None => format!("\"{}\"", crate::text::escaped(line)),
     }
 }
 
@@ -1367,7 +1371,8 @@ mod tests {
         assert_eq!(old.queue_order(), vec![0, 1]);
         // A damaged number is refused, naming the line.
         let bad = text.replace(" parent=0", " parent=x");
-        assert!(Envelope::parse(&bad).unwrap_err().contains("parent=x"));
+        let err = Envelope::parse(&bad).unwrap_err();
+        assert!(err.starts_with("bad number \"x\" in \"rcpt "), "{err}");
         // The place in the queue order likewise.
         let mut placed = sample();
         placed.recipients[0].place = Some(1);
