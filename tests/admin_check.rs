@@ -351,7 +351,7 @@ fn a_setid_check_passes_no_environment_to_the_deliverer() {
 
 #[test]
 fn a_certificate_for_another_name_or_self_signed_fails_at_tls() {
-    for cert in ["wrong", "self"] {
+    for cert in ["wrong", "self", "evil"] {
         let Some((env, _pki, peer, _keep)) = tls_auth(cert, "s3cret-pw") else {
             return;
         };
@@ -365,7 +365,11 @@ fn a_certificate_for_another_name_or_self_signed_fails_at_tls() {
             "{cert}: {tls}"
         );
         // What the server offered, from a second connection that checks nothing.
-        let cn = if cert == "self" { "localhost" } else { "test" };
+        let cn = match cert {
+            "self" => "localhost",
+            "evil" => "evil",
+            _ => "test",
+        };
         let info = line(&r, "info tls: the certificate 127.0.0.1 offers: ");
         assert!(
             info.contains(&format!("subject CN={cn}; issuer ")),
@@ -373,8 +377,20 @@ fn a_certificate_for_another_name_or_self_signed_fails_at_tls() {
         );
         assert!(!r.stdout.contains("auth "), "{cert}: {}", r.stdout);
         assert!(!peer.transcript().contains("AUTH"), "{}", peer.transcript());
-        // A self-signed one: the ways to trust it, its digest as FINGERPRINT takes it;
-        // one a CA signed (for another name) gets no such advice.
+        // One not for the name the server was reached by (its subjectAltName, else its
+        // common name) is said to be so, whoever signed it.
+        let other = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("info tls: it is not for 127.0.0.1: it names "));
+        match cert {
+            "wrong" => assert!(other.is_some_and(|l| l.contains("names other.example;"))),
+            "evil" => assert!(other.is_some_and(|l| l.contains("names evil;"))),
+            _ => assert_eq!(other, None, "{}", r.stdout),
+        }
+        // A self-signed one for that name: the ways to trust it, its digest as
+        // FINGERPRINT takes it; one a CA signed, or one for another name (which may be a
+        // machine in the middle's), gets no such advice.
         let advice = r
             .stdout
             .lines()

@@ -34,6 +34,8 @@ impl Pki {
             "/CN=localhost",
             &["-addext", "subjectAltName=IP:127.0.0.1"],
         );
+        // Self-signed for another name, with no subjectAltName: its common name alone.
+        self_signed(&dir, "evil", "/CN=evil", &[]);
         Some(Pki { dir })
     }
 

@@ -829,7 +829,26 @@ fn session(
                                         describe_certificate(&der)
                                     ),
                                 );
+                                // Not for the name it was reached by: said first, and no
+                                // pin offered (it may be a machine in the middle's).
+                                let names = certificate_names(&der);
+                                let for_host =
+                                    names.is_empty() || names.iter().any(|n| names_host(n, bare));
+                                if !for_host {
+                                    t.say(
+                                        Mark::Info,
+                                        "tls",
+                                        &format!(
+                                            "it is not for {bare}: it names {}; another \
+                                             server's certificate, or one in the middle's \
+                                             (correct SMARTHOST to a name it holds, or \
+                                             have the server's certificate name {bare})",
+                                            rsendmail::text::escaped(&names.join(", "))
+                                        ),
+                                    );
+                                }
                                 if policy.fingerprint.is_none()
+                                    && for_host
                                     && let Some(fp) = self_signed_fingerprint(&der)
                                 {
                                     t.say(
@@ -1337,9 +1356,88 @@ fn describe_certificate(der: &[u8]) -> String {
     )
 }
 
+/// The names certificate `der` is for (RFC 6125 section 6.4): its subjectAltName DNS
+/// names and IP addresses, else its subject's common names. Empty when it cannot be
+/// read.
+fn certificate_names(der: &[u8]) -> Vec<String> {
+    use openssl::nid::Nid;
+    use openssl::x509::X509;
+    let Ok(x) = X509::from_der(der) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = Vec::new();
+    if let Some(alt) = x.subject_alt_names() {
+        for g in &alt {
+            if let Some(d) = g.dnsname() {
+                names.push(d.to_string());
+            } else if let Some(ip) = g.ipaddress() {
+                let ip = match ip.len() {
+                    4 => <[u8; 4]>::try_from(ip).ok().map(IpAddr::from),
+                    16 => <[u8; 16]>::try_from(ip).ok().map(IpAddr::from),
+                    _ => None,
+                };
+                names.extend(ip.map(|a| a.to_string()));
+            }
+        }
+    }
+    if names.is_empty() {
+        names.extend(
+            x.subject_name()
+                .entries_by_nid(Nid::COMMONNAME)
+                .filter_map(|e| e.data().to_string().ok()),
+        );
+    }
+    names
+}
+
+/// Whether certificate name `name` ([`certificate_names`]) is for `host` (a host name
+/// or an IP address): the same name, case aside, or a wildcard `*.` standing for the
+/// host's whole first label (RFC 6125 section 6.4.3); an address only the same address.
+fn names_host(name: &str, host: &str) -> bool {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return name.parse::<IpAddr>().is_ok_and(|n| n == ip);
+    }
+    let (name, host) = (name.trim_end_matches('.'), host.trim_end_matches('.'));
+    if name.eq_ignore_ascii_case(host) {
+        return true;
+    }
+    match (name.strip_prefix("*."), host.split_once('.')) {
+        (Some(rest), Some((first, host_rest))) => {
+            !first.is_empty() && rest.contains('.') && rest.eq_ignore_ascii_case(host_rest)
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::left_words;
+
+    /// A certificate's name is for the host it is reached by: the same name, case
+    /// aside, a final dot aside, or `*.` for the whole first label of a name with two
+    /// more; an address only the same address, never by a wildcard.
+    #[test]
+    fn certificate_names_are_matched_as_rfc_6125_says() {
+        use super::names_host;
+        for (name, host, want) in [
+            ("mail.example.org", "mail.example.org", true),
+            ("MAIL.Example.org", "mail.example.ORG", true),
+            ("mail.example.org.", "mail.example.org", true),
+            ("*.example.org", "mail.example.org", true),
+            ("*.example.org", "example.org", false),
+            ("*.example.org", "a.b.example.org", false),
+            ("*.org", "example.org", false),
+            ("evil", "localhost", false),
+            ("mail.example.org", "mail.example.org.evil", false),
+            ("127.0.0.1", "127.0.0.1", true),
+            ("::1", "::1", true),
+            ("127.0.0.2", "127.0.0.1", false),
+            ("*.0.0.1", "127.0.0.1", false),
+            ("", "localhost", false),
+        ] {
+            assert_eq!(names_host(name, host), want, "{name} for {host}");
+        }
+    }
 
     #[test]
     fn days_left_are_counted_in_words() {
