@@ -513,7 +513,7 @@ impl Config {
                     }
                 }
                 k if is_keyword_shaped(k) => {
-                    return Err(err(Sysexit::Config, format!("unknown keyword {k}")));
+                    return Err(err(Sysexit::Config, unknown_keyword(k)));
                 }
                 k if k.len() >= 2 && k.starts_with('O') => {
                     // Deprecated one-letter form: `Odq`, `OQ/var/spool/x` (value may follow).
@@ -544,7 +544,7 @@ impl Config {
                     self.origin
                         .insert(format!("O {key}"), format!("{name}: line {lineno}"));
                 }
-                k => return Err(err(Sysexit::Config, format!("unknown keyword {k}"))),
+                k => return Err(err(Sysexit::Config, unknown_keyword(k))),
             }
         }
         if let Some(lineno) = null_client_line
@@ -1514,6 +1514,19 @@ pub fn strip_cf_comment(line: &str) -> String {
 }
 
 /// `UPPER_CASE` words are keywords; anything else starting with `O` may be an `O<letter>` line.
+/// `unknown keyword K`, with the keyword of [`KEYWORDS`] it is a typo of, in any case,
+/// when there is one (`STARTLS`: `(did you mean STARTTLS?)`; `smarthost`: SMARTHOST).
+fn unknown_keyword(k: &str) -> String {
+    let upper = k.to_ascii_uppercase();
+    let close = KEYWORDS.iter().find(|w| {
+        **w == upper || crate::admin::elsewhere::close_names(Path::new(w), Path::new(&upper))
+    });
+    match close {
+        Some(w) => format!("unknown keyword {k} (did you mean {w}?)"),
+        None => format!("unknown keyword {k}"),
+    }
+}
+
 fn is_keyword_shaped(k: &str) -> bool {
     k.len() > 1
         && k.chars().next().is_some_and(|c| c.is_ascii_uppercase())
@@ -2178,7 +2191,7 @@ mod tests {
             ),
             (
                 "# c\nSTARTLS\n",
-                "test.conf: line 2: unknown keyword STARTLS",
+                "test.conf: line 2: unknown keyword STARTLS (did you mean STARTTLS?)",
                 Sysexit::Config,
             ),
             (
@@ -2213,7 +2226,7 @@ mod tests {
             ),
             (
                 "smarthost x\n",
-                "test.conf: line 1: unknown keyword smarthost",
+                "test.conf: line 1: unknown keyword smarthost (did you mean SMARTHOST?)",
                 Sysexit::Config,
             ),
             (
