@@ -468,6 +468,10 @@ pub fn write_text(
             u.id,
             shown(&u.why, usize::MAX)
         );
+        // One in `hold/` is held all the same: never taken by a run.
+        if u.held {
+            tail.push_str("     QUARANTINE: held\n");
+        }
     }
     let _ = writeln!(tail, "\t\tTotal requests: {n}");
     let _ = w.write_all(tail.as_bytes());

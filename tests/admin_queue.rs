@@ -1114,7 +1114,8 @@ fn a_missing_spool_is_refused_with_its_file_and_line() {
 
 /// `list --json` and `mailq --json` with unreadable entries (a truncated queue file, a
 /// symbolic link planted in `hold/`): every line of stdout is a JSON object, the
-/// unreadable ones `{"queue_name":...,"queue_id":ID,"error":TEXT}`; nothing else.
+/// unreadable ones `{"queue_name":...,"queue_id":ID,"error":TEXT}`; nothing else. The
+/// text listing marks the held one held.
 #[test]
 fn json_listings_stay_json_with_unreadable_entries() {
     let env = Env::new();
@@ -1156,6 +1157,30 @@ fn json_listings_stay_json_with_unreadable_entries() {
         );
         assert!(lines.iter().any(|l| l.starts_with(&bad)), "{}", r.stdout);
     }
+    // The text listing: the held one unreadable is marked held all the same, as a
+    // readable held entry is; the queued one is not.
+    let r = admin(&env, &["list"]);
+    r.code(0);
+    assert!(
+        r.stdout
+            .contains(&format!("{linked} (cannot read queue file: "))
+            && r.stdout
+                .split(&format!("{linked} (cannot read queue file: "))
+                .nth(1)
+                .and_then(|rest| rest.lines().nth(1))
+                == Some("     QUARANTINE: held"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .split(&format!("{cut} (cannot read queue file: "))
+            .nth(1)
+            .and_then(|rest| rest.lines().nth(1))
+            != Some("     QUARANTINE: held"),
+        "{}",
+        r.stdout
+    );
 }
 
 /// A queue file that is not a regular file (a symbolic link planted in `hold/` or in the
