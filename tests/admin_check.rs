@@ -22,7 +22,9 @@ fn install(env: &Env) -> PathBuf {
     let bin = env.dir.join("bin");
     fs::create_dir_all(&bin).unwrap();
     copy_programs(&bin);
-    fs::create_dir_all(&env.spool).unwrap();
+    // The spool as a queue has used it: its `tmp/` there (a spool made before keeps its
+    // group: `init::kept_group`).
+    fs::create_dir_all(env.spool.join("tmp")).unwrap();
     if is_root() {
         let gid = spool_gid();
         std::os::unix::fs::chown(bin.join("rsendmail"), Some(0), Some(gid)).unwrap();
@@ -38,7 +40,9 @@ fn install(env: &Env) -> PathBuf {
         }
     }
     chmod(bin.join("rsendmail"), 0o2755);
-    chmod(&env.spool, if is_root() { 0o2770 } else { 0o700 });
+    for d in [env.spool.clone(), env.spool.join("tmp")] {
+        chmod(d, if is_root() { 0o2770 } else { 0o700 });
+    }
     bin.join("rsendmail-admin")
 }
 
@@ -155,8 +159,7 @@ fn fixes_in(out: &str) -> Vec<String> {
 
 /// `sh -c cmd`, its output not kept: how it ended.
 fn sh(cmd: &str) -> std::process::ExitStatus {
-    std::process::Command::new("sh")
-        .args(["-c", cmd])
+    crate::harness::printed_fix(cmd)
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap()
@@ -2114,10 +2117,7 @@ fn a_spooldir_typo_leaves_the_shared_maillog_alone() {
         r.stdout
     );
     let cmd = fix_of(fails[0]).unwrap();
-    let st = std::process::Command::new("sh")
-        .args(["-c", cmd])
-        .status()
-        .unwrap();
+    let st = crate::harness::printed_fix(cmd).status().unwrap();
     assert!(st.success(), "{cmd}");
     let r = run_admin(&env, &prog, "check");
     assert!(!r.stdout.contains("FAIL"), "{cmd}\n{}", r.stdout);
@@ -2156,8 +2156,7 @@ fn a_config_fix_finds_its_line_by_its_text_after_the_file_changed() {
         );
         assert!(edited.contains(&format!("\nSPOOLDIR {}\n", typo.display())));
         fs::write(&env.conf, &edited).unwrap();
-        let st = std::process::Command::new("sh")
-            .args(["-c", cmd])
+        let st = crate::harness::printed_fix(cmd)
             .current_dir(&env.dir)
             .status()
             .unwrap();
@@ -3158,8 +3157,7 @@ fn no_runner_fails_when_nothing_else_would_send() {
     );
     assert!(w.ends_with(&want), "{w}");
     let cmd = fix_of(w).unwrap();
-    let st = std::process::Command::new("sh")
-        .args(["-c", cmd])
+    let st = crate::harness::printed_fix(cmd)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()

@@ -444,6 +444,21 @@ pub fn unavailable(what: &str) -> bool {
     false
 }
 
+/// `sh -c cmd` for a fix command a program printed, for the test to run as printed. One
+/// that would add a group or a user to this machine is refused (a panic): tests never
+/// change the host's accounts, which every later test's [`fit_group`] reads.
+pub fn printed_fix(cmd: &str) -> Command {
+    for word in ["groupadd", "useradd", "addgroup", "adduser"] {
+        assert!(
+            !cmd.contains(word),
+            "a printed fix would change this machine's accounts: {cmd}"
+        );
+    }
+    let mut c = Command::new("sh");
+    c.args(["-c", cmd]);
+    c
+}
+
 /// A group fit for a spool, as `rsendmail-admin init` and `check` want it (not root's,
 /// no members, nobody's primary group): `rsendmail`, init's group, when it is such a
 /// group, else the first such group of /etc/group. Its name and id.

@@ -1807,7 +1807,7 @@ fn check_and_init_agree_on_a_spool_a_user_owns() {
         .and_then(|(_, f)| f.strip_suffix(')'))
         .unwrap_or_else(|| panic!("{l}"));
     assert!(fix.contains("chown root"), "{l}");
-    let st = Command::new("sh").args(["-c", fix]).status().unwrap();
+    let st = crate::harness::printed_fix(fix).status().unwrap();
     assert!(st.success(), "{fix}");
     let (code, out, err) = run(&env.conf, &["init"]);
     assert_eq!(code, Some(0), "{out}{err}");

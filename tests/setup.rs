@@ -622,7 +622,7 @@ fn check_applies_the_rule_above_to_a_spool_not_made_yet() {
         for line in fails {
             let at = line.rfind(" (fix: ").unwrap();
             let cmd = line[at + 7..].strip_suffix(')').unwrap();
-            let st = Command::new("sh").args(["-c", cmd]).status().unwrap();
+            let st = crate::harness::printed_fix(cmd).status().unwrap();
             assert!(st.success(), "{cmd}");
         }
         assert!(spool.is_dir());
