@@ -3701,6 +3701,8 @@ fn a_users_own_spool_gets_fixes_she_can_run() {
 /// MAILLOG made by a root queue run is 0660 root and the spool's group, whatever the
 /// umask, so that users' submissions (set-gid to that group) log to it; check passes
 /// it, fails one its group cannot write, with a fix, and passes it again once fixed.
+/// One not there yet is a warning with the fix that makes it (its directory is root's
+/// alone: a user's first line could not); followed, check passes it.
 #[test]
 fn maillog_is_made_for_the_spool_group_and_checked() {
     let Some(env) = root_install(false) else {
@@ -3709,13 +3711,25 @@ fn maillog_is_made_for_the_spool_group_and_checked() {
     let run = || env.check();
     let log = env.dir.join("maillog");
     env.add_config(&format!("MAILLOG {}\n", log.display()));
-    // check itself makes and changes nothing: the first program that logs makes it.
+    // check itself makes and changes nothing: the first program that logs makes it, but
+    // not a user's submission, in a directory that must be root's alone: a warning, with
+    // the fix that makes it as the programs would.
     let r = run();
-    line(
+    r.code(0);
+    let l = line(
         &r,
-        &format!("ok   maillog {}: not there yet", log.display()),
+        &format!("warn maillog: {}: not there yet, and users'", log.display()),
+    );
+    let made_by_fix = fix_of(l).unwrap().to_string();
+    assert!(
+        made_by_fix.starts_with("install -m 0660 -o root -g "),
+        "{l}"
     );
     assert!(!log.exists());
+    // The fix, followed, makes it as the programs would: check passes it.
+    assert!(sh(&made_by_fix).success(), "{made_by_fix}");
+    line(&run(), &format!("ok   maillog {} (root:", log.display()));
+    fs::remove_file(&log).unwrap();
     env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
     let md = fs::metadata(&log).unwrap();
     assert_eq!(md.mode() & 0o7777, 0o660, "{:o}", md.mode());

@@ -2531,7 +2531,9 @@ fn maillog_clash(s: &app::Setup) -> Option<String> {
 /// `MAILLOG`, when set: a regular file with one link (every program refuses anything
 /// else); for a shared spool root's, of the spool's group and writable by it (mode 0660,
 /// as the programs make it), so that users' submissions and admin actions, which hold
-/// that group, are logged. Not there yet is fine: the first line written makes it so.
+/// that group, are logged. Not there yet: for a user's own spool fine (her first line
+/// makes it); for a shared one a warning with the command that makes it, since its
+/// directory is root's alone and a user's first line could not.
 fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
     let Some(p) = &s.cfg.maillog else {
         return;
@@ -2582,6 +2584,32 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
                      no program makes it, and they log elsewhere; correct {}",
                     p.display(),
                     maillog_line(s)
+                ),
+            )
+        }
+        // Made by whoever logs first, but never by a user's set-gid submission: the
+        // file's directory must be root's alone (the files step), so her lines are lost
+        // until root logs one.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && !s.spool.private
+                && want.gid.is_some() =>
+        {
+            t.say(
+                Mark::Warn,
+                "maillog",
+                &format!(
+                    "{}: not there yet, and users' submissions and actions, which hold the \
+                     group {}, cannot make it in {}: their lines are lost until root logs \
+                     one{}",
+                    p.display(),
+                    want.group,
+                    p.parent().unwrap_or(Path::new("/")).display(),
+                    fix(&[format!(
+                        "install -m {mode:04o} -o root -g {} /dev/null {}",
+                        sh_word(Path::new(&want.group)),
+                        sh_word(p)
+                    )])
                 ),
             )
         }
