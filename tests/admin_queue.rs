@@ -2517,6 +2517,51 @@ fn a_mark_made_after_a_runs_listing_costs_no_attempt() {
     }
 }
 
+/// A release cut short between its two renames (its state file moved back, its queue
+/// file still in `hold/`, the process killed at the second `rename(2)` under strace)
+/// keeps the record of who held it: `show` still names the holder, and the next
+/// `release` releases it, with its state.
+#[test]
+fn a_release_cut_short_keeps_who_held_the_entry() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    let env = relay_env(closed_tcp_port(), "");
+    env.sendmail(&["-odi", "bob@example.org"], MSG).code(0);
+    let id = env.only_id();
+    admin(&env, &["hold", &id]).code(0);
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=rename"])
+        .args(["-e", "inject=rename:signal=KILL:when=2", "--"])
+        .arg(admin_bin())
+        .args(["-C", env.conf.to_str().unwrap(), "release", &id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    assert!(held(&env, &id), "{}", env.listing());
+    assert!(
+        env.spool.join(format!("sf{id}")).exists(),
+        "{}",
+        env.listing()
+    );
+    let r = admin(&env, &["show", &id]);
+    r.code(0);
+    assert!(
+        r.stdout.contains("Held by:        root (uid 0)\n"),
+        "{}",
+        r.stdout
+    );
+    admin(&env, &["release", &id])
+        .code(0)
+        .stdout_is(&format!("{id}: released\n"));
+    assert!(queued(&env, &id) && !held(&env, &id), "{}", env.listing());
+    let r = admin(&env, &["show", &id]);
+    assert!(r.stdout.contains("Attempts:       1"), "{}", r.stdout);
+    assert!(!r.stdout.contains("Held by"), "{}", r.stdout);
+}
+
 /// A hold cut short between its two renames (the queue file in `hold/`, its state file
 /// still in the spool) loses nothing: queue runs keep the state file, and `hold` or
 /// `release` puts the entry together again with its state.

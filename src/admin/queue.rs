@@ -1812,7 +1812,7 @@ fn hold_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done {
 
 /// Release one held entry whose lock `lock` holds (`None`: it went away meanwhile, 66),
 /// the caller's right to release it checked under that lock ([`may_clear_hold`]): the
-/// record of who held it cleared, then moved back, its index lines added.
+/// entry moved back, its index lines added, then the record of who held it cleared.
 fn release_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done {
     let held = s.spool.held();
     let Some(_lock) = lock else {
@@ -1823,16 +1823,6 @@ fn release_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done
     let sf_here = fs::symlink_metadata(held.sf_path(id)).is_ok();
     if !sf_here && fs::symlink_metadata(s.spool.sf_path(id)).is_ok() {
         log::info!("{id}: its state file was left in the spool; kept");
-    }
-    // Cleared before the move: one cut short leaves a held entry without a record
-    // (root's and the group's to release), never a record in a queued entry.
-    let sf_at = if sf_here { &held } else { &s.spool };
-    if let Err(e) = record_holder(s, sf_at, id, None) {
-        // Never looked at once the entry is queued; the next hold writes its own.
-        log::warn!(
-            "{id}: the record of who held it cannot be cleared: {}",
-            crate::config::io_text(&e)
-        );
     }
     // Indexed after the move, with the index marked as missing it meanwhile.
     let moved = index::moved_in(&s.spool, id, || held.move_entry(&s.spool, id, true));
@@ -1846,6 +1836,16 @@ fn release_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done
                 room_advice(&e, &s.spool.dir)
             ),
         ));
+    }
+    // Cleared after the move: one cut short leaves the entry held with its record (the
+    // state moved first is found in the spool, as after a hold cut short), so that
+    // whoever held it may still release it.
+    if let Err(e) = record_holder(s, &s.spool, id, None) {
+        // Never looked at once the entry is queued; the next hold writes its own.
+        log::warn!(
+            "{id}: the record of who held it cannot be cleared: {}",
+            crate::config::io_text(&e)
+        );
     }
     Ok(())
 }
