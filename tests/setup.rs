@@ -3153,7 +3153,8 @@ fn init_refuses_root_s_group_and_a_user_s_primary_group() {
 /// Where the group `rsendmail` (the one init gives when `--group` names none, and the
 /// one check's fixes name) is a user's primary group, init refuses it with a way out,
 /// and check fails the spool without a fix naming it. The user is one of a passwd
-/// file bind-mounted in a private mount namespace: the host's is not changed.
+/// file in a private mount namespace's overlay of /etc, where the fix's groupadd makes
+/// its group too: the host's /etc is not changed.
 #[test]
 fn init_and_check_refuse_a_default_group_that_is_a_users_primary_group() {
     if !is_root() {
@@ -3172,29 +3173,31 @@ fn init_and_check_refuse_a_default_group_that_is_a_users_primary_group() {
         g.gid
     ));
     fs::write(&passwd, text_pw).unwrap();
-    let in_ns = |args: &str| {
+    // /etc overlaid, its changes kept in `etc-upper` from one command to the next (a
+    // group a fix makes, with groupadd, among them): the host's /etc is not changed.
+    let (upper, work) = (dir.join("etc-upper"), dir.join("etc-work"));
+    fs::create_dir_all(&upper).unwrap();
+    fs::create_dir_all(&work).unwrap();
+    let in_ns_sh = |cmd: &str| {
         let out = Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c"])
             .arg(format!(
-                "mount --bind {} /etc/passwd && exec {} -C {} {args}",
+                "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc && \
+                 cp {} /etc/passwd && {cmd}",
+                upper.display(),
+                work.display(),
                 passwd.display(),
-                admin_bin().display(),
-                conf.display()
             ))
             .output()
             .unwrap();
         (out.status.code(), text(&out.stdout), text(&out.stderr))
     };
-    let in_ns_sh = |cmd: &str| {
-        let out = Command::new("unshare")
-            .args(["-m", "--propagation", "private", "sh", "-c"])
-            .arg(format!(
-                "mount --bind {} /etc/passwd && {cmd}",
-                passwd.display(),
-            ))
-            .output()
-            .unwrap();
-        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    let in_ns = |args: &str| {
+        in_ns_sh(&format!(
+            "exec {} -C {} {args}",
+            admin_bin().display(),
+            conf.display()
+        ))
     };
     let (code, said, err) = in_ns("init");
     assert_eq!(code, Some(78), "{said}{err}");
