@@ -2610,7 +2610,12 @@ fn delete_refuses_an_empty_recipient_pattern() {
     for pat in ["", "  "] {
         let r = admin(&env, &["delete", "--recipient", pat]);
         r.code(64);
-        assert!(r.stderr.contains("non-empty SUBSTR"), "{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("needs a SUBSTR that is not empty or blanks"),
+            "{}",
+            r.stderr
+        );
         assert_eq!(r.stdout, "");
     }
     assert!(queued(&env, &a) && queued(&env, &b));
@@ -2645,6 +2650,16 @@ fn delete_refuses_a_pattern_without_a_letter_or_digit() {
         );
         assert_eq!(r.stdout, "", "{pat:?}");
     }
+    // A pattern that matches nothing is shown back, an invisible character in it as
+    // every program shows one: its octets in octal.
+    let r = admin(&env, &["delete", "-n", "--recipient", "bob\u{200b}"]);
+    r.code(0);
+    assert!(
+        r.stdout
+            .starts_with("no entries matched: no recipient contains \"bob\\342\\200\\213\"\n"),
+        "{}",
+        r.stdout
+    );
     // An invisible character is shown as every program shows one: its octets in octal.
     let r = admin(&env, &["delete", "--recipient", "\u{200b}"]);
     r.code(64);

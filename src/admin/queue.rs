@@ -1274,7 +1274,8 @@ pub fn delete(
     // become `--all`, which is its own, explicit flag.
     if rcpt.is_some_and(|r| r.trim().is_empty()) {
         crate::errln!(
-            "rsendmail-admin delete: --recipient needs a non-empty SUBSTR (use --all for every entry)"
+            "rsendmail-admin delete: --recipient needs a SUBSTR that is not empty or blanks \
+             alone (use --all for every entry)"
         );
         return Sysexit::Usage;
     }
@@ -1295,7 +1296,15 @@ pub fn delete(
         let ids = if all || rcpt.is_some() {
             let found = matching(&s.spool, who, rcpt)?;
             if found.is_empty() {
-                crate::outln!("no entries matched");
+                // The pattern shown back as every program shows text from outside, so
+                // that an invisible character in it can be seen.
+                match rcpt {
+                    Some(r) => crate::outln!(
+                        "no entries matched: no recipient contains \"{}\"",
+                        crate::text::escaped(r)
+                    ),
+                    None => crate::outln!("no entries matched"),
+                }
             }
             found
         } else if ids.is_empty() {
