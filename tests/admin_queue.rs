@@ -3430,7 +3430,7 @@ fn a_hold_made_by_root_is_released_only_by_root_the_group_or_its_maker() {
     let out = sys.root(&["release", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!is_held(&mine));
-    let _ = fs::remove_dir_all(&here);
+    let _ = fs::remove_dir_all(here);
 }
 
 /// A user's own hold is no quarantine: root's `hold` of an entry she held herself takes
@@ -3527,7 +3527,7 @@ fn a_hold_by_root_or_the_group_over_a_users_own_hold_takes_it() {
         text(&out.stdout)
     );
     assert!(fs::read_to_string(&sf).unwrap().contains(&line));
-    let _ = fs::remove_dir_all(&here);
+    let _ = fs::remove_dir_all(here);
 }
 
 /// An entry a queue run set aside in `corrupt/` (its queue file cut short) is named
@@ -4657,5 +4657,5 @@ fn a_users_request_never_replaces_roots_pending_mark() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!kf.exists());
     drop(f);
-    let _ = fs::remove_dir_all(&here);
+    let _ = fs::remove_dir_all(here);
 }
