@@ -126,11 +126,17 @@ def run_case(binary, case, sink):
             return [] if user and user is system_run else ["-C", conf]
 
         def sendmail(argv, stdin, user=()):
-            if prefix or user:
-                # nsenter and setpriv run the link by its path: its name is still
-                # "sendmail".
+            if user:
+                # setpriv runs the link by its path: its name is still "sendmail".
                 return subprocess.run(prefix + list(user) + [link] + conf_args(user) + argv,
                                       input=stdin, capture_output=True, timeout=60, env=env,
+                                      cwd=run_dir)
+            if prefix:
+                # The namespace's shell finds the link on PATH, so that argv[0] is
+                # "sendmail" as in the recording (getopt's `sendmail: illegal option`).
+                return subprocess.run(prefix + ["sendmail"] + conf_args(user) + argv,
+                                      input=stdin, capture_output=True, timeout=60,
+                                      env=dict(env, PATH=work + ":" + env.get("PATH", "")),
                                       cwd=run_dir)
             return subprocess.run(["sendmail", "-C", conf] + argv, executable=link,
                                   input=stdin, capture_output=True, timeout=60, env=env,
