@@ -478,13 +478,19 @@ impl Config {
                     let text = need(value)?;
                     let (oname, ovalue) = options::split_assignment(&text);
                     let resolved = options::lookup_long(oname).map_err(|e| {
+                        let mut message = e.message;
+                        if message.starts_with("readcf: unknown option name")
+                            && let Some(w) = options::close_option_name(oname.trim())
+                        {
+                            message.push_str(&format!(" (did you mean {w}?)"));
+                        }
                         err(
                             if e.code == Sysexit::Software {
                                 Sysexit::Config
                             } else {
                                 e.code
                             },
-                            e.message,
+                            message,
                         )
                     })?;
                     if sticky.contains(&options::given_key(resolved.def, resolved.sub.as_deref()))
@@ -2222,6 +2228,21 @@ mod tests {
             (
                 "O Bogus=1\n",
                 "test.conf: line 1: readcf: unknown option name Bogus",
+                Sysexit::Config,
+            ),
+            (
+                "O DeliverMode=q\n",
+                "test.conf: line 1: readcf: unknown option name DeliverMode (did you mean DeliveryMode?)",
+                Sysexit::Config,
+            ),
+            (
+                "O maxhopcont=3\n",
+                "test.conf: line 1: readcf: unknown option name maxhopcont (did you mean MaxHopCount?)",
+                Sysexit::Config,
+            ),
+            (
+                "O Timout.queuereturn=1h\n",
+                "test.conf: line 1: readcf: unknown option name Timout (did you mean Timeout?)",
                 Sysexit::Config,
             ),
             (

@@ -233,6 +233,27 @@ pub struct Resolved {
     pub abbreviation_note: Option<String>,
 }
 
+/// The option name of [`OPTION_TABLE`] that `name` (without a `.sub` part) is a typo of,
+/// in any case, when there is exactly one within a few edits (`DeliverMode`:
+/// DeliveryMode; `MaxHopCont`: MaxHopCount). sendmail's `readcf: unknown option name`
+/// has no such hint; rsendmail's configuration file adds it.
+pub fn close_option_name(name: &str) -> Option<&'static str> {
+    let base = name
+        .split_once('.')
+        .map_or(name, |(b, _)| b)
+        .to_ascii_lowercase();
+    let mut close = OPTION_TABLE.iter().filter(|d| {
+        crate::admin::elsewhere::close_names(
+            std::path::Path::new(&d.name.to_ascii_lowercase()),
+            std::path::Path::new(&base),
+        )
+    });
+    match (close.next(), close.next()) {
+        (Some(one), None) => Some(one.name),
+        _ => None,
+    }
+}
+
 /// Resolve a long name (case-insensitive, exact match first, then a unique prefix).
 pub fn lookup_long(name: &str) -> Result<Resolved, Fatal> {
     let (base, sub) = match name.split_once('.') {
