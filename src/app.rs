@@ -884,7 +884,9 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
     }
     match s.inv.operation {
         Operation::Deliver => {
-            spool_takes_submissions(&s)?;
+            // A missing spool named by a typo: the refusal says which spool holds the
+            // entries and the line to correct.
+            spool_takes_submissions(&s).map_err(|f| with_typo_hint(f, &s))?;
             let who = Submitter::current();
             // -X: the message's lines as read (`<<<`), then `<<< [EOF]`, in the file
             // `preflight` opened.
@@ -1010,7 +1012,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             Ok(Sysexit::Ok)
         }
         Operation::QueueRun => {
-            s.spool.check_present()?;
+            s.spool.check_present().map_err(|f| with_typo_hint(f, &s))?;
             s.spool.check_safe()?;
             may_process_queue(&s.spool)?;
             Ok(exec_deliver(&[], None))
@@ -1030,7 +1032,7 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             Ok(exec_deliver(&[], None))
         }
         Operation::Daemon | Operation::DaemonForeground => {
-            s.spool.check_present()?;
+            s.spool.check_present().map_err(|f| with_typo_hint(f, &s))?;
             s.spool.check_safe()?;
             may_process_queue(&s.spool)?;
             Ok(exec_deliver(&[], None))
