@@ -394,10 +394,13 @@ pub fn write_text(
     let mut unreadable: Vec<Unreadable> = Vec::new();
     let mut arena = String::new();
     let now = clock::now();
-    scan(spool, filter, &mut problems, &mut unreadable, |l| {
+    scan(spool, filter, &mut problems, &mut unreadable, |mut l| {
         let Ok(id) = <[u8; 14]>::try_from(l.id.as_bytes()) else {
             return;
         };
+        if style.holders {
+            with_holder(spool, &mut l);
+        }
         let start = arena.len();
         entry_lines(&mut arena, &l, now, style);
         entries.push(TextEntry {
@@ -468,14 +471,42 @@ pub fn write_text(
             u.id,
             shown(&u.why, usize::MAX)
         );
-        // One in `hold/` is held all the same: never taken by a run.
+        // One in `hold/` is held all the same: never taken by a run; who held it, as
+        // its state file records it, when that can be read.
         if u.held {
-            tail.push_str("     QUARANTINE: held\n");
+            tail.push_str("     QUARANTINE: held");
+            if let Some(h) = spool.recorded_holder(&u.id).filter(|_| style.holders) {
+                let _ = write!(
+                    tail,
+                    " by {}",
+                    shown(&h.login, if style.verbose { 78 } else { 39 })
+                );
+            }
+            tail.push('\n');
         }
     }
     let _ = writeln!(tail, "\t\tTotal requests: {n}");
     let _ = w.write_all(tail.as_bytes());
     Ok(problems)
+}
+
+/// `,"held_by":{"user":LOGIN,"uid":UID}`, the JSON listing's record of who held an
+/// entry.
+fn held_by_json(h: &crate::spool::entry::HeldBy) -> String {
+    format!(
+        ",\"held_by\":{{\"user\":{},\"uid\":{}}}",
+        json_str(&h.login),
+        h.uid
+    )
+}
+
+/// A held entry whose state file says nothing of who held it (one left in the spool
+/// by a hold cut short, or none at all): who held it as [`Spool::recorded_holder`]
+/// finds it.
+fn with_holder(spool: &Spool, l: &mut Listed) {
+    if l.held && l.entry.state.held_by.is_none() {
+        l.entry.state.held_by = spool.recorded_holder(&l.id);
+    }
 }
 
 /// The lines of one entry in the text listing, appended to `s`.
@@ -630,9 +661,9 @@ pub fn list_json(
     let (entries, unreadable) = collect(spool, filter, &mut problems)?;
     let mut s = String::new();
     for u in &unreadable {
-        let _ = writeln!(
+        let _ = write!(
             s,
-            "{{\"queue_name\":{},\"queue_id\":{},\"error\":{}}}",
+            "{{\"queue_name\":{},\"queue_id\":{},\"error\":{}",
             json_str(if u.held { "hold" } else { "queued" }),
             json_str(&u.id),
             json_str(&format!(
@@ -640,8 +671,16 @@ pub fn list_json(
                 shown(&u.why, usize::MAX)
             ))
         );
+        if let Some(h) = spool.recorded_holder(&u.id).filter(|_| holders && u.held) {
+            s.push_str(&held_by_json(&h));
+        }
+        s.push_str("}\n");
     }
-    for l in &entries {
+    for mut l in entries {
+        if holders {
+            with_holder(spool, &mut l);
+        }
+        let l = &l;
         let e = &l.entry;
         let queue_name = if l.held {
             "hold"
@@ -688,12 +727,7 @@ pub fn list_json(
             let _ = write!(s, ",\"next_attempt\":{t}");
         }
         if let Some(h) = e.state.held_by.as_ref().filter(|_| holders && l.held) {
-            let _ = write!(
-                s,
-                ",\"held_by\":{{\"user\":{},\"uid\":{}}}",
-                json_str(&h.login),
-                h.uid
-            );
+            s.push_str(&held_by_json(h));
         }
         if let Some(m) = &l.mark {
             let _ = write!(

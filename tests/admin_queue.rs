@@ -1130,9 +1130,12 @@ fn json_listings_stay_json_with_unreadable_entries() {
     fs::remove_file(&held_qf).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", &held_qf).unwrap();
     let mq = env.link("mailq");
-    for r in [
-        admin(&env, &["list", "--json"]),
-        env.run_raw(&mq, &["-C", env.conf.to_str().unwrap(), "--json"], b""),
+    for (admins, r) in [
+        (true, admin(&env, &["list", "--json"])),
+        (
+            false,
+            env.run_raw(&mq, &["-C", env.conf.to_str().unwrap(), "--json"], b""),
+        ),
     ] {
         r.code(0);
         let lines: Vec<&str> = r.stdout.lines().collect();
@@ -1156,6 +1159,17 @@ fn json_listings_stay_json_with_unreadable_entries() {
             "{{\"queue_name\":\"hold\",\"queue_id\":\"{linked}\",\"error\":\"cannot read queue file: "
         );
         assert!(lines.iter().any(|l| l.starts_with(&bad)), "{}", r.stdout);
+        // Who held it, from its state file, in `rsendmail-admin list` alone.
+        let by = ",\"held_by\":{\"user\":";
+        let uid = format!(",\"uid\":{}}}}}", unsafe { libc::getuid() });
+        assert_eq!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&bad) && l.contains(by) && l.ends_with(&uid)),
+            admins,
+            "{}",
+            r.stdout
+        );
     }
     // The text listing: the held one unreadable is marked held all the same, as a
     // readable held entry is; the queued one is not.
@@ -1168,7 +1182,19 @@ fn json_listings_stay_json_with_unreadable_entries() {
                 .split(&format!("{linked} (cannot read queue file: "))
                 .nth(1)
                 .and_then(|rest| rest.lines().nth(1))
-                == Some("     QUARANTINE: held"),
+                .is_some_and(|l| l.starts_with("     QUARANTINE: held by ")),
+        "{}",
+        r.stdout
+    );
+    // `mailq`'s line is sendmail's, without the holder.
+    let r = env.run_raw(&mq, &["-C", env.conf.to_str().unwrap()], b"");
+    r.code(0);
+    assert_eq!(
+        r.stdout
+            .split(&format!("{linked} (cannot read queue file: "))
+            .nth(1)
+            .and_then(|rest| rest.lines().nth(1)),
+        Some("     QUARANTINE: held"),
         "{}",
         r.stdout
     );
@@ -2598,6 +2624,26 @@ fn a_hold_cut_short_keeps_the_entrys_state() {
     assert!(queued(&env, &id) && sf.exists());
     let json = env.mailq(&["--json"]);
     assert!(json.contains("\"attempts\":1"), "{json}");
+    // Held again, cut short with the record of who held it still in the spool's state
+    // file: `rsendmail-admin list` names the holder all the same.
+    admin(&env, &["hold", &id]).code(0);
+    fs::rename(hold.join(format!("sf{id}")), &sf).unwrap();
+    let r = admin(&env, &["list"]);
+    r.code(0);
+    assert!(
+        r.stdout.contains("\n     QUARANTINE: held by "),
+        "{}",
+        r.stdout
+    );
+    let r = admin(&env, &["list", "--json"]);
+    r.code(0);
+    assert!(
+        r.stdout.contains(",\"held_by\":{\"user\":")
+            && r.stdout
+                .contains(&format!(",\"uid\":{}}}", unsafe { libc::getuid() })),
+        "{}",
+        r.stdout
+    );
 }
 
 /// `delete --recipient ''` (a script's empty variable) is a usage error (64), not every
@@ -4029,6 +4075,23 @@ fn mailq_of_a_missing_spool_names_the_spool_that_holds_the_queue() {
         "{}",
         r.stderr
     );
+    // A submission and a queue run (and the daemon) refuse with the same two lines:
+    // the message is not taken, nothing is made at the mistyped path.
+    for args in [
+        &["-odq", "-f", "alice@example.org", "dave@example.org"][..],
+        &["-q"][..],
+        &["-bd"][..],
+    ] {
+        let r = env.sendmail(args, MSG);
+        r.code(78);
+        assert_eq!(
+            format!("{}{}", r.stdout, r.stderr),
+            format!("{refusal}\n{hint}\n"),
+            "{args:?}"
+        );
+    }
+    assert!(!typo.exists());
+    assert_eq!(env.entries().len(), 2, "{}", env.listing());
     // Named on the command line: sendmail's line, then the hint.
     fs::write(&env.conf, &conf).unwrap();
     let r = env.run_raw(
@@ -4656,6 +4719,24 @@ fn a_users_request_never_replaces_roots_pending_mark() {
     let out = sys.user(&["release", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!kf.exists());
+    // Root's mark, and its delivery gone without carrying it out (killed): her release
+    // carries the hold out, as the next queue run would, and is refused as for any of
+    // root's holds; never "being delivered".
+    let out = sys.root(&["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     drop(f);
+    let out = sys.user(&["release", &mine]);
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{mine}: permission denied: held by the user \"root\" (uid 0): only "
+        )) && !text(&out.stderr).contains("being delivered"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!kf.exists() && spool.join(format!("hold/qf{mine}")).exists());
+    let out = sys.root(&["release", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(spool.join(format!("qf{mine}")).exists());
     let _ = fs::remove_dir_all(here);
 }

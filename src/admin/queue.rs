@@ -1665,26 +1665,6 @@ fn record_holder(s: &Setup, sp: &Spool, id: &str, held_by: Option<HeldBy>) -> st
     written
 }
 
-/// Who held entry `id` of `spool` (in `hold/`), as its state file records it: the one
-/// in `hold/`, or the one a hold cut short left in the spool. `None` when there is no
-/// record (a hold made before it was kept, or whose record could not be written) or
-/// the state file cannot be read.
-fn recorded_holder(spool: &Spool, id: &str) -> Option<HeldBy> {
-    for sp in [spool.held(), spool.clone()] {
-        match spool::read_safely(&sp.sf_path(id)) {
-            Ok(bytes) => {
-                return String::from_utf8(bytes)
-                    .ok()
-                    .and_then(|t| State::parse(&t).ok())
-                    .and_then(|st| st.held_by);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(_) => return None,
-        }
-    }
-    None
-}
-
 /// A holder as messages name her: her login and uid.
 /// A uid as `show` names it: `root (uid 0)`, `alice (uid 1000)`, or `uid 1234` when no
 /// user has it.
@@ -1753,7 +1733,7 @@ fn may_clear_hold(spool: &Spool, who: &Caller, id: &str, what: &str) -> Done {
     if who.any {
         return Ok(());
     }
-    let holder = recorded_holder(spool, id);
+    let holder = spool.recorded_holder(id);
     if holder.as_ref().is_some_and(|h| h.uid == who.uid) {
         return Ok(());
     }
@@ -1902,7 +1882,7 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
                     }
                     // A user's own hold is no quarantine: root's or the group's hold
                     // of it takes the record, so that she can no longer end it.
-                    if let Some(h) = recorded_holder(&s.spool, id)
+                    if let Some(h) = s.spool.recorded_holder(id)
                         && who.any
                         && h.uid != who.uid
                         && !may_end_any_hold(&s.spool, h.uid)
@@ -1982,7 +1962,7 @@ fn take_hold(s: &Setup, who: &Caller, id: &str, from: &HeldBy, lock: Option<File
     let Some(_lock) = lock else {
         return Err(fail(Sysexit::NoInput, format!("{id}: no longer held")));
     };
-    if recorded_holder(&s.spool, id).as_ref() != Some(from) {
+    if s.spool.recorded_holder(id).as_ref() != Some(from) {
         crate::outln!("{id}: already held");
         return Ok(());
     }
@@ -2162,10 +2142,11 @@ pub fn release(ctx: &Context, ids: &[String]) -> Sysexit {
                 if !held {
                     // Marked to be held while it is delivered: the mark withdrawn. No
                     // delivery holds it any more (one killed before it carried the mark
-                    // out): the hold is carried out now, and released as any.
+                    // out): the hold is carried out now, as the next queue run would
+                    // carry it out, whoever asked for it, and released as any (or
+                    // refused as any: a user's release of root's hold).
                     let mark = s.spool.mark(id).filter(|m| m.request == Request::Hold);
-                    if let Some(m) = &mark
-                        && may_change(who, m)
+                    if mark.is_some()
                         && matches!(try_lock(&s.spool, id, Duration::ZERO)?, Locked::Gone)
                         && matches!(locate(&s.spool, id), Ok(Some((_, true))))
                     {

@@ -653,6 +653,26 @@ pub fn replace_safely(tmp: &Path, path: &Path, bytes: &[u8], mode: u32) -> io::R
 }
 
 impl Spool {
+    /// Who held entry `id` (in `hold/`), as its state file records it
+    /// ([`State::held_by`]): the one in `hold/`, or the one a hold cut short left in the
+    /// spool. `None` when there is no record (a hold made before it was kept, or whose
+    /// record could not be written) or the state file cannot be read.
+    pub fn recorded_holder(&self, id: &str) -> Option<entry::HeldBy> {
+        for sp in [self.held(), self.clone()] {
+            match read_safely(&sp.sf_path(id)) {
+                Ok(bytes) => {
+                    return String::from_utf8(bytes)
+                        .ok()
+                        .and_then(|t| State::parse(&t).ok())
+                        .and_then(|st| st.held_by);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
     /// Sync the spool directory after entries were removed
     /// ([`LockedEntry::remove_unsynced`]). The entries are gone; a failed sync could only
     /// bring them back after a crash (and their recipients would be tried again): it is
