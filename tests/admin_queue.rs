@@ -4618,6 +4618,56 @@ fn release_of_a_locked_entry_marked_to_be_held_withdraws_the_mark() {
     assert!(queued(&env, &id) && !kf.exists(), "{}", env.listing());
 }
 
+/// A hold asked for while another command held the entry's lock for a moment and held
+/// the entry itself (two `hold`s at once: the second found it locked, marked it and
+/// then found it held) leaves a spent mark beside a held entry. `release` removes it
+/// with the hold, so that the next run does not hold the entry again; `delete` of the
+/// held entry removes it with the entry.
+#[test]
+fn a_spent_hold_mark_goes_with_the_hold_or_the_entry() {
+    let env = relay_env(closed_tcp_port(), "");
+    for then in ["release", "delete"] {
+        let id = queue(&env, "bob@example.org");
+        let qf = env.spool.join(format!("qf{id}"));
+        let kf = env.spool.join(format!("kf{id}"));
+        let f = fs::File::open(&qf).unwrap();
+        f.lock().unwrap();
+        let r = admin(&env, &["hold", &id]);
+        r.code(0);
+        assert!(r.stdout.contains("marked to be held"), "{}", r.stdout);
+        // The other command's hold, under the lock: the entry into `hold/`.
+        let hold = env.spool.join("hold");
+        for name in [format!("qf{id}"), format!("sf{id}")] {
+            if env.spool.join(&name).exists() {
+                fs::rename(env.spool.join(&name), hold.join(&name)).unwrap();
+            }
+        }
+        drop(f);
+        assert!(held(&env, &id) && kf.exists(), "{}", env.listing());
+        match then {
+            "release" => {
+                admin(&env, &["release", &id])
+                    .code(0)
+                    .stdout_is(&format!("{id}: released\n"));
+                assert!(!kf.exists(), "{}", env.listing());
+                env.sendmail(&["-q"], b"");
+                assert!(
+                    queued(&env, &id) && !held(&env, &id),
+                    "held again by a spent mark: {}",
+                    env.listing()
+                );
+                admin(&env, &["delete", &id]).code(0);
+            }
+            _ => {
+                admin(&env, &["delete", &id])
+                    .code(0)
+                    .stdout_is(&format!("{id}: deleted\n"));
+                assert!(!kf.exists() && !held(&env, &id), "{}", env.listing());
+            }
+        }
+    }
+}
+
 /// `release` of an entry whose delivery is carrying out the hold marked on it (its
 /// state file for `hold/` written, not yet renamed: every `rename(2)` and `connect(2)`
 /// of the run made to wait 3 s under strace) withdraws the hold, says the entry stays

@@ -1151,7 +1151,20 @@ fn unlink_entry(sp: &Spool, id: &str, _lock: &File) -> Done {
     let _ = fs::remove_file(sp.sf_path(id));
     let _ = fs::remove_file(sp.jf_path(id));
     let _ = fs::remove_file(sp.kf_path(id));
+    remove_stale_mark(sp, id);
     Ok(())
+}
+
+/// A held entry's mark, made beside it in the spool while another command held its
+/// lock for a moment (a live entry's mark is carried out by the next holder of its
+/// lock; a held entry never carries one out): removed with the entry, or with its hold.
+/// `sp` is the held spool (`SPOOLDIR/hold`); nothing is done for another.
+fn remove_stale_mark(sp: &Spool, id: &str) {
+    if sp.dir.file_name() == Some(std::ffi::OsStr::new(spool::HOLD))
+        && let Some(parent) = sp.dir.parent()
+    {
+        let _ = fs::remove_file(parent.join(format!("kf{id}")));
+    }
 }
 
 /// Remove an entry whose queue file is not a regular file (`kind`): the name itself is
@@ -1178,6 +1191,7 @@ fn unlink_odd(sp: &Spool, id: &str, kind: &str) -> Done {
     let _ = fs::remove_file(sp.sf_path(id));
     let _ = fs::remove_file(sp.jf_path(id));
     let _ = fs::remove_file(sp.kf_path(id));
+    remove_stale_mark(sp, id);
     let _ = spool::sync_dir(&sp.dir);
     Ok(())
 }
@@ -1808,6 +1822,12 @@ fn release_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done
         return Err(fail(Sysexit::NoInput, format!("{id}: no longer held")));
     };
     may_clear_hold(&s.spool, who, id, "release")?;
+    // A hold asked for while another command held the entry's lock and held it: the
+    // entry is held, so the mark is spent; left, the next run would hold it again.
+    // A deletion or a return asked for so stays, for the next run to carry out.
+    if s.spool.mark(id).is_some_and(|m| m.request == Request::Hold) {
+        let _ = s.spool.withdraw_mark(id);
+    }
     // A hold cut short between its renames left the state in the spool: it stays.
     let sf_here = fs::symlink_metadata(held.sf_path(id)).is_ok();
     if !sf_here && fs::symlink_metadata(s.spool.sf_path(id)).is_ok() {
@@ -1902,12 +1922,19 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
                     take_hold(s, who, id, &from, lock)?;
                     return Ok(());
                 }
-                // Marked, and held by its delivery when it ended.
+                // Marked, and held by its delivery when it ended (which removes the
+                // mark), or by another command that held its lock for a moment (the
+                // mark is still there, spent: removed).
                 if lock.is_none()
                     && marked.borrow().contains(id)
                     && matches!(locate(&s.spool, id), Ok(Some((_, true))))
                 {
-                    crate::outln!("{id}: held when its delivery ended");
+                    if s.spool.mark(id).is_some_and(|m| m.request == Request::Hold) {
+                        let _ = s.spool.withdraw_mark(id);
+                        crate::outln!("{id}: already held");
+                    } else {
+                        crate::outln!("{id}: held when its delivery ended");
+                    }
                     return Ok(());
                 }
                 hold_locked(s, who, id, lock)?;
@@ -2425,6 +2452,23 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
             |id, (sp, held, returned, owner), lock| {
                 // Marked, and returned by its delivery when it ended.
                 if lock.is_none() && busy_marked.borrow().contains(id) {
+                    // Held meanwhile by another command that held its lock for a
+                    // moment: the mark is still there, and a held entry carries out
+                    // none. Withdrawn, and said: not returned (75, try again).
+                    if matches!(locate(&s.spool, id), Ok(Some((_, true))))
+                        && s.spool
+                            .mark(id)
+                            .is_some_and(|m| matches!(m.request, Request::Bounce { .. }))
+                    {
+                        let _ = s.spool.withdraw_mark(id);
+                        return Err(fail(
+                            Sysexit::TempFail,
+                            format!(
+                                "{id}: held meanwhile by another command: not returned; \
+                                 `bounce` it again to return it"
+                            ),
+                        ));
+                    }
                     crate::outln!("{id}: returned when its delivery ended");
                     return Ok(());
                 }
