@@ -4381,6 +4381,41 @@ fn check_fails_an_aliases_line_naming_no_file() {
     assert!(!r.stdout.contains("FAIL aliases"), "{}", r.stdout);
 }
 
+/// A MAILSPOOL that is not there (a typo of the line) fails the check with the line:
+/// local mail (root, postmaster, the reports of returned mail) would wait in the queue
+/// while `check --to root` and the submission said nothing. Made, the step passes.
+#[test]
+fn check_fails_a_mail_spool_that_is_not_there() {
+    let env = Env::new();
+    let mail = env.dir.join("mail");
+    let missing = env.dir.join("mial");
+    let conf = fs::read_to_string(&env.conf).unwrap();
+    fs::write(
+        &env.conf,
+        conf.replace(
+            &format!("MAILSPOOL {}\n", mail.display()),
+            &format!("MAILSPOOL {}\n", missing.display()),
+        ),
+    )
+    .unwrap();
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let fail = line(&r, "FAIL mailboxes: ");
+    let n = env.config_line("MAILSPOOL ");
+    assert!(
+        fail.contains(&format!(
+            "{}: line {n}: MAILSPOOL {}: No such file or directory: local mail",
+            env.conf.display(),
+            missing.display()
+        )),
+        "{}",
+        r.stdout
+    );
+    fs::create_dir(&missing).unwrap();
+    let r = admin(&env, &["check"]);
+    assert!(!r.stdout.contains("mailboxes"), "{}", r.stdout);
+}
+
 /// The aliases file's lines that no delivery uses fail the check with the file and the
 /// line, as `newaliases` says them; a file users' submissions cannot read fails with its
 /// repair, which makes the step pass.

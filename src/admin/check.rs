@@ -151,6 +151,7 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
     }
     names_step(&mut t, &s.cfg);
     aliases_step(&mut t, &s);
+    mail_spool_step(&mut t, &s);
     let usable = trust_step(&mut t, &s) && usable;
     install_steps(&mut t, &s);
     program_paths_step(&mut t, &s);
@@ -830,6 +831,50 @@ fn aliases_step(t: &mut Tally, s: &app::Setup) {
         }
         Err(_) => {}
     }
+}
+
+/// The mail spool (MAILSPOOL, `/var/mail` built in), where local mail is delivered
+/// (root, postmaster, an alias's local targets, the reports of returned mail): a
+/// directory that is not there (a typo of the line) fails, since every local delivery
+/// waits in the queue until it is there; a NULLCLIENT hands local mail to SMARTHOST
+/// too and has no use for it. Its modes are the trust step's.
+fn mail_spool_step(t: &mut Tally, s: &app::Setup) {
+    if s.cfg.null_client {
+        return;
+    }
+    let dir = &s.cfg.mail_spool;
+    let why = match std::fs::metadata(dir) {
+        Ok(md) if md.is_dir() => return,
+        Ok(_) => "not a directory".to_string(),
+        Err(e) => config::io_text(&e),
+    };
+    let at = s.cfg.where_set("MAILSPOOL");
+    let what = if at.is_empty() {
+        format!("MAILSPOOL {} (built in)", dir.display())
+    } else {
+        format!("{at}MAILSPOOL {}", dir.display())
+    };
+    if s.spool.private {
+        // A user's own spool: her local mail is hers alone, to her own directory.
+        t.say(
+            Mark::Warn,
+            "mailboxes",
+            &format!(
+                "{what}: {why}: local mail waits in the queue until it is there{}",
+                fix(&[format!("mkdir -p -m 700 {}", sh_word(dir))])
+            ),
+        );
+        return;
+    }
+    t.fail(
+        Sysexit::Config,
+        "mailboxes",
+        &format!(
+            "{what}: {why}: local mail (root, postmaster, an alias's local targets, the \
+             reports of returned mail) waits in the queue until it is there; correct the \
+             line, or have root make it, root:mail 2775 or 1777"
+        ),
+    );
 }
 
 /// `O PidFile=`, when set: the daemon replaces the file with its process id and removes
