@@ -4027,6 +4027,57 @@ fn release_retry_and_bounce_take_the_unlocked_ones_before_waiting() {
     drop(locks);
 }
 
+/// A `SPOOLDIR` typo in a directory above the spool (`DIR/qq/spool` for `DIR/q/spool`,
+/// `DIR/qq` missing too): the submission, `mailq` and `check` name the spool that holds
+/// the entries and the line to correct, as for a typo of its own name; `check` offers
+/// no `install -d` of the mistyped parent.
+#[test]
+fn a_typo_above_the_spool_names_the_spool_that_holds_the_queue() {
+    let env = Env::new();
+    queue(&env, "bob@example.org");
+    let moved = env.dir.join("q").join("spool");
+    fs::create_dir(env.dir.join("q")).unwrap();
+    fs::rename(&env.spool, &moved).unwrap();
+    let conf = fs::read_to_string(&env.conf).unwrap();
+    let typo = env.dir.join("qq").join("spool");
+    fs::write(
+        &env.conf,
+        conf.replacen(
+            &format!("SPOOLDIR {}\n", env.spool.display()),
+            &format!("SPOOLDIR {}\n", typo.display()),
+            1,
+        ),
+    )
+    .unwrap();
+    let hint = format!(
+        "{} holds 1 entry: a typo at {}: line 1? (fix: {})",
+        moved.display(),
+        env.conf.display(),
+        crate::harness::line_fix(
+            &env.conf,
+            &format!("SPOOLDIR {}", typo.display()),
+            &format!("SPOOLDIR {}", moved.display())
+        )
+    );
+    let r = env.sendmail(&["-odq", "dave@example.org"], MSG);
+    r.code(78);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(said.ends_with(&format!("\n{hint}\n")), "{said}");
+    let r = env.run_raw(&env.link("mailq"), &["-C", env.conf.to_str().unwrap()], b"");
+    r.code(78);
+    assert!(r.stdout.ends_with(&format!("\n{hint}\n")), "{}", r.stdout);
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    assert!(
+        r.stdout
+            .contains(&format!("{} holds 1 entry: a typo at", moved.display()))
+            && !r.stdout.contains("install -d"),
+        "{}",
+        r.stdout
+    );
+    assert!(!env.dir.join("qq").exists());
+}
+
 /// `mailq` (and `rsendmail-admin list`) with a `SPOOLDIR` typo beside the spool that
 /// holds the queue: the refusal of a missing spool as it was (sendmail's line for a
 /// queue directory named on the command line: compat-tests/cases/queuedir-missing-bp),

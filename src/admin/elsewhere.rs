@@ -138,7 +138,7 @@ pub fn spools_with_entries(missing: &Path, config: &Path) -> Vec<Elsewhere> {
     {
         add(&default, true, None);
     }
-    for dir in siblings(missing)
+    for dir in typo_candidates(missing)
         .into_iter()
         .filter(|d| close_names(d, missing))
     {
@@ -249,6 +249,25 @@ pub fn entries_of(dir: &Path) -> Option<usize> {
         0
     };
     Some(top + held)
+}
+
+/// Where the spool a mistyped `missing` meant may be: the directories beside it
+/// ([`siblings`]), and, while the directories above it are missing too (the typo is in
+/// one of them: `/srv/tt/rsendmail` for `/srv/t/rsendmail`), those beside each of them,
+/// with the rest of the path. Never beside a directory that is there: two instances'
+/// spools (`/srv/a1/spool`, `/srv/a2/spool`) are not each other's typo.
+fn typo_candidates(missing: &Path) -> Vec<PathBuf> {
+    let mut out = siblings(missing);
+    for above in missing.ancestors().skip(1) {
+        if above.as_os_str().is_empty() || std::fs::symlink_metadata(above).is_ok() {
+            break;
+        }
+        let Ok(rest) = missing.strip_prefix(above) else {
+            break;
+        };
+        out.extend(siblings(above).into_iter().map(|d| d.join(rest)));
+    }
+    out
 }
 
 /// The directories beside `missing` (not symbolic links), by name.
