@@ -792,6 +792,9 @@ impl Spool {
     ///   and its mode is never changed;
     /// - an empty one is taken over only when it belongs to root or to the caller (one
     ///   another user owns could be held open, or its mode changed, by that user).
+    /// - one rsendmail made (root's or the caller's, not shared, with `tmp/` and
+    ///   `index/` of the same owner) is its own whatever else is in it: a stray file
+    ///   (an editor's backup) is left alone, not a reason to refuse the spool.
     ///
     /// So a `SPOOLDIR` naming `/var/spool` or `/tmp` by mistake is refused (EX_CONFIG, 78,
     /// with the keyword's file and line) before anything in it is made or changed. A
@@ -853,6 +856,21 @@ impl Spool {
                 None => format!("{why}: a shared directory is never taken over"),
             });
         }
+        // A spool rsendmail made, whose mode is not shared: root's (or the caller's own),
+        // with its `tmp/` and `index/` directories of the same owner (no one else could
+        // have made them there). A stray file in it (an editor's backup, `qfjunk`) does
+        // not make it another program's: it is used, the file left alone (`check` names
+        // it).
+        let me = nix::unistd::geteuid().as_raw();
+        let made_by_us = shared.is_none()
+            && (md.uid() == 0 || md.uid() == me)
+            && ["tmp", "index"].iter().all(|d| {
+                fs::symlink_metadata(self.dir.join(d))
+                    .is_ok_and(|m| m.is_dir() && m.uid() == md.uid())
+            });
+        if made_by_us {
+            return Ok(());
+        }
         let mut names: Vec<String> = match listing {
             Some(names) => names,
             None => fs::read_dir(&self.dir)
@@ -894,7 +912,6 @@ impl Spool {
             }
             out.join(", ")
         };
-        let me = nix::unistd::geteuid().as_raw();
         let problem = if let Some(first) = sendmail.first() {
             Some(format!(
                 "it holds an old sendmail queue ({first}{}), which rsendmail does not read",
