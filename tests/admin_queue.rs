@@ -4141,6 +4141,14 @@ fn mailq_of_a_missing_spool_names_the_spool_that_holds_the_queue() {
             "{args:?}"
         );
     }
+    // `rsendmail-admin config`, which refuses a missing spool before printing anything.
+    let r = admin(&env, &["config"]);
+    r.code(78);
+    assert!(
+        r.stderr.contains(&format!("{refusal}\n{hint}\n")),
+        "{}",
+        r.stderr
+    );
     assert!(!typo.exists());
     assert_eq!(env.entries().len(), 2, "{}", env.listing());
     // Named on the command line: sendmail's line, then the hint.
@@ -4667,6 +4675,28 @@ fn release_of_a_locked_entry_marked_to_be_held_withdraws_the_mark() {
         .code(0)
         .stdout_is(&format!("{id}: released\n"));
     assert!(queued(&env, &id) && !kf.exists(), "{}", env.listing());
+}
+
+/// `show` of an entry whose mark cannot be understood (written by no rsendmail): taken
+/// as a hold, said without a time (it has none), never "Jan 1 1970".
+#[test]
+fn show_of_an_unreadable_mark_gives_no_time() {
+    let env = Env::new();
+    let id = queue(&env, "bob@example.org");
+    fs::write(env.spool.join(format!("kf{id}")), "garbage\n").unwrap();
+    let r = admin(&env, &["show", &id]);
+    r.code(0);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Marked:"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.starts_with("Marked:         hold requested by an unreadable mark; carried out "),
+        "{}",
+        r.stdout
+    );
 }
 
 /// A hold asked for while another command held the entry's lock for a moment and held

@@ -66,7 +66,8 @@ pub fn deliverer(ctx: &Context, prefix: &[&str]) -> std::process::Command {
 /// configuration `ctx` names with those of `config`'s own `-oQ`/`-O QueueDirectory=`
 /// that name the queue directory, set up as `rsendmail` sets it up, then
 /// [`crate::spool::Spool::check_present`] (EX_CONFIG with the keyword's file and line, as
-/// every entry point refuses it). Errors: the setup's, or the missing spool's.
+/// every entry point refuses it, with the spool a typo left behind when there is one,
+/// [`crate::app::with_typo_hint`]). Errors: the setup's, or the missing spool's.
 pub fn spool_present(
     ctx: &Context,
     options_given: &[String],
@@ -88,7 +89,10 @@ pub fn spool_present(
             argv.push(o.into());
         }
     }
-    crate::app::setup(argv)?.spool.check_present()
+    let s = crate::app::setup(argv)?;
+    s.spool
+        .check_present()
+        .map_err(|f| crate::app::with_typo_hint(f, &s))
 }
 
 /// `message` (an error about the options given, `words`: their argv words as

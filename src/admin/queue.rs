@@ -125,8 +125,9 @@ pub fn parse_id(arg: &str) -> Result<String, String> {
              the ID {id} (as mailq lists it)"
         ),
         _ => format!(
-            "{shown}: not a queue ID (14 letters and digits, as mailq lists them, \
-             optionally followed by its mark *, - or !, or the queue file's name qfID)"
+            "{shown}: not a queue ID (14 letters and digits, as mailq lists them: \
+             digits, A to Z and a to x, optionally followed by its mark *, - or !, or \
+             the queue file's name qfID)"
         ),
     })
 }
@@ -950,12 +951,17 @@ fn render(
             "by the next queue run or command that takes the entry (its delivery ended \
              without it)"
         };
+        // An unreadable mark has no time (taken as a hold): none is shown.
+        let at = if m.at > 0 {
+            format!(" at {}", when(m.at, now))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             o,
-            "Marked:         {} requested by {} at {}{reason}; carried out {by_whom}",
+            "Marked:         {} requested by {}{at}{reason}; carried out {by_whom}",
             m.what(),
-            p(&m.by),
-            when(m.at, now)
+            p(&m.by)
         );
     }
     if held {
@@ -3005,6 +3011,12 @@ mod tests {
             parse_id("xx6AUIIquc023976")
                 .unwrap_err()
                 .contains("not a queue ID (14 letters and digits")
+        );
+        // `y` and `z` are no ID's characters: the message says which are.
+        assert!(
+            parse_id("6B4CzzFF000003")
+                .unwrap_err()
+                .contains("digits, A to Z and a to x")
         );
     }
 
