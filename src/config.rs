@@ -289,6 +289,16 @@ impl Config {
                 ));
             }
         };
+        if let Some((line, octet)) = non_utf8_line(&text.0) {
+            return Err(Fatal::new(
+                Sysexit::Config,
+                format!(
+                    "{}: line {line}: not UTF-8 text (the octet \\{octet:03o}): a value read \
+                     from it would not be the one written; save the file as UTF-8",
+                    path.display()
+                ),
+            ));
+        }
         let mut cfg = Config::builtin(paths);
         cfg.file = Some(path.to_path_buf());
         // A line is quoted in an error only from a file everyone may read: never one of
@@ -1499,6 +1509,27 @@ pub fn io_text(e: &std::io::Error) -> String {
     }
 }
 
+/// The first line of `text` (numbered from 1) that is not UTF-8 and not a comment, with
+/// its first octet that is not: a path or a value read from it would change (each such
+/// octet read as U+FFFD). A comment line (`#` after blanks) may hold any octets: an old
+/// ISO 8859-1 note changes nothing.
+fn non_utf8_line(text: &[u8]) -> Option<(usize, u8)> {
+    if std::str::from_utf8(text).is_ok() {
+        return None;
+    }
+    text.split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| {
+            line.iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_none_or(|&b| b != b'#')
+        })
+        .find_map(|(i, line)| match std::str::from_utf8(line) {
+            Ok(_) => None,
+            Err(e) => line.get(e.valid_up_to()).map(|&b| (i + 1, b)),
+        })
+}
+
 /// A sendmail.cf line without its trailing comment, as sendmail 8.17 reads one (readcf.c,
 /// configuration level 3 and later): a `#` after the line's start ends it, with the blanks
 /// before it (`O MaxHopCount=7   # note` → `O MaxHopCount=7`, `O MaxHopCount=8#x` →
@@ -2185,6 +2216,22 @@ mod tests {
             ["192.0.2.1", "192.0.2.2", "Smtp.Example.", "bücher.example"]
         );
         assert_eq!(ok[2].password, "p:w");
+    }
+
+    #[test]
+    fn a_line_not_utf8_is_found_and_a_comment_is_let_be() {
+        assert_eq!(non_utf8_line(b"SPOOLDIR /x\nMAILNAME a.b\n"), None);
+        assert_eq!(
+            non_utf8_line(b"SPOOLDIR /x\nO MaxHopCount=5\xff\n"),
+            Some((2, 0o377))
+        );
+        assert_eq!(non_utf8_line(b"# M\xfcller\n  # \xe9\nSPOOLDIR /x\n"), None);
+        assert_eq!(
+            non_utf8_line(b"# M\xfcller\nSPOOLDIR /var/sp\xf6ol\n"),
+            Some((2, 0xf6))
+        );
+        // A UTF-8 sequence cut short at the line's end.
+        assert_eq!(non_utf8_line(b"MAILNAME \xc3\n\xa9\n"), Some((1, 0xc3)));
     }
 
     #[test]

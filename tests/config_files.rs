@@ -879,3 +879,33 @@ fn config_errors_never_quote_a_file_not_everyone_may_read() {
     );
     assert!(s.contains("line 3: invalid PORT hunter2"), "{s}");
 }
+
+/// A configuration line that is not UTF-8 (a value in ISO 8859-1) is refused with its
+/// line and the octet, exit 78, nothing queued: read on, its value would be another
+/// (each such octet taken as U+FFFD). A comment line may hold any octets.
+#[test]
+fn a_configuration_line_not_utf8_is_refused_a_comment_is_not() {
+    let env = Env::new();
+    let base = std::fs::read(&env.conf).unwrap();
+    let mut with_comment = base.clone();
+    with_comment.extend_from_slice(b"# M\xfcller's relay\n");
+    std::fs::write(&env.conf, &with_comment).unwrap();
+    env.sendmail(&["-odq", "bob@example.org"], b"Subject: a\n\nx\n")
+        .code(0);
+    let before = env.entries().len();
+    let mut bad = with_comment.clone();
+    bad.extend_from_slice(b"O MaxHopCount=5\xff\n");
+    std::fs::write(&env.conf, &bad).unwrap();
+    let n = bad.split(|&b| b == b'\n').count() - 1;
+    let r = env.sendmail(&["-odq", "bob@example.org"], b"Subject: b\n\nx\n");
+    r.code(78);
+    assert!(
+        said(&r).contains(&format!(
+            "{}: line {n}: not UTF-8 text (the octet \\377)",
+            env.conf.display()
+        )),
+        "{}",
+        said(&r)
+    );
+    assert_eq!(env.entries().len(), before);
+}
