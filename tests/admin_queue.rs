@@ -1666,7 +1666,7 @@ fn two_users_act_only_on_their_own_entries() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "You are not permitted to see the queue\n"
+        "You are not permitted to see the queue\n\t\tTotal requests: 0\n"
     );
     let out = as_user(&adm, &["list", "--json"], &envs, b"");
     assert_eq!(out.status.code(), Some(77), "{}", text(&out.stdout));

@@ -774,7 +774,9 @@ pub fn list(ctx: &Context, json: bool) -> Sysexit {
                     "You are not permitted to see the queue (PrivacyOptions restrictmailq)".into(),
                 ));
             }
+            // mailq's two lines (compat-tests/cases/bp-restrictmailq).
             crate::outln!("You are not permitted to see the queue");
+            crate::outln!("\t\tTotal requests: 0");
             return Ok(Sysexit::Ok);
         }
         if !json && fs::symlink_metadata(&s.spool.dir).is_err() {
