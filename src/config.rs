@@ -292,11 +292,7 @@ impl Config {
         if let Some((line, octet)) = non_utf8_line(&text.0) {
             return Err(Fatal::new(
                 Sysexit::Config,
-                format!(
-                    "{}: line {line}: not UTF-8 text (the octet \\{octet:03o}): a value read \
-                     from it would not be the one written; save the file as UTF-8",
-                    path.display()
-                ),
+                non_utf8_message(&path.display().to_string(), line, octet),
             ));
         }
         let mut cfg = Config::builtin(paths);
@@ -1509,25 +1505,50 @@ pub fn io_text(e: &std::io::Error) -> String {
     }
 }
 
-/// The first line of `text` (numbered from 1) that is not UTF-8 and not a comment, with
-/// its first octet that is not: a path or a value read from it would change (each such
-/// octet read as U+FFFD). A comment line (`#` after blanks) may hold any octets: an old
-/// ISO 8859-1 note changes nothing.
-fn non_utf8_line(text: &[u8]) -> Option<(usize, u8)> {
+/// The lines of `text` (numbered from 1) that are not UTF-8 before their comment, each
+/// with its first octet that is not: a path or a value read from it would change (each
+/// such octet read as U+FFFD). A comment (a whole line, or the rest of one from its
+/// `#`, as [`strip_cf_comment`] ends a line) may hold any octets: an old ISO 8859-1 note
+/// changes nothing.
+pub fn non_utf8_lines(text: &[u8]) -> Vec<(usize, u8)> {
     if std::str::from_utf8(text).is_ok() {
-        return None;
+        return Vec::new();
     }
     text.split(|&b| b == b'\n')
         .enumerate()
-        .filter(|(_, line)| {
-            line.iter()
-                .find(|b| !b.is_ascii_whitespace())
-                .is_none_or(|&b| b != b'#')
+        .filter_map(|(i, line)| {
+            let end = line
+                .iter()
+                .enumerate()
+                .position(|(j, &b)| {
+                    b == b'#'
+                        && !matches!(
+                            j.checked_sub(1).and_then(|k| line.get(k)),
+                            Some(b'\\' | b'$')
+                        )
+                })
+                .unwrap_or(line.len());
+            let value = line.get(..end).unwrap_or(line);
+            match std::str::from_utf8(value) {
+                Ok(_) => None,
+                Err(e) => value.get(e.valid_up_to()).map(|&b| (i + 1, b)),
+            }
         })
-        .find_map(|(i, line)| match std::str::from_utf8(line) {
-            Ok(_) => None,
-            Err(e) => line.get(e.valid_up_to()).map(|&b| (i + 1, b)),
-        })
+        .collect()
+}
+
+/// The first of [`non_utf8_lines`].
+fn non_utf8_line(text: &[u8]) -> Option<(usize, u8)> {
+    non_utf8_lines(text).into_iter().next()
+}
+
+/// The refusal of line `line` of configuration file `name` that is not UTF-8 at `octet`
+/// ([`non_utf8_lines`]): the same words from every program and from `check`.
+pub fn non_utf8_message(name: &str, line: usize, octet: u8) -> String {
+    format!(
+        "{name}: line {line}: not UTF-8 text (the octet \\{octet:03o}): a value read from \
+         it would not be the one written; save the file as UTF-8"
+    )
 }
 
 /// A sendmail.cf line without its trailing comment, as sendmail 8.17 reads one (readcf.c,
@@ -2226,6 +2247,9 @@ mod tests {
             Some((2, 0o377))
         );
         assert_eq!(non_utf8_line(b"# M\xfcller\n  # \xe9\nSPOOLDIR /x\n"), None);
+        // A comment after a value, as a line ends at its `#`; `\#` is the value's.
+        assert_eq!(non_utf8_line(b"SMARTHOST a.b:25 # r\xe9lais\n"), None);
+        assert_eq!(non_utf8_line(b"MAILNAME a\\#\xe9\n"), Some((1, 0xe9)));
         assert_eq!(
             non_utf8_line(b"# M\xfcller\nSPOOLDIR /var/sp\xf6ol\n"),
             Some((2, 0xf6))

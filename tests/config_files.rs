@@ -888,7 +888,7 @@ fn a_configuration_line_not_utf8_is_refused_a_comment_is_not() {
     let env = Env::new();
     let base = std::fs::read(&env.conf).unwrap();
     let mut with_comment = base.clone();
-    with_comment.extend_from_slice(b"# M\xfcller's relay\n");
+    with_comment.extend_from_slice(b"# M\xfcller's relay\nO MaxHopCount=20 # n\xf6tig\n");
     std::fs::write(&env.conf, &with_comment).unwrap();
     env.sendmail(&["-odq", "bob@example.org"], b"Subject: a\n\nx\n")
         .code(0);
@@ -908,4 +908,15 @@ fn a_configuration_line_not_utf8_is_refused_a_comment_is_not() {
         said(&r)
     );
     assert_eq!(env.entries().len(), before);
+    // `check` fails the same line in the same words (it read it as U+FFFD before).
+    let r = env.run_raw(&admin(), &["-C", env.conf.to_str().unwrap(), "check"], b"");
+    r.code(78);
+    assert!(
+        r.stdout.contains(&format!(
+            "FAIL config: {}: line {n}: not UTF-8 text (the octet \\377)",
+            env.conf.display()
+        )) && !r.stdout.contains('\u{fffd}'),
+        "{}",
+        r.stdout
+    );
 }

@@ -260,8 +260,9 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
         );
     } else {
         match read_config_text(ctx, &path) {
-            Ok((text, quoted)) => {
-                let problems = file_problems(&text, &name, quoted);
+            Ok((text, quoted, not_utf8)) => {
+                let mut problems = not_utf8;
+                problems.extend(file_problems(&text, &name, quoted));
                 for p in &problems {
                     t.fail(Sysexit::Config, "config", p);
                 }
@@ -375,22 +376,43 @@ fn auth_readable_by_others(cfg: &Config) -> bool {
 /// The configuration file at `path` (the one `ctx` names), read as the programs read
 /// it: with the caller's own group when given with -C (the set-gid program's is given
 /// up for it before anything else reads it, `app::setup`: never one of the spool's
-/// group she could not read herself). `(text, quoted)`: its text, and whether its
-/// values are quoted in messages ([`crate::text::readable_by_all`]).
+/// group she could not read herself). `(text, quoted, not_utf8)`: its text, whether its
+/// values are quoted in messages ([`crate::text::readable_by_all`]), and the refusal of
+/// each line that is not UTF-8 ([`config::non_utf8_lines`], in the programs' words),
+/// such a line blanked in the text (never read with replacement characters).
 pub fn read_config_text(
     ctx: &Context,
     path: &std::path::Path,
-) -> Result<(String, bool), crate::boundedfile::ReadError> {
+) -> Result<(String, bool, Vec<String>), crate::boundedfile::ReadError> {
     let read = || crate::boundedfile::read_regular(path, false, crate::boundedfile::MAX_FILE);
     let (bytes, md) = match &ctx.config {
         Some(_) => crate::privs::as_real_group(read)
             .unwrap_or_else(|e| Err(crate::boundedfile::ReadError::Io(std::io::Error::from(e))))?,
         None => read()?,
     };
-    Ok((
-        String::from_utf8_lossy(&bytes).into_owned(),
-        crate::text::readable_by_all(&md),
-    ))
+    let bad = config::non_utf8_lines(&bytes);
+    let name = path.display().to_string();
+    let not_utf8 = bad
+        .iter()
+        .map(|&(line, octet)| config::non_utf8_message(&name, line, octet))
+        .collect();
+    let text = if bad.is_empty() {
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        bytes
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .map(|(i, l)| {
+                if bad.iter().any(|&(n, _)| n == i + 1) {
+                    String::new()
+                } else {
+                    String::from_utf8_lossy(l).into_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    Ok((text, crate::text::readable_by_all(&md), not_utf8))
 }
 
 /// Each problem `Config::parse` finds in `text`, with its file and line: the line of

@@ -67,7 +67,10 @@ pub fn refused(ctx: &Context, f: crate::exit::Fatal) -> Sysexit {
     let path = ctx.config.clone().unwrap_or_else(config::system_config);
     let name = path.display().to_string();
     let problems = match super::check::read_config_text(ctx, &path) {
-        Ok((text, quoted)) => super::check::file_problems(&text, &name, quoted),
+        Ok((text, quoted, mut not_utf8)) => {
+            not_utf8.extend(super::check::file_problems(&text, &name, quoted));
+            not_utf8
+        }
         Err(_) => Vec::new(),
     };
     if problems.len() < 2 || !problems.contains(&f.message) {
