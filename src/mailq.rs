@@ -475,7 +475,9 @@ pub fn write_text(
         // its state file records it, when that can be read.
         if u.held {
             tail.push_str("     QUARANTINE: held");
-            if let Some(h) = spool.recorded_holder(&u.id).filter(|_| style.holders) {
+            if style.holders
+                && let Some(h) = spool.recorded_holder(&u.id)
+            {
                 let _ = write!(
                     tail,
                     " by {}",
@@ -671,7 +673,10 @@ pub fn list_json(
                 shown(&u.why, usize::MAX)
             ))
         );
-        if let Some(h) = spool.recorded_holder(&u.id).filter(|_| holders && u.held) {
+        if holders
+            && u.held
+            && let Some(h) = spool.recorded_holder(&u.id)
+        {
             s.push_str(&held_by_json(&h));
         }
         s.push_str("}\n");
