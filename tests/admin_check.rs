@@ -6140,14 +6140,7 @@ fn init_takes_no_foreign_directory_and_repairs_a_sticky_spool() {
     run_admin(&env, &prog, "init").code(0);
     let base = fs::read_to_string(&env.conf).unwrap();
     let conf = env.dir.join("mnt.conf");
-    fs::write(
-        &conf,
-        base.replace(
-            &format!("SPOOLDIR {}\n", env.spool.display()),
-            "SPOOLDIR /mnt\n",
-        ),
-    )
-    .unwrap();
+    fs::write(&conf, env.config_naming_spool(Path::new("/mnt"))).unwrap();
     let script = r#"
 top=$1 prog=$2 conf=$3
 mount -t tmpfs -o mode=755 tmpfs /mnt || exit 90

@@ -1062,14 +1062,7 @@ fn a_missing_spool_is_refused_with_its_file_and_line() {
         ),
         (env.dir.join("notyet"), &init_said),
     ] {
-        fs::write(
-            &env.conf,
-            conf.replace(
-                &format!("SPOOLDIR {}\n", env.spool.display()),
-                &format!("SPOOLDIR {}\n", spool.display()),
-            ),
-        )
-        .unwrap();
+        fs::write(&env.conf, env.config_naming_spool(&spool)).unwrap();
         let want = format!(
             "{}: line 1: SPOOLDIR {}: no such directory",
             env.conf.display(),
@@ -4038,17 +4031,8 @@ fn a_typo_above_the_spool_names_the_spool_that_holds_the_queue() {
     let moved = env.dir.join("q").join("spool");
     fs::create_dir(env.dir.join("q")).unwrap();
     fs::rename(&env.spool, &moved).unwrap();
-    let conf = fs::read_to_string(&env.conf).unwrap();
     let typo = env.dir.join("qq").join("spool");
-    fs::write(
-        &env.conf,
-        conf.replacen(
-            &format!("SPOOLDIR {}\n", env.spool.display()),
-            &format!("SPOOLDIR {}\n", typo.display()),
-            1,
-        ),
-    )
-    .unwrap();
+    fs::write(&env.conf, env.config_naming_spool(&typo)).unwrap();
     let hint = format!(
         "{} holds 1 entry: a typo at {}: line 1? (fix: {})",
         moved.display(),
@@ -4090,15 +4074,7 @@ fn mailq_of_a_missing_spool_names_the_spool_that_holds_the_queue() {
     queue(&env, "carol@example.org");
     let conf = fs::read_to_string(&env.conf).unwrap();
     let typo = env.dir.join("spoool");
-    fs::write(
-        &env.conf,
-        conf.replacen(
-            &format!("SPOOLDIR {}\n", env.spool.display()),
-            &format!("SPOOLDIR {}\n", typo.display()),
-            1,
-        ),
-    )
-    .unwrap();
+    fs::write(&env.conf, env.config_naming_spool(&typo)).unwrap();
     let refusal = format!(
         "{}: line 1: SPOOLDIR {}: no such directory (nothing was created: the spool is \
          made by the install, or by \"rsendmail-admin -C {} init\" as root)",

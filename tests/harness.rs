@@ -189,6 +189,26 @@ impl Env {
         PathBuf::from(name)
     }
 
+    /// The config file's text with its `SPOOLDIR` line naming `dir` (the first such line,
+    /// whatever it names now): for a test of a spool mistyped, moved or made elsewhere.
+    pub fn config_naming_spool(&self, dir: &Path) -> String {
+        let text = fs::read_to_string(&self.conf).unwrap();
+        let mut found = false;
+        let out: String = text
+            .split_inclusive('\n')
+            .map(|l| {
+                if !found && l.starts_with("SPOOLDIR ") {
+                    found = true;
+                    format!("SPOOLDIR {}\n", dir.display())
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        assert!(found, "{text}");
+        out
+    }
+
     /// Name a MAILSPOOL outside the scratch directory (beside it, root's when made by
     /// root): for a test that gives the scratch directory to a user to test the queue's
     /// rule, where the mail spool in it would be refused first.

@@ -463,10 +463,7 @@ impl Hostile {
         fs::set_permissions(env.dir.join("mail"), fs::Permissions::from_mode(0o777)).unwrap();
         let spool = dir.join("spool");
         make_user_spool(&spool);
-        let text = fs::read_to_string(&env.conf).unwrap().replace(
-            &format!("SPOOLDIR {}\n", env.spool.display()),
-            &format!("SPOOLDIR {}\n", spool.display()),
-        );
+        let text = env.config_naming_spool(&spool);
         let conf = dir.join("user.conf");
         fs::write(&conf, text).unwrap();
         fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
