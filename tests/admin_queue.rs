@@ -4847,3 +4847,98 @@ fn a_users_request_never_replaces_roots_pending_mark() {
     assert!(spool.join(format!("qf{mine}")).exists());
     let _ = fs::remove_dir_all(here);
 }
+
+/// `bounce` whose entry another command changes between its mark and its return (every
+/// `execve(2)` made to wait 2 s under strace, the deliverer's among them, so that the
+/// other command runs in the gap) says what became of it, never "returned" for mail
+/// that was not: deleted meanwhile, no report made (66, the log says which); held
+/// meanwhile, not returned yet (75), and returned by the first queue run after its
+/// release (its report at the server); returned by a queue run meanwhile, that run's
+/// report named (0).
+#[test]
+fn bounce_says_what_another_command_did_to_its_entry_meanwhile() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    for other in ["delete", "hold", "run"] {
+        let sink_dir = Env::new();
+        let Some(sink) = Sink::start(&sink_dir.dir, &[]) else {
+            return;
+        };
+        // The queue run's report stays queued (its relay refuses connections), so that
+        // `bounce` finds it.
+        let port = if other == "run" {
+            closed_tcp_port()
+        } else {
+            sink.port
+        };
+        let env = relay_env(port, "");
+        let id = queue(&env, "bob@example.org");
+        let bounce = Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=execve"])
+            .args(["-e", "inject=execve:delay_enter=2000000"])
+            .arg(admin_bin())
+            .args(["-C", env.conf.to_str().unwrap(), "bounce", &id])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let sf = env.spool.join(format!("sf{id}"));
+        wait_until(Duration::from_secs(30), "the entry marked", || {
+            fs::read_to_string(&sf).is_ok_and(|t| t.lines().any(|l| l.starts_with("bounce ")))
+        });
+        match other {
+            "run" => env.sendmail(&["-q"], b"").code(0),
+            action => admin(&env, &[action, &id]).code(0),
+        };
+        let out = bounce.wait_with_output().unwrap();
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        let code = out.status.code();
+        let said = format!("{other}: {code:?}\n{stdout}{stderr}");
+        match other {
+            "delete" => {
+                assert_eq!(code, Some(66), "{said}");
+                assert!(!stdout.contains("returned"), "{said}");
+                assert!(
+                    stderr.contains("no longer queued: another delivery returned it, or another command deleted it"),
+                    "{said}"
+                );
+                assert!(sink.dumps().is_empty(), "{:?}", sink.dumps());
+            }
+            "hold" => {
+                assert_eq!(code, Some(75), "{said}");
+                assert!(!stdout.contains("returned"), "{said}");
+                assert!(
+                    stderr.contains(&format!(
+                        "{id}: held meanwhile by another command: not returned yet; the first \
+                         queue run after its release (rsendmail-admin release {id}) returns it"
+                    )),
+                    "{said}"
+                );
+                assert!(held(&env, &id), "{}", env.listing());
+                admin(&env, &["release", &id]).code(0);
+                env.sendmail(&["-q"], b"").code(0);
+                wait_until(Duration::from_secs(20), "the report at the sink", || {
+                    sink.dumps().iter().any(|d| d.contains("MAILER-DAEMON"))
+                });
+                assert!(!queued(&env, &id) && !held(&env, &id), "{}", env.listing());
+                assert!(
+                    sink.dumps().iter().all(|d| d.contains("MAILER-DAEMON")),
+                    "{:?}",
+                    sink.dumps()
+                );
+            }
+            _ => {
+                assert_eq!(code, Some(0), "{said}");
+                let rid = stdout
+                    .strip_prefix(&format!(
+                        "{id}: returned to its sender by another delivery; its report is queued as "
+                    ))
+                    .map(|r| r.trim_end().to_string())
+                    .unwrap_or_else(|| panic!("{said}"));
+                assert!(queued(&env, &rid), "{said}{}", env.listing());
+            }
+        }
+    }
+}

@@ -591,7 +591,7 @@ fn find_listed(
             if listed {
                 Ok(None)
             } else {
-                Err(no_longer_queued(id, &spool.dir))
+                Err(no_longer_queued(id, spool))
             }
         }
         // Another user's entry, which this one may not even read.
@@ -869,7 +869,7 @@ pub fn show(ctx: &Context, id: &str) -> Sysexit {
             let mut e = match sp.read_entry(&id) {
                 Ok(e) => e,
                 Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(no_longer_queued(&id, &s.spool.dir));
+                    return Err(no_longer_queued(&id, &s.spool));
                 }
                 Err(err) => {
                     return Err(fail(
@@ -1476,7 +1476,7 @@ pub fn delete(
                         None if read && listed => {
                             bump(&gone);
                         }
-                        None if read => return Err(no_longer_queued(id, &s.spool.dir)),
+                        None if read => return Err(no_longer_queued(id, &s.spool)),
                         Some((k, m)) if m > 0 && k >= m => {
                             crate::outln!("{id}: delivered before the deletion took effect");
                             bump(&sent_first);
@@ -1509,7 +1509,7 @@ pub fn delete(
                     bump(&gone);
                     Ok(())
                 }
-                None => Err(no_longer_queued(id, &s.spool.dir)),
+                None => Err(no_longer_queued(id, &s.spool)),
             },
             || Ok(()),
             WhenHeld {
@@ -1613,14 +1613,40 @@ fn delete_locked(sp: &Spool, id: &str, lock: &File, who: &Caller) -> Done {
 /// queue file read: delivered or removed meanwhile): 66, said as an ID that names no
 /// entry is said, with what became of it, so that one event has one message whenever
 /// it is seen.
-fn no_longer_queued(id: &str, spool: &Path) -> Sysexit {
+/// One that another command moved meanwhile (into `hold/` or out of it) is not gone:
+/// 75, said so, to be asked again.
+fn no_longer_queued(id: &str, spool: &Spool) -> Sysexit {
+    let now = match locate(spool, id) {
+        Ok(Some((_, true))) => Some("it is now held"),
+        Ok(Some((_, false))) => Some("it is now queued, not held"),
+        _ => None,
+    };
+    if let Some(now) = now {
+        return fail(
+            Sysexit::TempFail,
+            format!("{id}: changed meanwhile by another command ({now}): try again"),
+        );
+    }
     fail(
         Sysexit::NoInput,
         format!(
             "{id}: no such entry in the queue {} (delivered or removed meanwhile)",
-            spool.display()
+            spool.dir.display()
         ),
     )
+}
+
+/// A held entry found gone from `hold/` once its lock was taken: released or
+/// deleted by another command, or released and delivered meanwhile (66), or queued
+/// again by another command's release ([`no_longer_queued`]'s 75).
+fn no_longer_held(id: &str, spool: &Spool) -> Sysexit {
+    match locate(spool, id) {
+        Ok(Some(_)) => no_longer_queued(id, spool),
+        _ => fail(
+            Sysexit::NoInput,
+            format!("{id}: no longer held (released or removed meanwhile)"),
+        ),
+    }
 }
 
 /// Keep the first failure's status.
@@ -1791,7 +1817,7 @@ fn may_clear_hold(spool: &Spool, who: &Caller, id: &str, what: &str) -> Done {
 fn hold_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done {
     let held = s.spool.held();
     let Some(_lock) = lock else {
-        return Err(no_longer_queued(id, &s.spool.dir));
+        return Err(no_longer_queued(id, &s.spool));
     };
     // Recorded before the move, so that the record goes with the state file; one left
     // in a queued entry (the move failed) is never looked at, and the next hold writes
@@ -1827,7 +1853,7 @@ fn hold_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done {
 fn release_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done {
     let held = s.spool.held();
     let Some(_lock) = lock else {
-        return Err(fail(Sysexit::NoInput, format!("{id}: no longer held")));
+        return Err(no_longer_held(id, &s.spool));
     };
     may_clear_hold(&s.spool, who, id, "release")?;
     // A hold asked for while another command held the entry's lock and held it: the
@@ -1933,15 +1959,15 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
                 // Marked, and held by its delivery when it ended (which removes the
                 // mark), or by another command that held its lock for a moment (the
                 // mark is still there, spent: removed).
-                if lock.is_none()
-                    && marked.borrow().contains(id)
-                    && matches!(locate(&s.spool, id), Ok(Some((_, true))))
-                {
-                    if s.spool.mark(id).is_some_and(|m| m.request == Request::Hold) {
+                // Held meanwhile by another command, unmarked: already held.
+                if lock.is_none() && matches!(locate(&s.spool, id), Ok(Some((_, true)))) {
+                    if !marked.borrow().contains(id) {
+                        crate::outln!("{id}: already held");
+                    } else if s.spool.mark(id).is_some_and(|m| m.request == Request::Hold) {
                         let _ = s.spool.withdraw_mark(id);
                         crate::outln!("{id}: already held");
                     } else {
-                        crate::outln!("{id}: held when its delivery ended");
+                        crate::outln!("{id}: held, as asked, by the process that had it");
                     }
                     return Ok(());
                 }
@@ -1995,7 +2021,7 @@ fn may_end_any_hold(spool: &Spool, uid: u32) -> bool {
 fn take_hold(s: &Setup, who: &Caller, id: &str, from: &HeldBy, lock: Option<File>) -> Done {
     let held = s.spool.held();
     let Some(_lock) = lock else {
-        return Err(fail(Sysexit::NoInput, format!("{id}: no longer held")));
+        return Err(no_longer_held(id, &s.spool));
     };
     if s.spool.recorded_holder(id).as_ref() != Some(from) {
         crate::outln!("{id}: already held");
@@ -2229,7 +2255,7 @@ fn mark_locked(
     change: impl FnOnce(&mut spool::entry::State),
 ) -> Done {
     let Some(lock) = lock else {
-        return Err(no_longer_queued(id, &s.spool.dir));
+        return Err(no_longer_queued(id, &s.spool));
     };
     if held {
         may_clear_hold(&s.spool, who, id, what)?;
@@ -2477,13 +2503,18 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                             ),
                         ));
                     }
-                    crate::outln!("{id}: returned when its delivery ended");
-                    return Ok(());
+                    return returned_elsewhere(&s.spool, id, returned, "the process that had it");
                 }
                 let why = reason.clone();
+                // Due now, as a return asked for during a delivery is recorded
+                // (`Spool::carry_out_mark`): a run that reaches it before the deliverer
+                // here does, or the first after a hold that took it meanwhile, returns it.
                 mark_locked(s, who, id, (&sp, held), lock, "bounce", false, |st| {
                     st.bounce = Some(why);
                     st.bounce_by = by(owner);
+                    st.next_attempt = None;
+                    st.local_next_attempt = None;
+                    st.retry = true;
                 })?;
                 logged(who, id, &format!("returned to its sender ({reason})"));
                 marked.borrow_mut().push((id.to_string(), returned));
@@ -2628,6 +2659,19 @@ enum Attempted {
     Done(Vec<String>),
     /// Its attempt failed (`failed ID REASON`): the reason.
     Failed(String),
+    /// It could not be taken (`busy ID`, `held ID`, `gone ID`): what was found.
+    NotTaken(Found),
+}
+
+/// What the deliverer found of an entry it could not take for its attempt.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Found {
+    /// Another process held its lock.
+    Busy,
+    /// It had been moved to `hold/` (by another command).
+    Held,
+    /// It was no longer queued.
+    Gone,
 }
 
 /// The deliverer's stdout for `--entry ID,... --queued`: what each entry came to (an
@@ -2650,6 +2694,17 @@ fn attempted(stdout: &[u8]) -> (std::collections::HashMap<String, Attempted>, Ve
             if spool::valid_id(id) {
                 each.insert(id.to_string(), Attempted::Done(std::mem::take(&mut since)));
             }
+        } else if let Some((what, id)) = line.split_once(' ')
+            && let Some(found) = match what {
+                "busy" => Some(Found::Busy),
+                "held" => Some(Found::Held),
+                "gone" => Some(Found::Gone),
+                _ => None,
+            }
+            && spool::valid_id(id)
+        {
+            since.clear();
+            each.insert(id.to_string(), Attempted::NotTaken(found));
         } else if let Some((id, why)) = line.strip_prefix("failed ").and_then(|l| l.split_once(' '))
             && spool::valid_id(id)
         {
@@ -2674,6 +2729,8 @@ fn return_batch(
     refused: Option<&str>,
 ) -> Done {
     let mut status = Sysexit::Ok;
+    // The failures said by another function ([`returned_elsewhere`]).
+    let mut also = Sysexit::Ok;
     let mut failed = |code: Sysexit, msg: String| first_failure(&mut status, fail(code, msg));
     if entries.is_empty() {
         return Ok(());
@@ -2762,6 +2819,54 @@ fn return_batch(
             Err(_) => false,
         };
         match each.get(id) {
+            // Moved to `hold/` by another command between its mark and its attempt:
+            // its return waits on the hold (the mark goes with it; its release makes
+            // it due, and the attempt after it returns it).
+            Some(Attempted::NotTaken(Found::Held)) => failed(
+                Sysexit::TempFail,
+                format!(
+                    "{id}: held meanwhile by another command: not returned yet; the \
+                     first queue run after its release (rsendmail-admin release {id}) \
+                     returns it"
+                ),
+            ),
+            // Taken by another process, or gone, between its mark and its attempt: a
+            // delivery that took it returned it (it was marked), unless a command
+            // deleted it; which of the two is told by the report it left.
+            Some(Attempted::NotTaken(found)) if *found == Found::Gone || gone() => {
+                if let Err(code) = returned_elsewhere(&s.spool, id, *returned, "another delivery") {
+                    first_failure(&mut also, code);
+                }
+            }
+            Some(Attempted::NotTaken(_)) => match locate(&s.spool, id) {
+                Ok(Some((_, true))) => failed(
+                    Sysexit::TempFail,
+                    format!(
+                        "{id}: held meanwhile by another command: not returned yet; \
+                         the first queue run after its release (rsendmail-admin release \
+                         {id}) returns it"
+                    ),
+                ),
+                Ok(Some((sp, false)))
+                    if matches!(try_lock(&sp, id, Duration::ZERO), Ok(Locked::Busy)) =>
+                {
+                    failed(
+                        Sysexit::TempFail,
+                        format!(
+                            "{id}: being delivered: marked to be returned; the recipients it \
+                             has not delivered are returned to its sender as soon as its \
+                             delivery ends"
+                        ),
+                    )
+                }
+                _ => failed(
+                    Sysexit::TempFail,
+                    format!(
+                        "{id}: marked to be returned; another process had it; the next \
+                         queue run returns it"
+                    ),
+                ),
+            },
             Some(Attempted::Done(rids)) if gone() => {
                 if said.is_none() {
                     let _ = std::io::stderr().write_all(&out.stderr);
@@ -2811,10 +2916,57 @@ fn return_batch(
             }
         }
     }
+    first_failure(&mut status, also);
     match status {
         Sysexit::Ok => Ok(()),
         code => Err(code),
     }
+}
+
+/// What [`bounce`] says of entry `id`, marked to be returned (to `returned`), found
+/// gone before its own attempt took it: returned by `by` (a delivery that took it,
+/// marked), whose report is named when it is still queued; else either that, or
+/// deleted by another command: both said (66), the log telling which.
+fn returned_elsewhere(spool: &Spool, id: &str, returned: Returned, by: &str) -> Done {
+    match returned_by_another(spool, id) {
+        Some(rid) => {
+            crate::outln!("{id}: returned to its sender by {by}; its report is queued as {rid}");
+            Ok(())
+        }
+        None if matches!(returned, Returned::NoOne(_)) => {
+            crate::outln!(
+                "{}; {by} returned it, or another command deleted it, meanwhile (the log \
+                 says which)",
+                returned.line(id, &[])
+            );
+            Ok(())
+        }
+        None => Err(fail(
+            Sysexit::NoInput,
+            format!(
+                "{id}: no longer queued: {by} returned it, or another command deleted it, \
+                 meanwhile (the log says which)"
+            ),
+        )),
+    }
+}
+
+/// The ID of a report queued (or held) for entry `id`, which another delivery returned:
+/// an entry whose `report_of` key names `id` as its original, found among the IDs that
+/// begin as `id` begins ([`spool::report_queue_id`]). `None` when there is none (no
+/// report was made, it has already left, or the entry was deleted).
+fn returned_by_another(spool: &Spool, id: &str) -> Option<String> {
+    let prefix: String = id.chars().take(8).collect();
+    let key = format!("{id} ");
+    [spool.clone(), spool.held()].iter().find_map(|sp| {
+        sp.ids().ok()?.into_iter().find(|rid| {
+            rid.starts_with(&prefix)
+                && rid != id
+                && sp
+                    .read_entry(rid)
+                    .is_ok_and(|e| e.envelope.report_of.is_some_and(|k| k.starts_with(&key)))
+        })
+    })
 }
 
 /// [`bounce`]'s reports `reports` (queued, their original gone) handed to delivery

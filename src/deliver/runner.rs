@@ -884,7 +884,9 @@ pub fn deliver_entry(
 /// entry removed when it is done), each report is named on stdout in a line
 /// `queued RID`, then the entry in a line `done ID`, or `failed ID REASON` when its
 /// attempt failed (REASON printable, on one line; the others are attempted all the
-/// same), for the caller to hand the reports to the queue runner or a background
+/// same); an entry that could not be locked is said by what was found instead: `busy
+/// ID` (another process holds it), `held ID` (moved to `hold/` meanwhile) or `gone ID`
+/// (no queue file any more), for the caller to hand the reports to the queue runner or a background
 /// delivery, so that a relay that is slow or never greets keeps no one waiting. An
 /// entry with no line of its own was not reached (the process was killed). A report is
 /// queued once whatever happens before the entry goes: a later attempt finds it by its
@@ -896,7 +898,18 @@ pub fn attempt_entry(spool: &Spool, engine: &Engine, arg: &str) -> Result<Sysexi
     }
     for id in ids {
         match attempt_one(spool, engine, id) {
-            Ok(()) => rsendmail::outln!("done {id}"),
+            Ok(Taken::Done) => rsendmail::outln!("done {id}"),
+            Ok(Taken::Not) => {
+                let found = |sp: &Spool| std::fs::symlink_metadata(sp.qf_path(id)).is_ok();
+                let what = if found(spool) {
+                    "busy"
+                } else if found(&spool.held()) {
+                    "held"
+                } else {
+                    "gone"
+                };
+                rsendmail::outln!("{what} {id}");
+            }
             Err(f) => {
                 let why = f.message.replace(['\n', '\r'], " ");
                 rsendmail::outln!("failed {id} {}", rsendmail::text::printable(&why));
@@ -906,13 +919,33 @@ pub fn attempt_entry(spool: &Spool, engine: &Engine, arg: &str) -> Result<Sysexi
     Ok(Sysexit::Ok)
 }
 
+/// What [`attempt_one`] came to.
+enum Taken {
+    /// The entry was attempted (and, when it was done, removed).
+    Done,
+    /// The entry could not be taken at first: another process holds it, or it is no
+    /// longer in the queue.
+    Not,
+}
+
 /// [`attempt_entry`] of entry `id`: its reports named on stdout as they are queued.
-fn attempt_one(spool: &Spool, engine: &Engine, id: &str) -> Result<(), Fatal> {
+fn attempt_one(spool: &Spool, engine: &Engine, id: &str) -> Result<Taken, Fatal> {
     // A return asked for during the attempt is recorded when the entry is let go of,
     // and carried out by a second attempt at once.
-    for _ in 0..2 {
-        let Ok(mut locked) = lock_for_attempt(spool, id, None) else {
-            return Ok(());
+    for round in 0..2 {
+        let mut locked = match lock_for_attempt(spool, id, None) {
+            Ok(l) => l,
+            Err(NotLocked::MovedAside) => {
+                return Err(Fatal::new(
+                    Sysexit::DataErr,
+                    format!(
+                        "its queue file is damaged: moved to {}",
+                        spool.dir.join("corrupt").display()
+                    ),
+                ));
+            }
+            Err(NotLocked::Skipped) if round == 0 => return Ok(Taken::Not),
+            Err(NotLocked::Skipped) => return Ok(Taken::Done),
         };
         let mut w = Worker::new(0);
         let mut out: Transcript<'_> = None;
@@ -935,7 +968,7 @@ fn attempt_one(spool: &Spool, engine: &Engine, id: &str) -> Result<(), Fatal> {
             break;
         }
     }
-    Ok(())
+    Ok(Taken::Done)
 }
 
 /// Whether `locked` carries a mark asking for its return (`rsendmail-admin bounce`
