@@ -6510,6 +6510,147 @@ fn spool_subdirs(env: &Env) -> (PathBuf, PathBuf) {
     (hold, corrupt)
 }
 
+/// A file of the spool's group, mode 0660, as the programs write them.
+fn spool_file(p: &Path, text: &str) {
+    fs::write(p, text).unwrap();
+    chgrp_chmod(p, spool_gid(), 0o660);
+}
+
+/// A state file, a delivery journal or a mark (`kf<ID>`: an action asked for during a
+/// delivery) whose entry's queue file is gone, in the spool, `hold/` or `corrupt/`:
+/// each is a `warn spool` line naming it, its entry's ID and (a mark) what it asked for
+/// and who asked, with the `rm` that removes it; the check still passes. The files of
+/// entries still there (queued, held, a hold cut short, set aside) are not named; run
+/// as printed, the fixes clear the lines and leave those entries as they were.
+#[test]
+fn check_names_each_file_left_without_its_entry() {
+    let Some(env) = root_install(false) else {
+        return;
+    };
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let live = env.only_id();
+    let (hold, corrupt) = spool_subdirs(&env);
+    let top = env.spool.clone();
+    // The files of entries that are there: not left without them.
+    let kept = [
+        // A mark beside its queued entry.
+        (
+            top.join(format!("kf{live}")),
+            "rsendmail-hold 1\nby root (uid 0)\nat 1700000000\n",
+        ),
+        // A hold cut short between its renames: the state in the spool, the entry held.
+        (hold.join("qf6AM5eIkR004101"), "x"),
+        (top.join("sf6AM5eIkR004101"), "x"),
+        // Set aside by a run, with its state.
+        (corrupt.join("qf6AM5eIkR004102"), "x"),
+        (corrupt.join("sf6AM5eIkR004102"), "x"),
+    ];
+    for (p, text) in &kept {
+        spool_file(p, text);
+    }
+    let deletion = top.join("kf6AM5eIkR004001");
+    let state = top.join("sf6AM5eIkR004002");
+    let journal = top.join("jf6AM5eIkR004003");
+    let held_state = hold.join("sf6AM5eIkR004004");
+    let held_mark = hold.join("kf6AM5eIkR004005");
+    let aside_journal = corrupt.join("jf6AM5eIkR004006");
+    let garbled = top.join("kf6AM5eIkR004007");
+    let hold_mark = top.join("kf6AM5eIkR004008");
+    spool_file(
+        &deletion,
+        "rsendmail-delete 1\nby root (uid 0)\nat 1700000000\n",
+    );
+    spool_file(&state, "x");
+    spool_file(&journal, "x");
+    spool_file(&held_state, "x");
+    spool_file(
+        &held_mark,
+        "rsendmail-bounce 1\nby eve\u{1b}[2J (uid 1001)\nat 1700000000\nreason go\u{1b}[31m away\n",
+    );
+    spool_file(&aside_journal, "x");
+    spool_file(&garbled, "\u{1b}[2Jnot a mark\n");
+    spool_file(
+        &hold_mark,
+        "rsendmail-hold 1\nby root (uid 0)\nat 1700000000\n",
+    );
+    let r = env.check();
+    r.code(0);
+    let warned = |p: &Path| line(&r, &format!("warn spool: {}: ", p.display())).to_string();
+    for p in [
+        &deletion,
+        &state,
+        &journal,
+        &held_state,
+        &held_mark,
+        &aside_journal,
+        &garbled,
+        &hold_mark,
+    ] {
+        let l = warned(p);
+        let name = p.file_name().unwrap().to_str().unwrap();
+        let id = name.get(2..).unwrap();
+        assert!(
+            l.contains(&format!(
+                "left without its entry: entry {id} is no longer queued"
+            )) && l.ends_with(&format!("(fix: rm -f -- {})", p.display())),
+            "{l}"
+        );
+    }
+    assert!(
+        warned(&deletion).contains("a mark asking for deletion (by root (uid 0) on ")
+            && warned(&deletion).contains("the next full queue run removes it"),
+        "{}",
+        r.stdout
+    );
+    let l = warned(&held_mark);
+    assert!(
+        l.contains("a mark asking for return to the sender (by eve\\033[2J (uid 1001) on ")
+            && l.contains("with the reason \"go\\033[31m away\"")
+            && l.contains("no run removes it"),
+        "{l}"
+    );
+    assert!(
+        warned(&state).contains("the state file of entry "),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        warned(&journal).contains("the delivery journal of entry "),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        warned(&hold_mark).contains("a mark asking for a hold (by root (uid 0) on "),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        warned(&garbled).contains("a mark that rsendmail did not write"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains('\u{1b}'), "{}", r.stdout);
+    for (p, _) in &kept {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(
+            !r.stdout.contains(&format!("{name}: ")),
+            "{name} named:\n{}",
+            r.stdout
+        );
+    }
+    for l in r.stdout.lines().filter(|l| l.starts_with("warn spool: ")) {
+        let cmd = fix_of(l).unwrap_or_else(|| panic!("{l}"));
+        assert!(sh(cmd).success(), "{cmd}");
+    }
+    let r = env.check();
+    r.code(0);
+    assert!(!r.stdout.contains("left without its entry"), "{}", r.stdout);
+    for (p, _) in &kept {
+        assert!(p.exists(), "{} removed", p.display());
+    }
+    assert_eq!(env.only_id(), live);
+}
+
 /// A symbolic link, a FIFO or a directory where an entry's file belongs, in the spool
 /// or in `hold/`, fails the spool step, a line each naming it and what it is (a link's
 /// target said, never followed), with the removal of the name itself. `mailq` lists

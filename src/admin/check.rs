@@ -14,8 +14,9 @@
 //! in the words of the programs that refuse it; its sub-directories, the files
 //! submissions write in them and the queue entries, as `rsendmail-admin init` leaves
 //! them; an entry's file that is not a regular file, a symbolic link above all, fails
-//! with the removal of the name itself; a name that is no entry's is a `warn` line),
-//! the installed `rsendmail` and this program (set-gid to the spool's
+//! with the removal of the name itself; a file left without its entry (a state file,
+//! a journal, a mark, in the spool, `hold/` or `corrupt/`) and a name that is no
+//! entry's are `warn` lines), the installed `rsendmail` and this program (set-gid to the spool's
 //! group) and `rsendmail-deliver` (root's alone, not set-id, in a directory root's
 //! alone), the queue runner's wake-up FIFO (`SPOOLDIR/wakeup`; no runner holding it
 //! open is a `warn`, or a failure when nothing else would send the mail: the delivery
@@ -2863,6 +2864,7 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
             ),
         );
     }
+    leftovers_step(t, s);
 }
 
 /// The `find` tests that take the names of entries' files ([`crate::spool::entry_file`]):
@@ -2889,6 +2891,139 @@ fn entry_file_what(prefix: &str) -> &'static str {
 /// How many files of one kind in one directory get a line each (a link in an entry's
 /// place, a file left without its entry); the rest are counted in one more line.
 const FILES_SHOWN: usize = 10;
+
+/// Files left without their entry ([`crate::spool::ENTRY_PREFIXES`] but `qf`): a state
+/// file `sf<ID>`, a delivery journal `jf<ID>` or a mark `kf<ID>` (an action asked for
+/// during a delivery) in the spool, `hold/` or `corrupt/`, whose entry's queue file is in
+/// none of the places it could be (the spool, `hold/`, and for one in `corrupt/` there
+/// too): a crash between two unlinks, a hold cut short, a queue file removed by hand.
+/// Nothing reads them; one at the spool's top is removed by the next full queue run
+/// (`Spool::remove_orphan_states`), one in `hold/` or `corrupt/` by nothing. A `warn
+/// spool` line each, naming the file, its entry's ID and, for a mark, what it asked
+/// for and who asked, with its removal (`rm -f --` of that file, which a removal
+/// meanwhile does not fail: `rsendmail-admin delete ID` answers that no such entry is
+/// queued). One that is not a regular file in the
+/// spool or `hold/` is failed by [`files_step`] already.
+fn leftovers_step(t: &mut Tally, s: &app::Setup) {
+    let top = &s.spool;
+    let held = top.held();
+    let aside = top.set_aside();
+    let queued =
+        |sp: &crate::spool::Spool, id: &str| std::fs::symlink_metadata(sp.qf_path(id)).is_ok();
+    for (sp, place) in [(top, 0), (&held, 1), (&aside, 2)] {
+        // Never through a link in a sub-directory's place (failed above): a fix would
+        // remove what is at the other end.
+        if crate::spool::open_dir(&sp.dir).is_err() {
+            continue;
+        }
+        let Ok(list) = std::fs::read_dir(&sp.dir) else {
+            continue;
+        };
+        let mut found: Vec<(String, &'static str, String)> = list
+            .flatten()
+            .filter_map(|ent| {
+                let name = ent.file_name().into_string().ok()?;
+                let (prefix, id) = crate::spool::entry_file(&name)?;
+                let id = id.to_string();
+                (prefix != "qf").then_some((name, prefix, id))
+            })
+            .collect();
+        found.sort();
+        let mut shown = 0;
+        let mut more = 0;
+        for (name, prefix, id) in found {
+            if queued(sp, &id) || queued(top, &id) || queued(&held, &id) {
+                continue;
+            }
+            let path = sp.dir.join(&name);
+            // Gone meanwhile (its entry's removal ends with it), or not a regular file
+            // in the spool or hold/ (failed by the files step, with its removal).
+            let Ok(md) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if place < 2 && !md.is_file() {
+                continue;
+            }
+            if shown == FILES_SHOWN {
+                more += 1;
+                continue;
+            }
+            shown += 1;
+            let what = if prefix == "kf" {
+                format!("a mark {}", mark_said(&path))
+            } else {
+                format!("the {} of entry {id}", entry_file_what(prefix))
+            };
+            let (nowhere, cleaned) = match place {
+                0 => (
+                    "in the spool or hold/",
+                    "the next full queue run removes it",
+                ),
+                1 => ("in hold/ or the spool", "no run removes it"),
+                _ => ("in corrupt/, the spool or hold/", "no run removes it"),
+            };
+            t.say(
+                Mark::Warn,
+                "spool",
+                &format!(
+                    "{}: {what}, left without its entry: entry {id} is no longer queued (no \
+                     queue file qf{id} {nowhere}); nothing reads it, and {cleaned}{}",
+                    path.display(),
+                    fix(&[format!("rm -f -- {}", sh_word(&path))])
+                ),
+            );
+        }
+        if more > 0 {
+            t.say(
+                Mark::Warn,
+                "spool",
+                &format!(
+                    "{more} more file(s) in {} are left without their entries, as those \
+                     above; remove those named, then check again",
+                    sp.dir.display()
+                ),
+            );
+        }
+    }
+}
+
+/// What the mark at `path` asked for, as `check` says it: `asking for deletion (by
+/// root (uid 0) on DATE)`, the reason of a return too; or why it cannot be read. Its
+/// words are text from outside: escaped, bounded.
+fn mark_said(path: &Path) -> String {
+    let bytes = match crate::spool::read_safely(path) {
+        Ok(b) => b,
+        Err(e) => return format!("that cannot be read ({})", config::io_text(&e)),
+    };
+    let Some(m) = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(crate::spool::Mark::parse)
+    else {
+        return "that rsendmail did not write (it does not read as one)".to_string();
+    };
+    let asked = match m.request {
+        crate::spool::Request::Hold => "a hold",
+        _ => m.what(),
+    };
+    let mut said = format!(
+        "asking for {asked} (by {}",
+        crate::text::argument_shown(&m.by)
+    );
+    if m.at > 0 {
+        said.push_str(&format!(
+            " on {}",
+            crate::clock::ctime(&crate::clock::local(m.at))
+        ));
+    }
+    said.push(')');
+    if let crate::spool::Request::Bounce { reason, .. } = &m.request {
+        said.push_str(&format!(
+            " with the reason \"{}\"",
+            crate::text::argument_shown(reason)
+        ));
+    }
+    said
+}
 
 /// The files in `dir` (a sub-directory of the spool whose files submissions write), or
 /// with `only_entries` its queue entries' files (`qf<ID>`, `sf<ID>`, `jf<ID>`,

@@ -13,6 +13,9 @@
 //!                 the supervisor of a local delivery when its program or mailbox append
 //!                 succeeded (entry::journal_line), each with one write and an fdatasync;
 //!                 folded into sf<ID> by the next holder of the lock, then removed
+//!   kf<ID>        a mark: an action (delete, hold, bounce) asked for while a delivery
+//!                 held the entry, carried out by the next holder of its lock
+//!                 ([`Spool::request`])
 //!   tmp/tf<ID>    an entry being written by a submission (invisible to everyone else)
 //!   tmp/sf<ID>.<pid>  a state file being written, or the room reserved for it
 //!                 before a delivery (LockedEntry::reserve_state)
@@ -42,6 +45,8 @@
 //! | sf<ID> without qf<ID>        | crash between the two unlinks    | queue run                   |
 //! | qf<ID> + jf<ID>              | local deliveries not yet in sf   | next lock ([`Spool::lock_entry`]) |
 //! | jf<ID> without qf<ID>        | crash between the unlinks        | queue run                   |
+//! | kf<ID> without qf<ID>        | crash before a mark's removal    | queue run                   |
+//! | sf, jf, kf<ID> in hold/ or corrupt/ without their qf<ID> | a crash, a file removed by hand | by hand³ |
 //! | tmp/sf<ID>.<pid>             | state write interrupted          | queue run, after [`GRACE`]¹ |
 //! | tmp/rf<ID>.<pid>             | queue file rewrite interrupted   | queue run¹                  |
 //! | index line for a missing ID  | crash before commit, or finished | readers skip; rebuild drops |
@@ -50,6 +55,10 @@
 //! ² its submission holds its lock from its creation to its rename: one not locked was
 //! left by a submission that died (a signal), and is removed at once, under the run's
 //! lock; where locks are not to be had, after [`GRACE`].
+//! ³ no run looks there; `rsendmail-admin check` names each such file (and one at the
+//! top, until a run removes it) with its removal. A queued entry's file that is not a
+//! regular file (a symbolic link, a FIFO, a directory) is failed by `check` with the
+//! removal of the name itself; every program refuses to open it.
 //!
 //! # Commit protocol (submission)
 //! 1. Reserve an ID: create `tmp/tf<ID>` with O_EXCL|O_NOFOLLOW and check that no
