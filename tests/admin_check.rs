@@ -6498,3 +6498,309 @@ fn every_fix_follows_the_places_rule() {
     let r = run_admin(&env, &prog, "check");
     assert!(!r.stdout.contains("FAIL spool: "), "{}", r.stdout);
 }
+
+/// The spool's `hold/` and `corrupt/` made as `init` makes them (2770, the spool's
+/// group), for a test that puts files in them.
+fn spool_subdirs(env: &Env) -> (PathBuf, PathBuf) {
+    let (hold, corrupt) = (env.spool.join("hold"), env.spool.join("corrupt"));
+    for d in [&hold, &corrupt] {
+        fs::create_dir_all(d).unwrap();
+        chgrp_chmod(d, spool_gid(), 0o2770);
+    }
+    (hold, corrupt)
+}
+
+/// A file of the spool's group, mode 0660, as the programs write them.
+fn spool_file(p: &Path, text: &str) {
+    fs::write(p, text).unwrap();
+    chgrp_chmod(p, spool_gid(), 0o660);
+}
+
+/// A state file, a delivery journal or a mark (`kf<ID>`: an action asked for during a
+/// delivery) whose entry's queue file is gone, in the spool, `hold/` or `corrupt/`:
+/// each is a `warn spool` line naming it, its entry's ID and (a mark) what it asked for
+/// and who asked, with the `rm` that removes it; the check still passes. The files of
+/// entries still there (queued, held, a hold cut short, set aside) are not named; run
+/// as printed, the fixes clear the lines and leave those entries as they were.
+#[test]
+fn check_names_each_file_left_without_its_entry() {
+    let Some(env) = root_install(false) else {
+        return;
+    };
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let live = env.only_id();
+    let (hold, corrupt) = spool_subdirs(&env);
+    let top = env.spool.clone();
+    // The files of entries that are there: not left without them.
+    let kept = [
+        // A mark beside its queued entry.
+        (
+            top.join(format!("kf{live}")),
+            "rsendmail-hold 1\nby root (uid 0)\nat 1700000000\n",
+        ),
+        // A hold cut short between its renames: the state in the spool, the entry held.
+        (hold.join("qf6AM5eIkR004101"), "x"),
+        (top.join("sf6AM5eIkR004101"), "x"),
+        // Set aside by a run, with its state.
+        (corrupt.join("qf6AM5eIkR004102"), "x"),
+        (corrupt.join("sf6AM5eIkR004102"), "x"),
+    ];
+    for (p, text) in &kept {
+        spool_file(p, text);
+    }
+    let deletion = top.join("kf6AM5eIkR004001");
+    let state = top.join("sf6AM5eIkR004002");
+    let journal = top.join("jf6AM5eIkR004003");
+    let held_state = hold.join("sf6AM5eIkR004004");
+    let held_mark = hold.join("kf6AM5eIkR004005");
+    let aside_journal = corrupt.join("jf6AM5eIkR004006");
+    let garbled = top.join("kf6AM5eIkR004007");
+    let hold_mark = top.join("kf6AM5eIkR004008");
+    spool_file(
+        &deletion,
+        "rsendmail-delete 1\nby root (uid 0)\nat 1700000000\n",
+    );
+    spool_file(&state, "x");
+    spool_file(&journal, "x");
+    spool_file(&held_state, "x");
+    spool_file(
+        &held_mark,
+        "rsendmail-bounce 1\nby eve\u{1b}[2J (uid 1001)\nat 1700000000\nreason go\u{1b}[31m away\n",
+    );
+    spool_file(&aside_journal, "x");
+    spool_file(&garbled, "\u{1b}[2Jnot a mark\n");
+    spool_file(
+        &hold_mark,
+        "rsendmail-hold 1\nby root (uid 0)\nat 1700000000\n",
+    );
+    let r = env.check();
+    r.code(0);
+    let warned = |p: &Path| line(&r, &format!("warn spool: {}: ", p.display())).to_string();
+    for p in [
+        &deletion,
+        &state,
+        &journal,
+        &held_state,
+        &held_mark,
+        &aside_journal,
+        &garbled,
+        &hold_mark,
+    ] {
+        let l = warned(p);
+        let name = p.file_name().unwrap().to_str().unwrap();
+        let id = name.get(2..).unwrap();
+        assert!(
+            l.contains(&format!(
+                "left without its entry: entry {id} is no longer queued"
+            )) && l.ends_with(&format!("(fix: rm -f -- {})", p.display())),
+            "{l}"
+        );
+    }
+    assert!(
+        warned(&deletion).contains("a mark asking for deletion (by root (uid 0) on ")
+            && warned(&deletion).contains("the next full queue run removes it"),
+        "{}",
+        r.stdout
+    );
+    let l = warned(&held_mark);
+    assert!(
+        l.contains("a mark asking for return to the sender (by eve\\033[2J (uid 1001) on ")
+            && l.contains("with the reason \"go\\033[31m away\"")
+            && l.contains("no run removes it"),
+        "{l}"
+    );
+    assert!(
+        warned(&state).contains("the state file of entry "),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        warned(&journal).contains("the delivery journal of entry "),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        warned(&hold_mark).contains("a mark asking for a hold (by root (uid 0) on "),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        warned(&garbled).contains("a mark that rsendmail did not write"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains('\u{1b}'), "{}", r.stdout);
+    for (p, _) in &kept {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(
+            !r.stdout.contains(&format!("{name}: ")),
+            "{name} named:\n{}",
+            r.stdout
+        );
+    }
+    for l in r.stdout.lines().filter(|l| l.starts_with("warn spool: ")) {
+        let cmd = fix_of(l).unwrap_or_else(|| panic!("{l}"));
+        assert!(sh(cmd).success(), "{cmd}");
+    }
+    let r = env.check();
+    r.code(0);
+    assert!(!r.stdout.contains("left without its entry"), "{}", r.stdout);
+    for (p, _) in &kept {
+        assert!(p.exists(), "{} removed", p.display());
+    }
+    assert_eq!(env.only_id(), live);
+}
+
+/// A symbolic link, a FIFO or a directory where an entry's file belongs, in the spool
+/// or in `hold/`, fails the spool step, a line each naming it and what it is (a link's
+/// target said, never followed), with the removal of the name itself. `mailq` lists
+/// such an entry as a queue file it cannot read, never what the link points to. Run as
+/// printed, the fixes make the check pass, and what the links pointed to is untouched.
+#[test]
+fn a_link_or_a_special_file_in_an_entrys_place_fails_the_spool_step() {
+    let Some(env) = root_install(false) else {
+        return;
+    };
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let live = env.only_id();
+    let (hold, _) = spool_subdirs(&env);
+    let secret = env.dir.join("secret");
+    fs::write(&secret, "Subject: not for the queue\n\nsecret text\n").unwrap();
+    chmod(&secret, 0o600);
+    let outside = env.dir.join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("keep"), "kept").unwrap();
+    let top = env.spool.clone();
+    let queued_link = top.join("qf6AM5eIkR004011");
+    let held_link = hold.join("qf6AM5eIkR004012");
+    let state_fifo = top.join("sf6AM5eIkR004013");
+    let mark_dir = hold.join("kf6AM5eIkR004014");
+    let journal_link = top.join(format!("jf{live}"));
+    std::os::unix::fs::symlink(&secret, &queued_link).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", &held_link).unwrap();
+    mkfifo(&state_fifo);
+    fs::create_dir(&mark_dir).unwrap();
+    std::os::unix::fs::symlink(&outside, &journal_link).unwrap();
+    let r = env.check();
+    r.code(78);
+    let failed = |p: &Path| line(&r, &format!("FAIL spool: {} is ", p.display())).to_string();
+    for (p, is, what, rm) in [
+        (
+            &queued_link,
+            format!("a symbolic link to {}", secret.display()),
+            "queue file of entry 6AM5eIkR004011",
+            "rm --",
+        ),
+        (
+            &held_link,
+            "a symbolic link to /etc/shadow".to_string(),
+            "queue file of entry 6AM5eIkR004012",
+            "rm --",
+        ),
+        (
+            &state_fifo,
+            "a FIFO".to_string(),
+            "state file of entry 6AM5eIkR004013",
+            "rm --",
+        ),
+        (
+            &mark_dir,
+            "a directory".to_string(),
+            "mark (an action asked for during a delivery) of entry 6AM5eIkR004014",
+            "rm -r --",
+        ),
+        (
+            &journal_link,
+            format!("a symbolic link to {}", outside.display()),
+            &format!("delivery journal of entry {live}"),
+            "rm --",
+        ),
+    ] {
+        let l = failed(p);
+        assert!(
+            l.starts_with(&format!(
+                "FAIL spool: {} is {is}, where the {what} belongs: ",
+                p.display()
+            )) && l.ends_with(&format!("(fix: {rm} {})", p.display())),
+            "{l}"
+        );
+    }
+    assert!(
+        failed(&queued_link).contains("remove the link itself, never what it points to"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("secret text"), "{}", r.stdout);
+    assert!(
+        !r.stdout
+            .lines()
+            .any(|l| l.starts_with("ok   spool ") && l.contains("sub-directories"))
+    );
+    // mailq reads no link: the entry is one it cannot read.
+    let q = env.mailq(&[]);
+    assert!(
+        q.contains(&format!(
+            "6AM5eIkR004011 (cannot read queue file: {} is a symbolic link",
+            queued_link.display()
+        )) && !q.contains("secret text")
+            && !q.contains("not for the queue"),
+        "{q}"
+    );
+    for cmd in fixes_in(&r.stdout)
+        .into_iter()
+        .filter(|c| c.starts_with("rm "))
+    {
+        assert!(sh(&cmd).success(), "{cmd}");
+    }
+    let r = env.check();
+    r.code(0);
+    assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
+    assert_eq!(
+        fs::read_to_string(&secret).unwrap(),
+        "Subject: not for the queue\n\nsecret text\n"
+    );
+    assert_eq!(fs::metadata(&secret).unwrap().mode() & 0o7777, 0o600);
+    assert_eq!(fs::read_to_string(outside.join("keep")).unwrap(), "kept");
+    assert!(fs::metadata("/etc/shadow").is_ok());
+    assert_eq!(env.only_id(), live);
+}
+
+/// Files whose names are no entry's (`notes.txt`, `qfjunk`, a name with a control
+/// character) among the entries, in the spool or in `hold/`, are one `warn spool` line
+/// each directory, the names shown escaped; they are no queue entries, so no mode or
+/// group of theirs fails the check, and no fix touches them.
+#[test]
+fn files_that_are_not_entries_are_named_and_left_alone() {
+    let Some(env) = root_install(false) else {
+        return;
+    };
+    let (hold, _) = spool_subdirs(&env);
+    let notes = env.spool.join("notes.txt");
+    let junk = env.spool.join("qfjunk");
+    let odd = env.spool.join("qf\u{1b}[2J");
+    let held = hold.join("sf6AM5eIkR004034.bak");
+    for p in [&notes, &junk, &odd, &held] {
+        fs::write(p, "x").unwrap();
+        chgrp_chmod(p, 0, 0o644);
+    }
+    let r = env.check();
+    r.code(0);
+    let l = line(
+        &r,
+        &format!(
+            "warn spool: 3 file(s) in {} are not queue entries (",
+            env.spool.display()
+        ),
+    );
+    assert!(l.contains("(notes.txt, qf\\033[2J, qfjunk)"), "{l}");
+    let l = line(
+        &r,
+        &format!(
+            "warn spool: 1 file(s) in {} are not queue entries (",
+            hold.display()
+        ),
+    );
+    assert!(l.contains("(sf6AM5eIkR004034.bak)"), "{l}");
+    assert!(fixes_in(&r.stdout).is_empty(), "{}", r.stdout);
+    assert!(!r.stdout.contains('\u{1b}'), "{}", r.stdout);
+}

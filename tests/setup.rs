@@ -769,6 +769,75 @@ fn init_repairs_modes_and_follows_no_link() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// `init` run on a spool changes only the files of entries (`qf<ID>`, `sf<ID>`,
+/// `jf<ID>`, `kf<ID>`, in the spool and in `hold/`): a file whose name is no entry's
+/// (`notes.txt`, `qfjunk`, an entry's name with more after it, a name with a control
+/// character) is left as it is, whatever its mode, group or owner, never repaired nor
+/// moved aside as suspect, and said once, `left alone: PATH (not a queue entry)`, the
+/// name escaped. The entries beside them are repaired as before.
+#[test]
+fn init_leaves_files_that_are_not_entries_alone() {
+    if !is_root() {
+        return;
+    }
+    let g = spool_group();
+    let (dir, conf, spool) = init_env("strays");
+    assert_eq!(admin(&conf, &["init", "--group", g]).status.code(), Some(0));
+    let stray = |p: &Path, uid: u32| {
+        fs::write(p, "x").unwrap();
+        nix::unistd::chown(
+            p,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(0)),
+        )
+        .unwrap();
+        fs::set_permissions(p, fs::Permissions::from_mode(0o644)).unwrap();
+    };
+    let notes = spool.join("notes.txt");
+    let junk = spool.join("qfjunk");
+    let backup = spool.join("sfAAAAAAAAAAAAAA.bak");
+    let odd = spool.join("kf\u{1b}]0;x\u{7}");
+    let held = spool.join("hold/qfnot-an-entry");
+    for p in [&notes, &junk, &backup, &odd] {
+        stray(p, 0);
+    }
+    // Another's, of root's group: an entry so would be suspect, moved aside.
+    stray(&held, 65534);
+    let entry = spool.join("jfAAAAAAAAAAAAAB");
+    fs::write(&entry, "").unwrap();
+    fs::set_permissions(&entry, fs::Permissions::from_mode(0o600)).unwrap();
+    let out = admin(&conf, &["init", "--group", g]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    for (p, shown) in [
+        (&notes, notes.display().to_string()),
+        (&junk, junk.display().to_string()),
+        (&backup, backup.display().to_string()),
+        (&odd, format!("{}/kf\\033]0;x\\007", spool.display())),
+        (&held, held.display().to_string()),
+    ] {
+        let line = format!("left alone: {shown} (not a queue entry)\n");
+        assert_eq!(said.matches(&line).count(), 1, "{said:?} lacks {line:?}");
+        let uid = if p == &held { 65534 } else { 0 };
+        assert_eq!(owner_mode(p), (0o644, uid, 0), "{}", p.display());
+    }
+    assert!(
+        !said.contains('\u{1b}') && !said.contains('\u{7}'),
+        "{said:?}"
+    );
+    assert!(!said.contains("moved "), "{said}");
+    assert!(
+        said.contains(&format!(
+            "repaired {}: 660 group {g} (was 600 group {g})",
+            entry.display()
+        )),
+        "{said}"
+    );
+    assert_eq!(owner_mode(&entry), (0o660, 0, spool_gid()));
+    assert_eq!(fs::read_dir(spool.join("corrupt")).unwrap().count(), 0);
+    let _ = fs::remove_dir_all(&dir);
+}
+
 /// `init` refuses a `SPOOLDIR` whose parent is missing (78, its file and line, nothing
 /// made), a group that does not exist (78), and anyone but root (77).
 #[test]

@@ -13,7 +13,10 @@
 //! ([`super::elsewhere`]); a spool everyone may write
 //! in the words of the programs that refuse it; its sub-directories, the files
 //! submissions write in them and the queue entries, as `rsendmail-admin init` leaves
-//! them), the installed `rsendmail` and this program (set-gid to the spool's
+//! them; an entry's file that is not a regular file, a symbolic link above all, fails
+//! with the removal of the name itself; a file left without its entry (a state file,
+//! a journal, a mark, in the spool, `hold/` or `corrupt/`) and a name that is no
+//! entry's are `warn` lines), the installed `rsendmail` and this program (set-gid to the spool's
 //! group) and `rsendmail-deliver` (root's alone, not set-id, in a directory root's
 //! alone), the queue runner's wake-up FIFO (`SPOOLDIR/wakeup`; no runner holding it
 //! open is a `warn`, or a failure when nothing else would send the mail: the delivery
@@ -2839,13 +2842,13 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
             // Its files are looked at too, so that one round of fixes is enough.
         }
         if matches!(sub, "index" | "index/domains" | "slots" | "waiting") {
-            problems += files_step(t, &p, want, private, file_mode, false);
+            problems += files_step(t, &p, want, private, file_mode, false, false);
         } else if sub == crate::spool::HOLD {
-            problems += files_step(t, &p, want, private, file_mode, true);
+            problems += files_step(t, &p, want, private, file_mode, true, false);
         }
     }
     // The entries queued at the spool's top, as those held.
-    problems += files_step(t, &s.spool.dir, want, private, file_mode, true);
+    problems += files_step(t, &s.spool.dir, want, private, file_mode, true, true);
     if problems == 0 && seen > 0 {
         t.say(
             Mark::Ok,
@@ -2861,14 +2864,177 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
             ),
         );
     }
+    leftovers_step(t, s);
+}
+
+/// The `find` tests that take the names of entries' files ([`crate::spool::entry_file`]):
+/// ` \( -name 'qf??????????????' -o ... \)`, a prefix and 14 characters, so that a fix
+/// never touches a stray file named like one (`qfjunk`), which no program reads.
+fn entry_names() -> String {
+    let each: Vec<String> = crate::spool::ENTRY_PREFIXES
+        .iter()
+        .map(|p| format!("-name '{p}{}'", "?".repeat(14)))
+        .collect();
+    format!(" \\( {} \\)", each.join(" -o "))
+}
+
+/// What the file of an entry with `prefix` is, in words.
+fn entry_file_what(prefix: &str) -> &'static str {
+    match prefix {
+        "qf" => "queue file",
+        "sf" => "state file",
+        "jf" => "delivery journal",
+        _ => "mark (an action asked for during a delivery)",
+    }
+}
+
+/// How many files of one kind in one directory get a line each (a link in an entry's
+/// place, a file left without its entry); the rest are counted in one more line.
+const FILES_SHOWN: usize = 10;
+
+/// Files left without their entry ([`crate::spool::ENTRY_PREFIXES`] but `qf`): a state
+/// file `sf<ID>`, a delivery journal `jf<ID>` or a mark `kf<ID>` (an action asked for
+/// during a delivery) in the spool, `hold/` or `corrupt/`, whose entry's queue file is in
+/// none of the places it could be (the spool, `hold/`, and for one in `corrupt/` there
+/// too): a crash between two unlinks, a hold cut short, a queue file removed by hand.
+/// Nothing reads them; one at the spool's top is removed by the next full queue run
+/// (`Spool::remove_orphan_states`), one in `hold/` or `corrupt/` by nothing. A `warn
+/// spool` line each, naming the file, its entry's ID and, for a mark, what it asked
+/// for and who asked, with its removal (`rm -f --` of that file, which a removal
+/// meanwhile does not fail: `rsendmail-admin delete ID` answers that no such entry is
+/// queued). One that is not a regular file in the
+/// spool or `hold/` is failed by [`files_step`] already.
+fn leftovers_step(t: &mut Tally, s: &app::Setup) {
+    let top = &s.spool;
+    let held = top.held();
+    let aside = top.set_aside();
+    let queued =
+        |sp: &crate::spool::Spool, id: &str| std::fs::symlink_metadata(sp.qf_path(id)).is_ok();
+    for (sp, place) in [(top, 0), (&held, 1), (&aside, 2)] {
+        // Never through a link in a sub-directory's place (failed above): a fix would
+        // remove what is at the other end.
+        if crate::spool::open_dir(&sp.dir).is_err() {
+            continue;
+        }
+        let Ok(list) = std::fs::read_dir(&sp.dir) else {
+            continue;
+        };
+        let mut found: Vec<(String, &'static str, String)> = list
+            .flatten()
+            .filter_map(|ent| {
+                let name = ent.file_name().into_string().ok()?;
+                let (prefix, id) = crate::spool::entry_file(&name)?;
+                let id = id.to_string();
+                (prefix != "qf").then_some((name, prefix, id))
+            })
+            .collect();
+        found.sort();
+        let mut shown = 0;
+        let mut more = 0;
+        for (name, prefix, id) in found {
+            if queued(sp, &id) || queued(top, &id) || queued(&held, &id) {
+                continue;
+            }
+            let path = sp.dir.join(&name);
+            // Gone meanwhile (its entry's removal ends with it), or not a regular file
+            // in the spool or hold/ (failed by the files step, with its removal).
+            let Ok(md) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if place < 2 && !md.is_file() {
+                continue;
+            }
+            if shown == FILES_SHOWN {
+                more += 1;
+                continue;
+            }
+            shown += 1;
+            let what = if prefix == "kf" {
+                format!("a mark {}", mark_said(&path))
+            } else {
+                format!("the {} of entry {id}", entry_file_what(prefix))
+            };
+            let (nowhere, cleaned) = match place {
+                0 => (
+                    "in the spool or hold/",
+                    "the next full queue run removes it",
+                ),
+                1 => ("in hold/ or the spool", "no run removes it"),
+                _ => ("in corrupt/, the spool or hold/", "no run removes it"),
+            };
+            t.say(
+                Mark::Warn,
+                "spool",
+                &format!(
+                    "{}: {what}, left without its entry: entry {id} is no longer queued (no \
+                     queue file qf{id} {nowhere}); nothing reads it, and {cleaned}{}",
+                    path.display(),
+                    fix(&[format!("rm -f -- {}", sh_word(&path))])
+                ),
+            );
+        }
+        if more > 0 {
+            t.say(
+                Mark::Warn,
+                "spool",
+                &format!(
+                    "{more} more file(s) in {} are left without their entries, as those \
+                     above; remove those named, then check again",
+                    sp.dir.display()
+                ),
+            );
+        }
+    }
+}
+
+/// What the mark at `path` asked for, as `check` says it: `asking for deletion (by
+/// root (uid 0) on DATE)`, the reason of a return too; or why it cannot be read. Its
+/// words are text from outside: escaped, bounded.
+fn mark_said(path: &Path) -> String {
+    let bytes = match crate::spool::read_safely(path) {
+        Ok(b) => b,
+        Err(e) => return format!("that cannot be read ({})", config::io_text(&e)),
+    };
+    let Some(m) = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(crate::spool::Mark::parse)
+    else {
+        return "that rsendmail did not write (it does not read as one)".to_string();
+    };
+    let asked = match m.request {
+        crate::spool::Request::Hold => "a hold",
+        _ => m.what(),
+    };
+    let mut said = format!(
+        "asking for {asked} (by {}",
+        crate::text::argument_shown(&m.by)
+    );
+    if m.at > 0 {
+        said.push_str(&format!(
+            " on {}",
+            crate::clock::ctime(&crate::clock::local(m.at))
+        ));
+    }
+    said.push(')');
+    if let crate::spool::Request::Bounce { reason, .. } = &m.request {
+        said.push_str(&format!(
+            " with the reason \"{}\"",
+            crate::text::argument_shown(reason)
+        ));
+    }
+    said
 }
 
 /// The files in `dir` (a sub-directory of the spool whose files submissions write), or
-/// with `only_entries` its queue entries' files (`qf*`, `sf*`:
-/// [`crate::spool::ENTRY_PREFIXES`]; the spool's top and `hold/`): each must be a
-/// regular file of the spool's group with mode `file_mode` (a user's own spool: hers),
-/// as `rsendmail-admin init` leaves them. One `FAIL spool` line for all the wrong ones,
-/// naming a few, with a fix for them all; the number of such lines (0 or 1).
+/// with `only_entries` its queue entries' files (`qf<ID>`, `sf<ID>`, `jf<ID>`,
+/// `kf<ID>`: [`crate::spool::entry_file`]; the spool's top, `top`, and `hold/`): each
+/// must be a regular file of the spool's group with mode `file_mode` (a user's own
+/// spool: hers), as `rsendmail-admin init` leaves them. One `FAIL spool` line for all
+/// the wrong ones, naming a few, with a fix for them all. An entry's file that is not
+/// a regular file (a symbolic link planted in its place, a FIFO, a directory, a
+/// device) fails on a line of its own, what it is said without following it, with its
+/// removal. Any other name among the entries (`notes.txt`, `qfjunk`: no program reads
+/// it, `init` leaves it alone) is a `warn` line. The number of `FAIL` lines.
 fn files_step(
     t: &mut Tally,
     dir: &Path,
@@ -2876,6 +3042,7 @@ fn files_step(
     private: bool,
     file_mode: u32,
     only_entries: bool,
+    top: bool,
 ) -> usize {
     let group = &want.group;
     let Ok(list) = std::fs::read_dir(dir) else {
@@ -2889,18 +3056,31 @@ fn files_step(
     // Files whose access ACL gives a named user or group anything: they could read or
     // change what is queued whatever the mode says (`init` removes it).
     let mut acl: Vec<String> = Vec::new();
+    // An entry's file that is not a regular file: its path and its file's type.
+    let mut odd: Vec<(PathBuf, std::fs::FileType)> = Vec::new();
+    // Names among the entries that are no entry's file (shown as text from outside).
+    let mut strays: Vec<String> = Vec::new();
     for ent in list.flatten() {
-        if only_entries
-            && !crate::spool::ENTRY_PREFIXES
-                .iter()
-                .any(|p| ent.file_name().as_encoded_bytes().starts_with(p.as_bytes()))
-        {
-            continue;
+        if only_entries {
+            let name = ent.file_name();
+            let text = name.to_str();
+            if text.and_then(crate::spool::entry_file).is_none() {
+                // At the spool's top, its sub-directories and FIFO: their own steps.
+                if !top || !text.is_some_and(crate::spool::is_spool_name) {
+                    strays.push(crate::text::os_argument_shown(name.as_encoded_bytes()));
+                }
+                continue;
+            }
         }
+        // Not followed: a symbolic link is seen as one.
         let Ok(md) = ent.metadata() else { continue };
-        // Directories (index/domains) are checked as sub-directories; links and the
-        // rest are refused by every program that opens them.
+        // Directories (index/domains) are checked as sub-directories. In an entry's
+        // place, anything but a regular file is refused by every program that opens
+        // it, and failed here.
         if !md.is_file() {
+            if only_entries {
+                odd.push((ent.path(), md.file_type()));
+            }
             continue;
         }
         let ok = md.mode() & 0o7777 == file_mode
@@ -2947,15 +3127,74 @@ fn files_step(
     };
     let d = sh_word(dir);
     let names = if only_entries {
-        let each: Vec<String> = crate::spool::ENTRY_PREFIXES
-            .iter()
-            .map(|p| format!("-name '{p}*'"))
-            .collect();
-        format!(" \\( {} \\)", each.join(" -o "))
+        entry_names()
     } else {
         String::new()
     };
     let mut failed = 0;
+    odd.sort_by(|a, b| a.0.cmp(&b.0));
+    for (p, ft) in odd.iter().take(FILES_SHOWN) {
+        failed += 1;
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let (prefix, id) = crate::spool::entry_file(name).unwrap_or(("kf", name));
+        // What a link points to, said, never followed (a name anyone chose).
+        let to = match std::fs::read_link(p) {
+            Ok(target) if ft.is_symlink() => format!(
+                " to {}",
+                crate::text::os_argument_shown(target.as_os_str().as_encoded_bytes())
+            ),
+            _ => String::new(),
+        };
+        let (rm, what) = if ft.is_dir() {
+            ("rm -r --", "remove it")
+        } else if ft.is_symlink() {
+            ("rm --", "remove the link itself, never what it points to")
+        } else {
+            ("rm --", "remove it")
+        };
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &format!(
+                "{} is {}{to}, where the {} of entry {id} belongs: not a file rsendmail \
+                 wrote, and every program refuses to open it, never following it; {what}{}",
+                p.display(),
+                crate::spool::safety::kind_of(ft),
+                entry_file_what(prefix),
+                fix(&[format!("{rm} {}", sh_word(p))])
+            ),
+        );
+    }
+    if odd.len() > FILES_SHOWN {
+        failed += 1;
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &format!(
+                "{} more files in {} where entries' files belong are not regular files, as \
+                 those above{}",
+                odd.len() - FILES_SHOWN,
+                dir.display(),
+                fix(&[format!(
+                    "find {d} -maxdepth 1{names} \\! -type f -exec rm -r -- {{}} +"
+                )])
+            ),
+        );
+    }
+    if !strays.is_empty() {
+        let n = strays.len();
+        t.say(
+            Mark::Warn,
+            "spool",
+            &format!(
+                "{n} file(s) in {} are not queue entries ({}): not the name of an entry's \
+                 file, so no program reads them and `rsendmail-admin init` leaves them as \
+                 they are; remove them when they are no longer wanted",
+                dir.display(),
+                shown(&mut strays)
+            ),
+        );
+    }
     if !acl.is_empty() {
         failed = 1;
         t.fail(

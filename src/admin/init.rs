@@ -8,10 +8,12 @@
 //! SPOOLDIR/tmp, index, corrupt, slots, waiting
 //!                          2770 root:GROUP
 //! SPOOLDIR/wakeup          FIFO 0620 root:GROUP (the queue runner's wake-up endpoint)
-//! SPOOLDIR/qf*, sf*, and those in SPOOLDIR/hold
+//! SPOOLDIR/qf<ID>, sf<ID>, jf<ID>, kf<ID>, and those in SPOOLDIR/hold
 //!                          0660, group GROUP  (entries already there keep their owner;
 //!                          one of another group is suspect: moved into corrupt/,
-//!                          unless root owns it: root's processes wrote it)
+//!                          unless root owns it: root's processes wrote it; any other
+//!                          name there, `notes.txt`, `qfjunk`, is not an entry's and
+//!                          is left alone: `left alone: PATH (not a queue entry)`)
 //! SPOOLDIR/index/domains   2770 root:GROUP, when it is there (the index makes it)
 //! files in index/, index/domains/, slots/, waiting/
 //!                          0660, group GROUP  (their owner kept)
@@ -829,8 +831,10 @@ fn make_fifo(path: &Path, mode: u32) -> Result<(), Fatal> {
     Ok(())
 }
 
-/// The entries already in the spool directory `dir` or `hold/` (`qf*`, `sf*`: an
-/// upgrade, a spool restored by hand; `trusted` says which groups they may have), or
+/// The entries already in the spool directory `dir` or `hold/` (`qf<ID>`, `sf<ID>`,
+/// `jf<ID>`, `kf<ID>`: [`crate::spool::entry_file`]; an upgrade, a spool restored by
+/// hand; `trusted` says which groups they may have; any other name there, `notes.txt` or
+/// `qfjunk`, is not rsendmail's: left alone, one line each), or
 /// without `trusted` every file in `dir` (a sub-directory whose files submissions
 /// write): the spool's group and mode 0660, their owner kept. An entry of a group
 /// `trusted` does not take is suspect: moved into `corrupt/` and said, never adopted;
@@ -845,16 +849,21 @@ fn entries(
     let only_entries = trusted.is_some();
     let list = fs::read_dir(dir).map_err(|e| cant("cannot read", dir, &e))?;
     let mut linked: Vec<PathBuf> = Vec::new();
+    // Names that are no entry's file (`notes.txt`, `qfjunk`): not rsendmail's, never
+    // changed, said (shown as text from outside is shown: a name is anyone's choice).
+    let mut strays: Vec<String> = Vec::new();
     let mut suspect = 0;
     for ent in list.flatten() {
         let name = ent.file_name();
-        let name = name.to_string_lossy();
-        if only_entries
-            && !crate::spool::ENTRY_PREFIXES
-                .iter()
-                .any(|p| name.starts_with(p))
-        {
-            continue;
+        if only_entries {
+            let text = name.to_str();
+            if text.and_then(crate::spool::entry_file).is_none() {
+                // At the spool's top, its own sub-directories and FIFO, done above.
+                if dir != spool.dir.as_path() || !text.is_some_and(crate::spool::is_spool_name) {
+                    strays.push(crate::text::os_argument_shown(name.as_encoded_bytes()));
+                }
+                continue;
+            }
         }
         if !only_entries && ent.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
@@ -917,6 +926,10 @@ fn entries(
             "left {} as it is: not a regular file with one link",
             p.display()
         );
+    }
+    strays.sort();
+    for name in strays {
+        crate::outln!("left alone: {}/{name} (not a queue entry)", dir.display());
     }
     Ok(suspect)
 }

@@ -13,6 +13,9 @@
 //!                 the supervisor of a local delivery when its program or mailbox append
 //!                 succeeded (entry::journal_line), each with one write and an fdatasync;
 //!                 folded into sf<ID> by the next holder of the lock, then removed
+//!   kf<ID>        a mark: an action (delete, hold, bounce) asked for while a delivery
+//!                 held the entry, carried out by the next holder of its lock
+//!                 ([`Spool::request`])
 //!   tmp/tf<ID>    an entry being written by a submission (invisible to everyone else)
 //!   tmp/sf<ID>.<pid>  a state file being written, or the room reserved for it
 //!                 before a delivery (LockedEntry::reserve_state)
@@ -42,6 +45,8 @@
 //! | sf<ID> without qf<ID>        | crash between the two unlinks    | queue run                   |
 //! | qf<ID> + jf<ID>              | local deliveries not yet in sf   | next lock ([`Spool::lock_entry`]) |
 //! | jf<ID> without qf<ID>        | crash between the unlinks        | queue run                   |
+//! | kf<ID> without qf<ID>        | crash before a mark's removal    | queue run                   |
+//! | sf, jf, kf<ID> in hold/ or corrupt/ without their qf<ID> | a crash, a file removed by hand | by hand³ |
 //! | tmp/sf<ID>.<pid>             | state write interrupted          | queue run, after [`GRACE`]¹ |
 //! | tmp/rf<ID>.<pid>             | queue file rewrite interrupted   | queue run¹                  |
 //! | index line for a missing ID  | crash before commit, or finished | readers skip; rebuild drops |
@@ -50,6 +55,10 @@
 //! ² its submission holds its lock from its creation to its rename: one not locked was
 //! left by a submission that died (a signal), and is removed at once, under the run's
 //! lock; where locks are not to be had, after [`GRACE`].
+//! ³ no run looks there; `rsendmail-admin check` names each such file (and one at the
+//! top, until a run removes it) with its removal. A queued entry's file that is not a
+//! regular file (a symbolic link, a FIFO, a directory) is failed by `check` with the
+//! removal of the name itself; every program refuses to open it.
 //!
 //! # Commit protocol (submission)
 //! 1. Reserve an ID: create `tmp/tf<ID>` with O_EXCL|O_NOFOLLOW and check that no
@@ -599,16 +608,26 @@ pub const SUBDIRS: [&str; 7] = [
     HOLD,
 ];
 
-fn is_spool_name(name: &str) -> bool {
+/// The file of an entry that `name` names: its prefix ([`ENTRY_PREFIXES`]) and the queue
+/// ID after it ([`valid_id`]); `None` for any other name (`qfjunk`, `notes.txt`,
+/// `qf<ID>.bak`), which no program takes for an entry's file.
+pub fn entry_file(name: &str) -> Option<(&'static str, &str)> {
+    ENTRY_PREFIXES
+        .iter()
+        .find_map(|p| Some((*p, name.strip_prefix(p).filter(|id| valid_id(id))?)))
+}
+
+/// Whether `name`, at the spool's top, is one of the spool's own: a sub-directory, the
+/// wake-up FIFO, the group's verdict ([`SPOOL_NAMES`]) or an entry's file
+/// ([`entry_file`]).
+pub fn is_spool_name(name: &str) -> bool {
     SPOOL_NAMES.contains(&name)
         // The group's verdict being written (`safety::record_group_fit`).
         || name
             .strip_prefix(safety::GROUP_VERDICT)
             .and_then(|p| p.strip_prefix('.'))
             .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-        || ENTRY_PREFIXES
-            .iter()
-            .any(|p| name.strip_prefix(p).is_some_and(valid_id))
+        || entry_file(name).is_some()
 }
 
 /// The most bytes [`read_safely`] reads: far more than any state or index file of a
@@ -4402,6 +4421,35 @@ mod id_tests {
             }
         }
         assert!(!valid_id("0aAaA0A0aaa0a") && !valid_id("0aAaA0A0aaa0aAa") && !valid_id(""));
+    }
+
+    /// Only a prefix of an entry's file followed by a whole queue ID names one.
+    #[test]
+    fn entry_files_are_a_prefix_and_an_id() {
+        assert_eq!(
+            entry_file("kf6AM5eIkR004034"),
+            Some(("kf", "6AM5eIkR004034"))
+        );
+        for p in ENTRY_PREFIXES {
+            assert_eq!(
+                entry_file(&format!("{p}6AM5eIkR004034")).map(|e| e.0),
+                Some(p)
+            );
+        }
+        for name in [
+            "qfjunk",
+            "notes.txt",
+            "qf6AM5eIkR004034.bak",
+            "qf6AM5eIkR00403",
+            "df6AM5eIkR004034",
+            "qf6AM5eIkR00403\u{e9}",
+            "",
+            "qf",
+        ] {
+            assert_eq!(entry_file(name), None, "{name:?}");
+        }
+        assert!(is_spool_name("wakeup") && is_spool_name("sf6AM5eIkR004034"));
+        assert!(!is_spool_name("qfjunk") && !is_spool_name("notes.txt"));
     }
 
     /// `sort_keys` orders keys as sorting their octets does.
