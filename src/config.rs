@@ -1517,17 +1517,11 @@ pub fn non_utf8_lines(text: &[u8]) -> Vec<(usize, u8)> {
     text.split(|&b| b == b'\n')
         .enumerate()
         .filter_map(|(i, line)| {
-            let end = line
-                .iter()
-                .enumerate()
-                .position(|(j, &b)| {
-                    b == b'#'
-                        && !matches!(
-                            j.checked_sub(1).and_then(|k| line.get(k)),
-                            Some(b'\\' | b'$')
-                        )
-                })
-                .unwrap_or(line.len());
+            let end = if line.first() == Some(&b'#') {
+                0
+            } else {
+                comment_start(line).unwrap_or(line.len())
+            };
             let value = line.get(..end).unwrap_or(line);
             match std::str::from_utf8(value) {
                 Ok(_) => None,
@@ -1557,18 +1551,24 @@ pub fn non_utf8_message(name: &str, line: usize, octet: u8) -> String {
 /// `O MaxHopCount=8`); `\#` is a `#` of the value (the backslash dropped), and `$#` stays
 /// as written.
 pub fn strip_cf_comment(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    for c in line.chars() {
-        if c == '#' && !out.is_empty() {
-            if out.ends_with('\\') {
-                out.pop();
-            } else if !out.ends_with('$') {
-                return out.trim_end().to_string();
-            }
-        }
-        out.push(c);
+    match comment_start(line.as_bytes()) {
+        // `#` is one octet: `end` is a character boundary.
+        Some(end) => line
+            .get(..end)
+            .unwrap_or(line)
+            .replace("\\#", "#")
+            .trim_end()
+            .to_string(),
+        None => line.replace("\\#", "#"),
     }
-    out
+}
+
+/// Where the comment after a value begins in a configuration line ([`strip_cf_comment`],
+/// [`non_utf8_lines`]): the first `#` after the line's first octet that follows neither
+/// `\` (a `#` of the value) nor `$` (sendmail's `$#`). `None` when there is none.
+fn comment_start(line: &[u8]) -> Option<usize> {
+    (1..line.len())
+        .find(|&j| line.get(j) == Some(&b'#') && !matches!(line.get(j - 1), Some(b'\\' | b'$')))
 }
 
 /// `UPPER_CASE` words are keywords; anything else starting with `O` may be an `O<letter>` line.
@@ -3435,7 +3435,31 @@ mod tests {
             ]
         }
 
+        /// The comment rule as a scan of characters: a `#` after the first character
+        /// ends the value unless `\\` (dropped) or `$` is before it.
+        fn strip_by_chars(line: &str) -> String {
+            let mut out = String::new();
+            for c in line.chars() {
+                if c == '#' && !out.is_empty() {
+                    if out.ends_with('\\') {
+                        out.pop();
+                    } else if !out.ends_with('$') {
+                        return out.trim_end().to_string();
+                    }
+                }
+                out.push(c);
+            }
+            out
+        }
+
         proptest! {
+            #[test]
+            fn a_comment_ends_a_line_where_the_character_scan_ends_it(
+                line in "[a# \\\\$é=O]{0,24}"
+            ) {
+                prop_assert_eq!(strip_cf_comment(&line), strip_by_chars(&line));
+            }
+
             #[test]
             fn any_config_text_is_read_or_refused_with_its_line(text in text()) {
                 let Err(f) = parse(&text) else {

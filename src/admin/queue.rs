@@ -1166,12 +1166,10 @@ fn unlink_entry(sp: &Spool, id: &str, _lock: &File) -> Done {
 /// A held entry's mark, made beside it in the spool while another command held its
 /// lock for a moment (a live entry's mark is carried out by the next holder of its
 /// lock; a held entry never carries one out): removed with the entry, or with its hold.
-/// `sp` is the held spool (`SPOOLDIR/hold`); nothing is done for another.
+/// `sp` is a spool's `hold/` ([`Spool::hold_of`]); nothing is done for another.
 fn remove_stale_mark(sp: &Spool, id: &str) {
-    if sp.dir.file_name() == Some(std::ffi::OsStr::new(spool::HOLD))
-        && let Some(parent) = sp.dir.parent()
-    {
-        let _ = fs::remove_file(parent.join(format!("kf{id}")));
+    if let Some(top) = &sp.hold_of {
+        let _ = fs::remove_file(top.join(format!("kf{id}")));
     }
 }
 

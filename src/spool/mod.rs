@@ -243,6 +243,10 @@ pub struct Spool {
     /// Where the spool's path was named: whether a missing spool may be made, and what
     /// the message says when it may not ([`Spool::check_present`]).
     pub named: Named,
+    /// For a spool's `hold/` ([`Spool::held`]): the spool it is the `hold/` of, where a
+    /// mark made on a held entry lies (`kf<ID>`). `None` for the spool itself and for
+    /// its `corrupt/`.
+    pub hold_of: Option<PathBuf>,
 }
 
 /// Where a spool's path came from. Only the caller's own built-in default is made on
@@ -709,6 +713,7 @@ impl Spool {
             private,
             fast_flush: FastFlush::All,
             named,
+            hold_of: None,
         }
     }
 
@@ -1696,6 +1701,7 @@ impl Spool {
             private: self.private,
             fast_flush: self.fast_flush.clone(),
             named: self.named.clone(),
+            hold_of: Some(self.dir.clone()),
         }
     }
 
@@ -1704,6 +1710,7 @@ impl Spool {
     pub fn set_aside(&self) -> Spool {
         Spool {
             dir: self.dir.join("corrupt"),
+            hold_of: None,
             ..self.held()
         }
     }
