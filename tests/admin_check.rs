@@ -6556,6 +6556,13 @@ fn check_names_each_file_left_without_its_entry() {
     let aside_journal = corrupt.join("jf6AM5eIkR004006");
     let garbled = top.join("kf6AM5eIkR004007");
     let hold_mark = top.join("kf6AM5eIkR004008");
+    // A deletion mark beside the held entry: its release would let the next run carry
+    // it out.
+    let beside_held = top.join("kf6AM5eIkR004101");
+    spool_file(
+        &beside_held,
+        "rsendmail-delete 1\nby root (uid 0)\nat 1700000000\n",
+    );
     spool_file(
         &deletion,
         "rsendmail-delete 1\nby root (uid 0)\nat 1700000000\n",
@@ -6629,6 +6636,13 @@ fn check_names_each_file_left_without_its_entry() {
         "{}",
         r.stdout
     );
+    let l = warned(&beside_held);
+    assert!(
+        l.contains("a mark asking for deletion (by root (uid 0) on ")
+            && l.contains("beside entry 6AM5eIkR004101, which is held")
+            && l.ends_with(&format!("(fix: rm -f -- {})", beside_held.display())),
+        "{l}"
+    );
     assert!(!r.stdout.contains('\u{1b}'), "{}", r.stdout);
     for (p, _) in &kept {
         let name = p.file_name().unwrap().to_str().unwrap();
@@ -6645,6 +6659,8 @@ fn check_names_each_file_left_without_its_entry() {
     let r = env.check();
     r.code(0);
     assert!(!r.stdout.contains("left without its entry"), "{}", r.stdout);
+    assert!(!r.stdout.contains("which is held"), "{}", r.stdout);
+    assert!(!beside_held.exists());
     for (p, _) in &kept {
         assert!(p.exists(), "{} removed", p.display());
     }

@@ -2932,6 +2932,26 @@ fn leftovers_step(t: &mut Tally, s: &app::Setup) {
         let mut shown = 0;
         let mut more = 0;
         for (name, prefix, id) in found {
+            // A mark beside a held entry: no holder of a held entry's lock carries one
+            // out, and `release` keeps a deletion or a return, for the next run.
+            if prefix == "kf" && place == 0 && !queued(top, &id) && queued(&held, &id) {
+                let path = sp.dir.join(&name);
+                if std::fs::symlink_metadata(&path).is_ok_and(|md| md.is_file()) {
+                    t.say(
+                        Mark::Warn,
+                        "spool",
+                        &format!(
+                            "{}: a mark {}, beside entry {id}, which is held: nothing carries \
+                             it out while the entry is held, and the first queue run after \
+                             its release does; remove it unless that is wanted{}",
+                            path.display(),
+                            mark_said(&path),
+                            fix(&[format!("rm -f -- {}", sh_word(&path))])
+                        ),
+                    );
+                }
+                continue;
+            }
             if queued(sp, &id) || queued(top, &id) || queued(&held, &id) {
                 continue;
             }
