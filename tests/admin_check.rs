@@ -6781,6 +6781,39 @@ fn a_link_or_a_special_file_in_an_entrys_place_fails_the_spool_step() {
     assert_eq!(env.only_id(), live);
 }
 
+/// A queued entry's file with another name (a hard link made outside the spool): the
+/// programs refuse to open it, so `check` fails the spool step naming it and its link
+/// count, with the `find` that shows the other name; once that name is removed, the
+/// check passes and the entry is listed again.
+#[test]
+fn an_entrys_file_with_a_hard_link_fails_the_spool_step() {
+    let Some(env) = root_install(false) else {
+        return;
+    };
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let id = env.only_id();
+    let qf = env.spool.join(format!("qf{id}"));
+    let other = env.spool.join("..").join("copy-of-the-queue-file");
+    fs::hard_link(&qf, &other).unwrap();
+    let r = env.check();
+    r.code(78);
+    let l = line(&r, &format!("FAIL spool: {} has 2 links: ", qf.display())).to_string();
+    assert!(
+        l.contains("another name for this queued file exists (a hard link)")
+            && l.ends_with(&format!(
+                "(find them: find / -xdev -samefile {} \\! -path {})",
+                qf.display(),
+                qf.display()
+            )),
+        "{l}"
+    );
+    fs::remove_file(&other).unwrap();
+    let r = env.check();
+    r.code(0);
+    assert!(!r.stdout.contains("links: another name"), "{}", r.stdout);
+    assert!(env.mailq(&[]).contains(&id));
+}
+
 /// Files whose names are no entry's (`notes.txt`, `qfjunk`, a name with a control
 /// character) among the entries, in the spool or in `hold/`, are one `warn spool` line
 /// each directory, the names shown escaped; they are no queue entries, so no mode or

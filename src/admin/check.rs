@@ -3080,6 +3080,8 @@ fn files_step(
     let mut odd: Vec<(PathBuf, std::fs::FileType)> = Vec::new();
     // Names among the entries that are no entry's file (shown as text from outside).
     let mut strays: Vec<String> = Vec::new();
+    // Entries' files with another name (a hard link): their paths and link counts.
+    let mut linked: Vec<(PathBuf, u64)> = Vec::new();
     for ent in list.flatten() {
         if only_entries {
             let name = ent.file_name();
@@ -3102,6 +3104,12 @@ fn files_step(
                 odd.push((ent.path(), md.file_type()));
             }
             continue;
+        }
+        // Another name for it, outside the spool or in it: every program refuses to
+        // open it while that lasts (`spool::open_safely`), and whoever holds the other
+        // name may read or change what is queued.
+        if only_entries && md.nlink() > 1 {
+            linked.push((ent.path(), md.nlink()));
         }
         let ok = md.mode() & 0o7777 == file_mode
             && (private || want.group_fits(md.gid()))
@@ -3198,6 +3206,36 @@ fn files_step(
                 fix(&[format!(
                     "find {d} -maxdepth 1{names} \\! -type f -exec rm -r -- {{}} +"
                 )])
+            ),
+        );
+    }
+    linked.sort();
+    for (p, n) in linked.iter().take(FILES_SHOWN) {
+        failed += 1;
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &format!(
+                "{} has {n} links: another name for this queued file exists (a hard link), \
+                 through which it could be read or changed; every program refuses to open \
+                 it while that lasts, so the entry is stuck; find the other names and \
+                 remove them, never this one (find them: find / -xdev -samefile {} \\! \
+                 -path {})",
+                p.display(),
+                sh_word(p),
+                sh_word(p)
+            ),
+        );
+    }
+    if linked.len() > FILES_SHOWN {
+        failed += 1;
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &format!(
+                "{} more files in {} have other names (hard links), as those above",
+                linked.len() - FILES_SHOWN,
+                dir.display()
             ),
         );
     }
