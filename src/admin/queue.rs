@@ -1614,16 +1614,8 @@ fn delete_locked(sp: &Spool, id: &str, lock: &File, who: &Caller) -> Done {
 /// One that another command moved meanwhile (into `hold/` or out of it) is not gone:
 /// 75, said so, to be asked again.
 fn no_longer_queued(id: &str, spool: &Spool) -> Sysexit {
-    let now = match locate(spool, id) {
-        Ok(Some((_, true))) => Some("it is now held"),
-        Ok(Some((_, false))) => Some("it is now queued, not held"),
-        _ => None,
-    };
-    if let Some(now) = now {
-        return fail(
-            Sysexit::TempFail,
-            format!("{id}: changed meanwhile by another command ({now}): try again"),
-        );
+    if let Ok(Some((_, held))) = locate(spool, id) {
+        return moved_meanwhile(id, held);
     }
     fail(
         Sysexit::NoInput,
@@ -1639,12 +1631,26 @@ fn no_longer_queued(id: &str, spool: &Spool) -> Sysexit {
 /// again by another command's release ([`no_longer_queued`]'s 75).
 fn no_longer_held(id: &str, spool: &Spool) -> Sysexit {
     match locate(spool, id) {
-        Ok(Some(_)) => no_longer_queued(id, spool),
+        Ok(Some((_, held))) => moved_meanwhile(id, held),
         _ => fail(
             Sysexit::NoInput,
             format!("{id}: no longer held (released or removed meanwhile)"),
         ),
     }
+}
+
+/// An entry found moved into `hold/` (`held`) or out of it by another command once
+/// its lock was taken: 75, to be asked again.
+fn moved_meanwhile(id: &str, held: bool) -> Sysexit {
+    let now = if held {
+        "it is now held"
+    } else {
+        "it is now queued, not held"
+    };
+    fail(
+        Sysexit::TempFail,
+        format!("{id}: changed meanwhile by another command ({now}): try again"),
+    )
 }
 
 /// Keep the first failure's status.
@@ -2820,14 +2826,9 @@ fn return_batch(
             // Moved to `hold/` by another command between its mark and its attempt:
             // its return waits on the hold (the mark goes with it; its release makes
             // it due, and the attempt after it returns it).
-            Some(Attempted::NotTaken(Found::Held)) => failed(
-                Sysexit::TempFail,
-                format!(
-                    "{id}: held meanwhile by another command: not returned yet; the \
-                     first queue run after its release (rsendmail-admin release {id}) \
-                     returns it"
-                ),
-            ),
+            Some(Attempted::NotTaken(Found::Held)) => {
+                failed(Sysexit::TempFail, held_meanwhile(id));
+            }
             // Taken by another process, or gone, between its mark and its attempt: a
             // delivery that took it returned it (it was marked), unless a command
             // deleted it; which of the two is told by the report it left.
@@ -2837,14 +2838,7 @@ fn return_batch(
                 }
             }
             Some(Attempted::NotTaken(_)) => match locate(&s.spool, id) {
-                Ok(Some((_, true))) => failed(
-                    Sysexit::TempFail,
-                    format!(
-                        "{id}: held meanwhile by another command: not returned yet; \
-                         the first queue run after its release (rsendmail-admin release \
-                         {id}) returns it"
-                    ),
-                ),
+                Ok(Some((_, true))) => failed(Sysexit::TempFail, held_meanwhile(id)),
                 Ok(Some((sp, false)))
                     if matches!(try_lock(&sp, id, Duration::ZERO), Ok(Locked::Busy)) =>
                 {
@@ -2919,6 +2913,16 @@ fn return_batch(
         Sysexit::Ok => Ok(()),
         code => Err(code),
     }
+}
+
+/// [`bounce`]'s line for entry `id`, marked to be returned, that another command held
+/// before its return: its mark goes with it, and the first run after its release
+/// returns it.
+fn held_meanwhile(id: &str) -> String {
+    format!(
+        "{id}: held meanwhile by another command: not returned yet; the first queue run \
+         after its release (rsendmail-admin release {id}) returns it"
+    )
 }
 
 /// What [`bounce`] says of entry `id`, marked to be returned (to `returned`), found

@@ -886,10 +886,10 @@ pub fn deliver_entry(
 /// attempt failed (REASON printable, on one line; the others are attempted all the
 /// same); an entry that could not be locked is said by what was found instead: `busy
 /// ID` (another process holds it), `held ID` (moved to `hold/` meanwhile) or `gone ID`
-/// (no queue file any more), for the caller to hand the reports to the queue runner or a background
-/// delivery, so that a relay that is slow or never greets keeps no one waiting. An
-/// entry with no line of its own was not reached (the process was killed). A report is
-/// queued once whatever happens before the entry goes: a later attempt finds it by its
+/// (no queue file any more), for the caller to hand the reports to the queue runner
+/// or a background delivery, so that a relay that is slow or never greets keeps no one
+/// waiting. An entry with no line of its own was not reached (the process was killed).
+/// A report is queued once whatever happens before the entry goes: a later attempt finds it by its
 /// ID ([`rsendmail::spool::report_queue_id`]) and names it again.
 pub fn attempt_entry(spool: &Spool, engine: &Engine, arg: &str) -> Result<Sysexit, Fatal> {
     let ids: Vec<&str> = arg.split(',').collect();
