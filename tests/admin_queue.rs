@@ -4727,9 +4727,9 @@ fn a_spent_hold_mark_goes_with_the_hold_or_the_entry() {
 
 /// `release` of an entry whose delivery is carrying out the hold marked on it (its
 /// state file for `hold/` written, not yet renamed: every `rename(2)` and `connect(2)`
-/// of the run made to wait 3 s under strace) withdraws the hold, says the entry stays
-/// queued, and it does: the holder puts back what it had moved, its state without a
-/// holder; the next `release` says "not held".
+/// of the run made to wait 3 s under strace) waits for the hold to be carried out (the
+/// holder has the spool's marks lock), says it took effect, releases it, and the entry
+/// is queued, its state without a holder; the next `release` says "not held".
 #[test]
 fn release_while_the_delivery_carries_out_the_hold_keeps_the_entry_queued() {
     if Command::new("strace").arg("-V").output().is_err() {
@@ -4762,8 +4762,7 @@ fn release_while_the_delivery_carries_out_the_hold_keeps_the_entry_queued() {
     );
     let r = admin(&env, &["release", &id]);
     r.code(0).stdout_is(&format!(
-        "{id}: being delivered: the hold asked for by root (uid 0) during its delivery is \
-         withdrawn; it stays queued\n"
+        "{id}: the hold asked for during its delivery took effect as it ended\n{id}: released\n"
     ));
     let _ = run.wait();
     assert!(queued(&env, &id) && !held(&env, &id), "{}", env.listing());
@@ -4940,5 +4939,70 @@ fn bounce_says_what_another_command_did_to_its_entry_meanwhile() {
                 assert!(queued(&env, &rid), "{said}{}", env.listing());
             }
         }
+    }
+}
+
+/// `hold` or `bounce` of an entry whose delivery then ends every recipient before the
+/// mark can take effect (the server holds its reply to DATA for 3 s; the command's
+/// waits are made to last 4 s under strace, so that it looks again only after the
+/// delivery ended): the mail went, and the command says so, 66, never "held" or
+/// "returned". No mark is left, and no report is made.
+#[test]
+fn a_hold_or_return_that_the_delivery_outlived_is_said() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    for (action, what) in [("hold", "held"), ("bounce", "returned")] {
+        let Some(Delivering {
+            _sink_dir,
+            sink,
+            env,
+            busy,
+            mut run,
+            ..
+        }) = delivering("", &["bob@example.org"])
+        else {
+            return;
+        };
+        let out = Command::new("strace")
+            .args([
+                "-f",
+                "-qq",
+                "-o",
+                "/dev/null",
+                "-e",
+                "trace=clock_nanosleep",
+            ])
+            .args(["-e", "inject=clock_nanosleep:delay_exit=4000000", "--"])
+            .arg(admin_bin())
+            .args(["-C", env.conf.to_str().unwrap(), action, &busy])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let _ = run.wait();
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(66), "{action}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{busy}: not {what}: its delivery ended first, every recipient having had \
+                 its outcome"
+            )),
+            "{action}: {stdout}{stderr}"
+        );
+        assert!(!stdout.contains(&format!("{busy}: {what}")), "{stdout}");
+        assert!(
+            !queued(&env, &busy) && !held(&env, &busy),
+            "{}",
+            env.listing()
+        );
+        assert!(
+            !env.spool.join(format!("kf{busy}")).exists(),
+            "{}",
+            env.listing()
+        );
+        let dumps = sink.dumps();
+        assert_eq!(dumps.len(), 1, "{dumps:?}");
+        assert!(!dumps[0].contains("MAILER-DAEMON"), "{dumps:?}");
     }
 }

@@ -1367,11 +1367,12 @@ pub fn delete(
             if what.1 {
                 return Ok(());
             }
-            mark_busy(sp, who, id, Request::Delete)?;
-            marked.borrow_mut().insert(id.to_string());
-            ours.borrow_mut().insert(id.to_string());
-            if let Ok(f) = fs::File::open(sp.kf_path(id)) {
-                marks.borrow_mut().entry(id.to_string()).or_insert(f);
+            if let Marked::Kept(f) = mark_busy(sp, who, id, Request::Delete)? {
+                marked.borrow_mut().insert(id.to_string());
+                ours.borrow_mut().insert(id.to_string());
+                if let Some(f) = f {
+                    marks.borrow_mut().entry(id.to_string()).or_insert(f);
+                }
             }
             Ok(())
         };
@@ -1863,9 +1864,7 @@ fn release_locked(s: &Setup, who: &Caller, id: &str, lock: Option<File>) -> Done
     // A hold asked for while another command held the entry's lock and held it: the
     // entry is held, so the mark is spent; left, the next run would hold it again.
     // A deletion or a return asked for so stays, for the next run to carry out.
-    if s.spool.mark(id).is_some_and(|m| m.request == Request::Hold) {
-        let _ = s.spool.withdraw_mark(id);
-    }
+    let _ = s.spool.withdraw_mark(id, |m| m.request == Request::Hold);
     // A hold cut short between its renames left the state in the spool: it stays.
     let sf_here = fs::symlink_metadata(held.sf_path(id)).is_ok();
     if !sf_here && fs::symlink_metadata(s.spool.sf_path(id)).is_ok() {
@@ -1905,14 +1904,21 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
     run(ctx, Use::Writes, |s, who| {
         let mut any = false;
         let marked = std::cell::RefCell::new(std::collections::BTreeSet::<String>::new());
+        // The marks made, open: a delivery that ended every recipient first says so in
+        // its mark ([`Spool::mark_outlived`]).
+        let kept = std::cell::RefCell::new(std::collections::BTreeMap::<String, File>::new());
         let mut mark = |id: &str, sp: &Spool, taken: &Option<HeldBy>| -> Done {
             // A held entry is never delivered: its lock is another command's, for a
             // moment, and is waited for.
             if taken.is_some() {
                 return Ok(());
             }
-            mark_busy(sp, who, id, Request::Hold)?;
-            marked.borrow_mut().insert(id.to_string());
+            if let Marked::Kept(f) = mark_busy(sp, who, id, Request::Hold)? {
+                marked.borrow_mut().insert(id.to_string());
+                if let Some(f) = f {
+                    kept.borrow_mut().insert(id.to_string(), f);
+                }
+            }
             Ok(())
         };
         let mut left_marked = |id: &str, wait: Duration, taken: &Option<HeldBy>| -> Done {
@@ -1965,15 +1971,25 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
                 // mark is still there, spent: removed).
                 // Held meanwhile by another command, unmarked: already held.
                 if lock.is_none() && matches!(locate(&s.spool, id), Ok(Some((_, true)))) {
-                    if !marked.borrow().contains(id) {
-                        crate::outln!("{id}: already held");
-                    } else if s.spool.mark(id).is_some_and(|m| m.request == Request::Hold) {
-                        let _ = s.spool.withdraw_mark(id);
+                    if !marked.borrow().contains(id)
+                        || s.spool
+                            .withdraw_mark(id, |m| m.request == Request::Hold)
+                            .unwrap_or(false)
+                    {
                         crate::outln!("{id}: already held");
                     } else {
                         crate::outln!("{id}: held, as asked, by the process that had it");
                     }
                     return Ok(());
+                }
+                if lock.is_none()
+                    && marked.borrow().contains(id)
+                    && kept
+                        .borrow_mut()
+                        .get_mut(id)
+                        .is_some_and(Spool::mark_outlived)
+                {
+                    return Err(outlived(id, "held"));
                 }
                 hold_locked(s, who, id, lock)?;
                 any = true;
@@ -2062,13 +2078,31 @@ fn take_hold(s: &Setup, who: &Caller, id: &str, from: &HeldBy, lock: Option<File
     Ok(())
 }
 
+/// What [`mark_busy`] did.
+enum Marked {
+    /// The mark is in place (or was carried out at once, its delivery having ended just
+    /// then), and open here when it could be opened: the delivery that carries it out
+    /// or outlives it writes into it what it did ([`Spool::mark_outlived`]).
+    Kept(Option<File>),
+    /// Its delivery ended before the mark was in place, and the entry is gone (the
+    /// delivery removed it: every recipient had its outcome): no mark is left.
+    Ended,
+}
+
 /// Mark entry `id` of `sp`, which a delivery holds, for `request` ([`Spool::request`],
 /// durable when this returns), logged; an error said, the entry left as it is. Between
 /// two requests: a deletion pending stays, and any other request over it is refused
 /// (69, said); otherwise the later request replaces the earlier, and the line says which
 /// it replaced. A user never replaces a mark made by another (root, the spool's group):
-/// refused, 77, naming who made it.
-fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Done {
+/// refused, 77, naming who made it. All of it under the spool's marks lock
+/// ([`Spool::lock_marks`]): a request made at the same moment by another command is
+/// decided after this one, on the mark this one left.
+///
+/// The entry's lock is tried again once the mark is in place: free, its delivery let go
+/// of it before it could see the mark, which is carried out here at once, as its next
+/// holder would; the entry gone, its delivery removed it (the mark, withdrawn, came too
+/// late: [`Marked::Ended`]). Either way no mark is left that nothing carries out.
+fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Result<Marked, Sysexit> {
     let by = format!("{} (uid {})", who.login, who.uid);
     let what = request.what();
     let delete_stays = |m: &spool::Mark| {
@@ -2081,38 +2115,15 @@ fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Done {
             ),
         )
     };
+    let marks = sp.lock_marks();
     if let Some(m) = sp.mark(id) {
         if m.request == Request::Delete && request != Request::Delete {
             return Err(delete_stays(&m));
         }
         may_change_mark(sp, who, id, &m)?;
     }
-    match sp.request(id, &by, request.clone()) {
-        Ok(done) => {
-            if done.mark.request == Request::Delete && request != Request::Delete {
-                return Err(delete_stays(&done.mark));
-            }
-            if let Some(r) = done.replaced.filter(|r| r.what() != what || r.by != by) {
-                crate::outln!(
-                    "{id}: being delivered: its pending {} asked for by {} is replaced by the \
-                     {what}",
-                    r.what(),
-                    crate::text::printable(&r.by)
-                );
-                logged(
-                    who,
-                    id,
-                    &format!("replaced the {} asked for by {}", r.what(), r.by),
-                );
-            }
-            logged(
-                who,
-                id,
-                &format!("marked for {} during its delivery", done.mark.what()),
-            );
-            Ok(())
-        }
-        Err(e) => Err(fail(
+    let done = sp.request(&marks, id, &by, request.clone()).map_err(|e| {
+        fail(
             Sysexit::from_io(&e),
             format!(
                 "{id}: being delivered, and its {what} cannot be recorded ({}: {}); \
@@ -2121,8 +2132,76 @@ fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Done {
                 crate::config::io_text(&e),
                 room_advice(&e, &sp.dir)
             ),
-        )),
+        )
+    })?;
+    if done.mark.request == Request::Delete && request != Request::Delete {
+        return Err(delete_stays(&done.mark));
     }
+    let kept = spool::open_safely(
+        &sp.kf_path(id),
+        fs::OpenOptions::new().read(true),
+        spool::Kind::File,
+    )
+    .ok();
+    match sp.lock_live(id, Duration::ZERO) {
+        Ok(spool::LiveLock::Busy) | Err(_) => {}
+        Ok(spool::LiveLock::Held(lock, _)) => {
+            // Let go of by its delivery before it could see the mark: carried out here,
+            // under the entry's lock, as its next holder would.
+            drop(marks);
+            sp.carry_out_mark(id);
+            drop(lock);
+            logged(
+                who,
+                id,
+                &format!("{} (its delivery had just ended)", request_done(&done.mark)),
+            );
+            return Ok(Marked::Kept(kept));
+        }
+        Ok(spool::LiveLock::Gone) => {
+            // Removed by its delivery, which looked for a mark before this one was made.
+            let _ = fs::remove_file(sp.kf_path(id)).and_then(|()| spool::sync_dir(&sp.dir));
+            return Ok(Marked::Ended);
+        }
+    }
+    drop(marks);
+    if let Some(r) = done.replaced.filter(|r| r.what() != what || r.by != by) {
+        crate::outln!(
+            "{id}: being delivered: its pending {} asked for by {} is replaced by the \
+             {what}",
+            r.what(),
+            crate::text::printable(&r.by)
+        );
+        logged(
+            who,
+            id,
+            &format!("replaced the {} asked for by {}", r.what(), r.by),
+        );
+    }
+    logged(
+        who,
+        id,
+        &format!("marked for {} during its delivery", done.mark.what()),
+    );
+    Ok(Marked::Kept(kept))
+}
+
+/// What a `hold` or `bounce` (`what`: "held", "returned") says of entry `id` whose
+/// delivery ended every recipient before its mark could take effect
+/// ([`Spool::mark_outlived`]): the mail went; 66, as for an entry no longer queued.
+fn outlived(id: &str, what: &str) -> Sysexit {
+    fail(
+        Sysexit::NoInput,
+        format!(
+            "{id}: not {what}: its delivery ended first, every recipient having had its \
+             outcome (the log says which)"
+        ),
+    )
+}
+
+/// How the log says that mark `m` was carried out by the command that made it.
+fn request_done(m: &spool::Mark) -> String {
+    format!("marked for {}, and carried out", m.what())
 }
 
 /// Whether `who` may replace or withdraw the pending mark `m` of entry `id` of `sp`:
@@ -2157,18 +2236,20 @@ fn may_change(who: &Caller, m: &spool::Mark) -> bool {
 /// when the hold was carried out meanwhile (the entry is held: released as any hold).
 fn withdraw_hold(sp: &Spool, who: &Caller, id: &str, m: &spool::Mark) -> Result<bool, Sysexit> {
     may_change_mark(sp, who, id, m)?;
-    let withdrawn = sp.withdraw_mark(id).map_err(|e| {
-        fail(
-            Sysexit::from_io(&e),
-            format!(
-                "{id}: being delivered, and its pending hold cannot be withdrawn ({}: {}); \
+    let withdrawn = sp
+        .withdraw_mark(id, |cur| cur.request == Request::Hold && cur.by == m.by)
+        .map_err(|e| {
+            fail(
+                Sysexit::from_io(&e),
+                format!(
+                    "{id}: being delivered, and its pending hold cannot be withdrawn ({}: {}); \
                  it is held as soon as its delivery ends{}",
-                sp.kf_path(id).display(),
-                crate::config::io_text(&e),
-                room_advice(&e, &sp.dir)
-            ),
-        )
-    })?;
+                    sp.kf_path(id).display(),
+                    crate::config::io_text(&e),
+                    room_advice(&e, &sp.dir)
+                ),
+            )
+        })?;
     // Withdrawn: the hold does not take effect, also when its delivery was carrying it
     // out (that holder puts the entry back, `Spool::hold_as_requested`). Else it took
     // effect (the entry is held: released as any hold), or the entry is gone.
@@ -2442,22 +2523,25 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
         // Those a delivery holds are marked to be returned when it lets go of them
         // ([`Spool::request`]), waited for a moment, and left marked (said, 0).
         let busy_marked = std::cell::RefCell::new(std::collections::BTreeSet::<String>::new());
+        // Their marks, open: a delivery that ended every recipient first says so in its
+        // mark ([`Spool::mark_outlived`]).
+        let kept = std::cell::RefCell::new(std::collections::BTreeMap::<String, File>::new());
         let mut mark = |id: &str, sp: &Spool, what: &(Spool, bool, Returned, Option<u32>)| {
             // A held entry is never delivered: its lock is another command's, for a
             // moment, and is waited for.
             if what.1 {
                 return Ok(());
             }
-            mark_busy(
-                sp,
-                who,
-                id,
-                Request::Bounce {
-                    reason: reason.clone(),
-                    bounce_by: by(what.3),
-                },
-            )?;
-            busy_marked.borrow_mut().insert(id.to_string());
+            let request = Request::Bounce {
+                reason: reason.clone(),
+                bounce_by: by(what.3),
+            };
+            if let Marked::Kept(f) = mark_busy(sp, who, id, request)? {
+                busy_marked.borrow_mut().insert(id.to_string());
+                if let Some(f) = f {
+                    kept.borrow_mut().insert(id.to_string(), f);
+                }
+            }
             Ok(())
         };
         let mut left_marked =
@@ -2490,22 +2574,42 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
             |id, (sp, held, returned, owner), lock| {
                 // Marked, and returned by its delivery when it ended.
                 if lock.is_none() && busy_marked.borrow().contains(id) {
-                    // Held meanwhile by another command that held its lock for a
-                    // moment: the mark is still there, and a held entry carries out
-                    // none. Withdrawn, and said: not returned (75, try again).
-                    if matches!(locate(&s.spool, id), Ok(Some((_, true))))
-                        && s.spool
-                            .mark(id)
-                            .is_some_and(|m| matches!(m.request, Request::Bounce { .. }))
+                    // Ended by its delivery, every recipient having had its outcome,
+                    // before the mark could take effect: the mail went.
+                    if kept
+                        .borrow_mut()
+                        .get_mut(id)
+                        .is_some_and(Spool::mark_outlived)
                     {
-                        let _ = s.spool.withdraw_mark(id);
-                        return Err(fail(
-                            Sysexit::TempFail,
-                            format!(
-                                "{id}: held meanwhile by another command: not returned; \
-                                 `bounce` it again to return it"
-                            ),
-                        ));
+                        return Err(outlived(id, "returned"));
+                    }
+                    match locate(&s.spool, id) {
+                        // Held meanwhile by another command that held its lock for a
+                        // moment: the mark is still there, and a held entry carries out
+                        // none; the first run after its release does (75). A hold
+                        // asked for over it (the mark replaced, then carried out): not
+                        // returned (75, try again).
+                        Ok(Some((_, true))) => {
+                            let bounce_stays = s
+                                .spool
+                                .mark(id)
+                                .is_some_and(|m| matches!(m.request, Request::Bounce { .. }));
+                            return Err(fail(
+                                Sysexit::TempFail,
+                                if bounce_stays {
+                                    held_meanwhile(id)
+                                } else {
+                                    format!(
+                                        "{id}: held meanwhile by another command: not \
+                                         returned; `bounce` it again to return it"
+                                    )
+                                },
+                            ));
+                        }
+                        // Queued again (held and released meanwhile): the return is in
+                        // its state or its mark, carried out by its next attempt.
+                        Ok(Some((_, false))) => return Err(moved_meanwhile(id, false)),
+                        _ => {}
                     }
                     return returned_elsewhere(&s.spool, id, returned, "the process that had it");
                 }
@@ -2520,7 +2624,11 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                     st.local_next_attempt = None;
                     st.retry = true;
                 })?;
-                logged(who, id, &format!("returned to its sender ({reason})"));
+                logged(
+                    who,
+                    id,
+                    &format!("marked to be returned to its sender now ({reason})"),
+                );
                 marked.borrow_mut().push((id.to_string(), returned));
                 // One freed by its delivery while the others were waited for is
                 // returned at once.

@@ -495,6 +495,15 @@ impl Request {
     }
 }
 
+/// The line a delivery adds to a hold's or a return's mark when it ended every
+/// recipient of the entry before the mark could take effect ([`Spool::mark_outlived`]).
+pub const OUTLIVED: &str = "outlived";
+
+/// The spool's marks lock ([`Spool::lock_marks`]), held until dropped. `None` inside
+/// when it could not be taken (logged).
+#[derive(Debug)]
+pub struct MarksLock(#[allow(dead_code)] Option<File>);
+
 /// What [`Spool::request`] left: the mark in effect (a deletion asked for before stays)
 /// and the other mark it replaced, if any.
 #[derive(Clone, Debug, PartialEq)]
@@ -1431,7 +1440,17 @@ impl Spool {
     /// there before. A deletion already asked for stays, over every other action: the
     /// mark in effect is returned. Any other mark there (`before`) is replaced by the
     /// later request, and returned too.
-    pub fn request(&self, id: &str, by: &str, request: Request) -> io::Result<Requested> {
+    ///
+    /// Made under the spool's marks lock (`marks`, [`Spool::lock_marks`]), which the
+    /// caller holds while it reads the mark there before and decides on the request: no
+    /// other request, withdrawal or holder carrying a mark out falls between.
+    pub fn request(
+        &self,
+        _marks: &MarksLock,
+        id: &str,
+        by: &str,
+        request: Request,
+    ) -> io::Result<Requested> {
         let before = self.mark(id);
         if let Some(m) = &before
             && m.request == Request::Delete
@@ -1458,10 +1477,40 @@ impl Spool {
         })
     }
 
+    /// Take the spool's marks lock: an exclusive `flock` of the spool directory (of the
+    /// spool a `hold/` belongs to), held while a mark is read and then written, withdrawn
+    /// or carried out, so that none of these falls between another's read and write
+    /// (two commands marking one entry at once, a command and the holder carrying the
+    /// mark out). Let go of when dropped. Never held while waiting for an entry's lock.
+    /// A directory that cannot be opened or locked is logged, and the caller goes on
+    /// without the lock (as it did before there was one).
+    pub fn lock_marks(&self) -> MarksLock {
+        let dir = self.hold_of.as_deref().unwrap_or(&self.dir);
+        let locked = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(dir)
+            .and_then(|f| f.lock().map(|()| f));
+        match locked {
+            Ok(f) => MarksLock(Some(f)),
+            Err(e) => {
+                log::warn!("{}: marks not locked: {}", dir.display(), io_text(&e));
+                MarksLock(None)
+            }
+        }
+    }
+
     /// Withdraw the mark of entry `id` ([`Spool::request`]) whose delivery has not yet
-    /// carried it out: removed, the spool directory synced. `false` when there was none
-    /// left to remove (carried out meanwhile, or withdrawn by another).
-    pub fn withdraw_mark(&self, id: &str) -> io::Result<bool> {
+    /// carried it out, when `which` says it is the one to withdraw (a hold, never a
+    /// deletion made meanwhile): removed under the marks lock ([`Spool::lock_marks`]),
+    /// the spool directory synced. `false` when there was none to remove (carried out
+    /// meanwhile, withdrawn by another) or `which` refused the one there.
+    pub fn withdraw_mark(&self, id: &str, which: impl FnOnce(&Mark) -> bool) -> io::Result<bool> {
+        let _marks = self.lock_marks();
+        match self.mark(id) {
+            Some(m) if which(&m) => {}
+            _ => return Ok(false),
+        }
         match fs::remove_file(self.kf_path(id)) {
             Ok(()) => sync_dir(&self.dir).map(|()| true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -1483,9 +1532,31 @@ impl Spool {
         }
     }
 
+    /// Add `line` to entry `id`'s mark, for the command that made it and keeps it open:
+    /// [`OUTLIVED`] when the entry's delivery ended every recipient first.
+    pub fn note_in_mark(&self, id: &str, line: &str) {
+        if let Ok(mut f) = open_safely(
+            &self.kf_path(id),
+            OpenOptions::new().append(true),
+            Kind::File,
+        ) {
+            let _ = f.write_all(format!("{line}\n").as_bytes());
+        }
+    }
+
+    /// Whether the mark read through `f` (kept open by the command that made it) says
+    /// that the entry's delivery ended every recipient before the mark could take effect
+    /// ([`LockedEntry::remove_unsynced`]): the mail went, and nothing was held or returned.
+    pub fn mark_outlived(f: &mut File) -> bool {
+        let mut text = String::new();
+        let _ = f.read_to_string(&mut text);
+        text.lines().any(|l| l == OUTLIVED)
+    }
+
     /// [`Spool::request`] of a deletion.
     pub fn request_deletion(&self, id: &str, by: &str) -> io::Result<()> {
-        self.request(id, by, Request::Delete).map(|_| ())
+        let marks = self.lock_marks();
+        self.request(&marks, id, by, Request::Delete).map(|_| ())
     }
 
     /// Carry out the mark of entry `id`, whose delivery lock this process holds
@@ -1495,6 +1566,12 @@ impl Spool {
     /// still queued (only after a bounce). Should a step fail, the mark stays (logged),
     /// and nothing of the entry is sent until a holder of its lock carries it out.
     pub fn carry_out_mark(&self, id: &str) -> bool {
+        let marks = self.lock_marks();
+        self.carry_out_mark_locked(&marks, id)
+    }
+
+    /// [`Spool::carry_out_mark`] under the marks lock the caller holds.
+    fn carry_out_mark_locked(&self, _marks: &MarksLock, id: &str) -> bool {
         let Some(mark) = self.mark(id) else {
             return true;
         };
@@ -2294,7 +2371,6 @@ impl Spool {
             pending_state: None,
             reserved: None,
             removed: false,
-            unmarked_at_end: false,
         };
         // Deliveries journalled by the supervisor of a delivery whose deliverer died
         // (module docs): recorded in the state (read with them merged), and the journal
@@ -2901,11 +2977,6 @@ pub struct LockedEntry {
     reserved: Option<(File, File)>,
     /// Unlinked ([`LockedEntry::remove_unsynced`]).
     removed: bool,
-    /// Its attempt found no mark at its end ([`LockedEntry::mark_at_end`]): not looked
-    /// for again when it is let go of. A mark made in between is carried out by the
-    /// command that made it, which tries the lock for a moment after, or by the lock's
-    /// next holder.
-    unmarked_at_end: bool,
 }
 
 /// A deletion asked for during a delivery, as its mark (`kf<ID>`) records it.
@@ -2943,12 +3014,10 @@ impl DeletionRequest {
 
 impl LockedEntry {
     /// [`LockedEntry::mark`] as an attempt looks for it at its end, after its last
-    /// unit of delivery: when there is none, it is not looked for again when the entry
-    /// is let go of.
+    /// unit of delivery. One made later is looked for again when the entry is let go of
+    /// (or removed).
     pub fn mark_at_end(&mut self) -> Option<Mark> {
-        let m = self.mark();
-        self.unmarked_at_end = m.is_none();
-        m
+        self.mark()
     }
 
     /// The entry's mark: an action asked for while this process held it
@@ -3295,23 +3364,29 @@ impl LockedEntry {
         if self.entry.journal {
             let _ = fs::remove_file(self.spool.jf_path(&id));
         }
+        self.removed = true;
         // A deletion asked for meanwhile is done too; a hold or a return came too late,
-        // which is said (a mark found at the attempt's end only: none looked for again).
-        if !self.unmarked_at_end
-            && let Some(m) = self
+        // which is said in the log and in the mark itself (`outlived`), for the command
+        // that made it and keeps it open ([`Spool::mark_outlived`]). Looked for after the
+        // queue file is gone: a command that marks the entry after this look finds it
+        // gone when it looks again, and withdraws its mark.
+        if self.spool.marked(&id) {
+            let _marks = self.spool.lock_marks();
+            if let Some(m) = self
                 .spool
                 .mark(&id)
                 .filter(|m| m.request != Request::Delete)
-        {
-            log::info!(
-                "{id}: every recipient had its outcome before its {}, asked for by {}, took \
-                 effect",
-                m.what(),
-                m.by
-            );
+            {
+                log::info!(
+                    "{id}: every recipient had its outcome before its {}, asked for by {}, \
+                     took effect",
+                    m.what(),
+                    m.by
+                );
+                self.spool.note_in_mark(&id, OUTLIVED);
+            }
+            let _ = fs::remove_file(self.spool.kf_path(&id));
         }
-        let _ = fs::remove_file(self.spool.kf_path(&id));
-        self.removed = true;
         Ok(())
     }
 }
@@ -3320,12 +3395,22 @@ impl Drop for LockedEntry {
     /// A reserved temporary state file that was not needed is removed. An entry whose
     /// deletion was asked for while it was held goes now, under the lock still held
     /// ([`Spool::request_deletion`]).
+    ///
+    /// The lock is let go of first, and only then is the mark looked for: a command that
+    /// marks the entry while it is held tries its lock again after the mark is in place
+    /// ([`Spool::request`]), so either that command finds the lock free or this look
+    /// finds its mark. A mark found is carried out under the lock taken again (another
+    /// holder that took it meanwhile carries it out itself).
     fn drop(&mut self) {
         if self.reserved.take().is_some() {
             let _ = fs::remove_file(self.state_tmp());
         }
-        if !self.removed && !self.unmarked_at_end && self.spool.marked(&self.entry.envelope.id) {
-            self.spool.carry_out_mark(&self.entry.envelope.id);
+        if self.removed {
+            return;
+        }
+        let id = &self.entry.envelope.id;
+        if self._lock.unlock().is_ok() && self.spool.marked(id) && self._lock.try_lock().is_ok() {
+            self.spool.carry_out_mark(id);
         }
     }
 }
@@ -3625,25 +3710,67 @@ mod tests {
             (Request::Hold, Request::Delete),
             (bounce.clone(), Request::Delete),
         ] {
-            spool.request(id, "a (uid 1)", first.clone()).unwrap();
-            let r = spool.request(id, "b (uid 2)", second.clone()).unwrap();
+            let marks = spool.lock_marks();
+            spool
+                .request(&marks, id, "a (uid 1)", first.clone())
+                .unwrap();
+            let r = spool
+                .request(&marks, id, "b (uid 2)", second.clone())
+                .unwrap();
+            drop(marks);
             assert_eq!(r.mark.request, second);
             assert_eq!(r.mark.by, "b (uid 2)");
             let before = r.replaced.expect("the earlier mark");
             assert_eq!((before.request, before.by.as_str()), (first, "a (uid 1)"));
             assert_eq!(spool.mark(id).unwrap().request, second);
-            assert!(spool.withdraw_mark(id).unwrap());
-            assert!(!spool.withdraw_mark(id).unwrap());
+            // Only the kind asked for is withdrawn.
+            assert!(!spool.withdraw_mark(id, |m| m.request != second).unwrap());
+            assert!(spool.withdraw_mark(id, |_| true).unwrap());
+            assert!(!spool.withdraw_mark(id, |_| true).unwrap());
             assert_eq!(spool.mark(id), None);
         }
         for later in [Request::Hold, bounce, Request::Delete] {
-            spool.request(id, "a (uid 1)", Request::Delete).unwrap();
-            let r = spool.request(id, "b (uid 2)", later).unwrap();
+            let marks = spool.lock_marks();
+            spool
+                .request(&marks, id, "a (uid 1)", Request::Delete)
+                .unwrap();
+            let r = spool.request(&marks, id, "b (uid 2)", later).unwrap();
+            drop(marks);
             assert_eq!(r.mark.request, Request::Delete);
             assert_eq!(r.mark.by, "a (uid 1)");
             assert_eq!(r.replaced, None);
             assert_eq!(spool.mark(id).unwrap().request, Request::Delete);
-            assert!(spool.withdraw_mark(id).unwrap());
+            assert!(spool.withdraw_mark(id, |_| true).unwrap());
+        }
+    }
+
+    /// A deletion and a hold asked for at the same moment (two commands) end with the
+    /// deletion in place, whichever came first: each request reads and writes the mark
+    /// under the spool's marks lock, so neither writes over the other unseen. Without the
+    /// lock, the hold's read of "no mark" can fall before the deletion is written, and
+    /// its write after: the deletion is lost.
+    #[test]
+    fn a_deletion_made_at_the_same_time_as_a_hold_stays() {
+        let scratch = ScratchSpool::new("markrace");
+        let spool = &scratch.spool;
+        let id = "6B3JDwgR005526";
+        for _ in 0..200 {
+            let go = std::sync::Barrier::new(2);
+            std::thread::scope(|t| {
+                let hold = t.spawn(|| {
+                    go.wait();
+                    let marks = spool.lock_marks();
+                    spool.request(&marks, id, "a (uid 1)", Request::Hold)
+                });
+                let delete = t.spawn(|| {
+                    go.wait();
+                    spool.request_deletion(id, "b (uid 2)")
+                });
+                hold.join().unwrap().unwrap();
+                delete.join().unwrap().unwrap();
+            });
+            assert_eq!(spool.mark(id).unwrap().request, Request::Delete);
+            assert!(spool.withdraw_mark(id, |_| true).unwrap());
         }
     }
     use entry::RcptState;
