@@ -5006,3 +5006,40 @@ fn a_hold_or_return_that_the_delivery_outlived_is_said() {
         assert!(!dumps[0].contains("MAILER-DAEMON"), "{dumps:?}");
     }
 }
+
+/// A file where an entry's mark belongs that no rsendmail wrote (garbage, or one that
+/// cannot be read): `hold`, `delete` and `bounce` of the entry, which no delivery holds,
+/// act on it themselves (a delivery would take such a file as a hold): held by the
+/// caller (`show` names her), deleted, or returned; the file goes.
+#[test]
+fn a_command_acts_itself_on_an_entry_with_a_mark_that_cannot_be_read() {
+    for action in ["hold", "delete", "bounce"] {
+        let env = relay_env(closed_tcp_port(), "");
+        let id = queue(&env, "bob@example.org");
+        let kf = env.spool.join(format!("kf{id}"));
+        fs::write(&kf, "not a mark\n").unwrap();
+        let r = admin(&env, &[action, &id]);
+        r.code(0);
+        match action {
+            "hold" => {
+                assert_eq!(r.stdout, format!("{id}: held\n"), "{}", r.stderr);
+                assert!(held(&env, &id), "{}", env.listing());
+                let show = admin(&env, &["show", &id]);
+                assert!(
+                    show.stdout.contains("Held by:        root"),
+                    "{}",
+                    show.stdout
+                );
+            }
+            "delete" => {
+                assert_eq!(r.stdout, format!("{id}: deleted\n"), "{}", r.stderr);
+                assert!(!queued(&env, &id) && !held(&env, &id), "{}", env.listing());
+            }
+            _ => {
+                assert!(r.stdout.contains("returned"), "{}{}", r.stdout, r.stderr);
+                assert!(!held(&env, &id), "{}", env.listing());
+            }
+        }
+        assert!(!kf.exists(), "{action}: {}", env.listing());
+    }
+}

@@ -327,6 +327,22 @@ fn try_lock(sp: &Spool, id: &str, wait: Duration) -> Result<Locked, Sysexit> {
             log::info!("{id}: deleted as asked for while it was being delivered");
             Ok(Locked::Gone)
         }
+        // A file where a mark belongs that no rsendmail wrote, or that cannot be read
+        // (a delivery takes it as a hold): this command, which holds the lock, acts on
+        // the entry itself, and the file goes, said in the log.
+        Ok(spool::LiveLock::Held(f, _)) if sp.mark(id).is_some_and(|m| m.is_unreadable()) => {
+            let removed = sp.withdraw_mark(id, spool::Mark::is_unreadable);
+            log::warn!(
+                "{id}: {}: not a mark that can be read; {}",
+                sp.kf_path(id).display(),
+                match removed {
+                    Ok(true) => "removed, and the command acts on the entry".to_string(),
+                    Ok(false) => "gone meanwhile".to_string(),
+                    Err(e) => format!("not removed ({})", crate::config::io_text(&e)),
+                }
+            );
+            Ok(Locked::File(f))
+        }
         // A hold or a return asked for so: carried out as a delivery does (a return
         // recorded, the entry then acted on; a hold makes it gone from here).
         Ok(spool::LiveLock::Held(f, _)) if sp.marked(id) => {

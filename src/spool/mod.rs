@@ -495,6 +495,9 @@ impl Request {
     }
 }
 
+/// Who asked for a mark that cannot be read ([`Mark::is_unreadable`]).
+const UNREADABLE_MARK: &str = "an unreadable mark";
+
 /// The line a delivery adds to a hold's or a return's mark when it ended every
 /// recipient of the entry before the mark could take effect ([`Spool::mark_outlived`]).
 pub const OUTLIVED: &str = "outlived";
@@ -525,9 +528,15 @@ impl Mark {
     fn unreadable() -> Mark {
         Mark {
             request: Request::Hold,
-            by: "an unreadable mark".to_string(),
+            by: UNREADABLE_MARK.to_string(),
             at: 0,
         }
+    }
+
+    /// Whether this is a mark that could not be read or understood, taken as a hold
+    /// ([`Spool::mark`]).
+    pub fn is_unreadable(&self) -> bool {
+        self.at == 0 && self.by == UNREADABLE_MARK
     }
 
     /// The mark as written: `rsendmail-ACTION 1`, then `by`, `at`, and for a bounce
