@@ -3271,7 +3271,9 @@ fn an_id_given_twice_is_acted_on_once() {
             )
             && r.stderr.contains(
                 " for the first address), a transfer under way up to 3 min a block \
-                 (Timeout.datablock) and as long as the message takes"
+                 (Timeout.datablock) and as long as the message takes (the timeouts as \
+                 configured: a run given other Timeout options on its command line takes as \
+                 long as those say)"
             )
             && !r.stderr.contains("try again after"),
         "{}",

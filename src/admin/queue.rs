@@ -252,7 +252,8 @@ fn busy_hint() -> String {
         " when its delivery has ended: for each address it tries, a server that does not \
          answer holds it up to {} (Timeout.connect {} + Timeout.initial {}; until {at} for \
          the first address), a transfer under way up to {} a block (Timeout.datablock) and \
-         as long as the message takes",
+         as long as the message takes (the timeouts as configured: a run given other \
+         Timeout options on its command line takes as long as those say)",
         bound_span(bound),
         bound_span(connect),
         bound_span(initial),
