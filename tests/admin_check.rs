@@ -3459,6 +3459,146 @@ fn following_each_fix_makes_check_pass() {
     r.code(0);
 }
 
+/// The fixes in the check's output that name a path below `dir` (never `dir` itself).
+fn fixes_below(r: &Run, dir: &Path) -> Vec<String> {
+    let below = format!("{}/", dir.display());
+    fixes_in(&r.stdout)
+        .into_iter()
+        .filter(|c| c.contains(&below))
+        .collect()
+}
+
+/// A spool that an unprivileged user owns: she could swap anything in it for a symbolic
+/// link before root ran a fix, so root's check prints no fix naming a path in it (its
+/// sub-directories, their files, the entries, the FIFO), only one line saying to put
+/// the spool right first, and the spool's own fix (its parent is root's alone). Once
+/// that is run, the next check gives the fixes of what is in it, and after those it
+/// passes.
+#[test]
+fn a_spool_a_user_owns_gets_no_fix_inside_it() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    // What is in it, all of it wrong: each would have its chown or chmod.
+    for f in fs::read_dir(&env.spool).unwrap().flatten() {
+        if f.file_name().to_string_lossy().starts_with("qf") {
+            chmod(f.path(), 0o644);
+        }
+    }
+    chmod(env.spool.join("tmp"), 0o2777);
+    fs::create_dir_all(env.spool.join("index")).unwrap();
+    std::os::unix::fs::chown(env.spool.join("index"), Some(65534), Some(0)).unwrap();
+    chmod(env.spool.join("index"), 0o755);
+    mkfifo(&env.spool.join("wakeup"));
+    chmod(env.spool.join("wakeup"), 0o666);
+    // The spool itself, the user's (nobody's: no test user needed).
+    std::os::unix::fs::chown(&env.spool, Some(65534), None).unwrap();
+    let r = run();
+    r.code(78);
+    assert!(
+        fixes_below(&r, &env.spool).is_empty(),
+        "a fix names a path in a spool a user owns:\n{}",
+        r.stdout
+    );
+    let own = fix_of(line(&r, "FAIL spool: ")).unwrap_or_default();
+    assert!(
+        own.contains(&format!("chown root:{} ", group_name(spool_gid())))
+            && own.ends_with(&format!("chmod 2770 {}", env.spool.display())),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("FAIL spool: ")
+            && l.contains("put the spool right first, then check again")),
+        "{}",
+        r.stdout
+    );
+    for c in fixes_in(&r.stdout) {
+        assert!(sh(&c).success(), "{c}");
+    }
+    // The spool root's again: what is in it gets its fixes, which make the check pass.
+    let r = run();
+    assert!(!fixes_below(&r, &env.spool).is_empty(), "{}", r.stdout);
+    for c in fixes_in(&r.stdout) {
+        assert!(sh(&c).success(), "{c}");
+    }
+    let r = run();
+    assert!(
+        !r.stdout.contains("FAIL") && fixes_in(&r.stdout).is_empty(),
+        "{}",
+        r.stdout
+    );
+}
+
+/// A spool in a directory a user owns (two of them, one in the other): no fix names a
+/// path in that directory but the topmost one's own, whose parent is root's alone; the
+/// deeper one, the spool and what is in it wait until it is put right ("put ... right
+/// first, then check again"). Fixed round by round, the check passes.
+#[test]
+fn a_spool_below_a_users_directory_gets_no_fix_below_it() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    let top = env.dir.join("q");
+    // Named for rsendmail, as a spool the check repairs must be.
+    let moved = top.join("r/rsendmail");
+    fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    fs::rename(&env.spool, &moved).unwrap();
+    let conf = fs::read_to_string(&env.conf).unwrap().replace(
+        &format!("SPOOLDIR {}\n", env.spool.display()),
+        &format!("SPOOLDIR {}\n", moved.display()),
+    );
+    assert!(conf.contains(&format!("SPOOLDIR {}\n", moved.display())));
+    fs::write(&env.conf, conf).unwrap();
+    chmod(moved.join("tmp"), 0o2777);
+    for d in [&top, &top.join("r")] {
+        std::os::unix::fs::chown(d, Some(65534), None).unwrap();
+        chmod(d, 0o755);
+    }
+    let r = run();
+    r.code(78);
+    // Those of this install (not the system's /etc/aliases a bare machine lacks).
+    let ours = |r: &Run| -> Vec<String> {
+        fixes_in(&r.stdout)
+            .into_iter()
+            .filter(|c| c.contains(&env.dir.display().to_string()))
+            .collect()
+    };
+    assert_eq!(
+        ours(&r),
+        vec![format!("chown root {}", top.display())],
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!(
+            "put {} right first, then check again",
+            top.display()
+        )) && r.stdout.contains("what is in it (its sub-directories"),
+        "{}",
+        r.stdout
+    );
+    let mut rounds = 0;
+    loop {
+        let r = run();
+        let cmds = ours(&r);
+        if cmds.is_empty() {
+            assert!(!r.stdout.contains("FAIL"), "{}", r.stdout);
+            break;
+        }
+        rounds += 1;
+        assert!(rounds <= 3, "{}", r.stdout);
+        for c in cmds {
+            assert!(sh(&c).success(), "{c}");
+        }
+    }
+}
+
 /// A system spool of the group root, with `rsendmail` set-gid root: check fails both
 /// and never offers a set-gid root binary; a spool a user owns fails too, with no fix
 /// naming what is in it, and its fixes (root and a group that is not root's; what is
