@@ -3392,17 +3392,30 @@ fn following_each_fix_makes_check_pass() {
         }
     }
     let fixes = |r: &Run| fixes_in(&r.stdout);
+    // A line whose fix waits for another's (a path a user could swap until the
+    // directory above it is put right): the next round gives it.
+    let waits = |r: &Run| r.stdout.contains(" right first, then check again");
     for (what, damage) in &cases {
         let env = Env::new();
         let (_, run) = install_check(&env);
         damage(&env);
-        let r = run();
-        let cmds = fixes(&r);
+        let mut r = run();
+        let mut cmds = fixes(&r);
         assert!(!cmds.is_empty(), "{what}: no fix in\n{}", r.stdout);
-        for c in &cmds {
-            assert!(sh(c).success(), "{what}: {c}");
+        // One round, or one more for each that said it waits (the spool, then what
+        // is in it).
+        for round in 0.. {
+            for c in &cmds {
+                assert!(sh(c).success(), "{what}: {c}");
+            }
+            let waited = waits(&r);
+            r = run();
+            if !waited {
+                break;
+            }
+            assert!(round < 2, "{what}: still waiting:\n{}", r.stdout);
+            cmds = fixes(&r);
         }
-        let r = run();
         assert!(
             !r.stdout.contains("FAIL") && fixes(&r).is_empty(),
             "{what}: after {cmds:?}:\n{}",
@@ -3427,7 +3440,9 @@ fn following_each_fix_makes_check_pass() {
     fifo(&env, 0o666, Some(65534));
     // Root's (one a user owns is moved, not given to root: no command puts it right).
     auth(&env, 0o644, Some((0, 65534)));
-    for _ in 0..3 {
+    // Three rounds, and one more for a fix that waited on another's (a file in a
+    // directory the first round put right).
+    for _ in 0..4 {
         // Each round with the admin plain, so that its check looks at the deliverer
         // beside it (the admin's own fix makes it set-gid again).
         plain_admin(&env);
@@ -3444,9 +3459,150 @@ fn following_each_fix_makes_check_pass() {
     r.code(0);
 }
 
+/// The fixes in the check's output that name a path below `dir` (never `dir` itself).
+fn fixes_below(r: &Run, dir: &Path) -> Vec<String> {
+    let below = format!("{}/", dir.display());
+    fixes_in(&r.stdout)
+        .into_iter()
+        .filter(|c| c.contains(&below))
+        .collect()
+}
+
+/// A spool that an unprivileged user owns: she could swap anything in it for a symbolic
+/// link before root ran a fix, so root's check prints no fix naming a path in it (its
+/// sub-directories, their files, the entries, the FIFO), only one line saying to put
+/// the spool right first, and the spool's own fix (its parent is root's alone). Once
+/// that is run, the next check gives the fixes of what is in it, and after those it
+/// passes.
+#[test]
+fn a_spool_a_user_owns_gets_no_fix_inside_it() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    // What is in it, all of it wrong: each would have its chown or chmod.
+    for f in fs::read_dir(&env.spool).unwrap().flatten() {
+        if f.file_name().to_string_lossy().starts_with("qf") {
+            chmod(f.path(), 0o644);
+        }
+    }
+    chmod(env.spool.join("tmp"), 0o2777);
+    fs::create_dir_all(env.spool.join("index")).unwrap();
+    std::os::unix::fs::chown(env.spool.join("index"), Some(65534), Some(0)).unwrap();
+    chmod(env.spool.join("index"), 0o755);
+    mkfifo(&env.spool.join("wakeup"));
+    chmod(env.spool.join("wakeup"), 0o666);
+    // The spool itself, the user's (nobody's: no test user needed).
+    std::os::unix::fs::chown(&env.spool, Some(65534), None).unwrap();
+    let r = run();
+    r.code(78);
+    assert!(
+        fixes_below(&r, &env.spool).is_empty(),
+        "a fix names a path in a spool a user owns:\n{}",
+        r.stdout
+    );
+    let own = fix_of(line(&r, "FAIL spool: ")).unwrap_or_default();
+    assert!(
+        own.contains(&format!("chown root:{} ", group_name(spool_gid())))
+            && own.ends_with(&format!("chmod 2770 {}", env.spool.display())),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("FAIL spool: ")
+            && l.contains("put the spool right first, then check again")),
+        "{}",
+        r.stdout
+    );
+    for c in fixes_in(&r.stdout) {
+        assert!(sh(&c).success(), "{c}");
+    }
+    // The spool root's again: what is in it gets its fixes, which make the check pass.
+    let r = run();
+    assert!(!fixes_below(&r, &env.spool).is_empty(), "{}", r.stdout);
+    for c in fixes_in(&r.stdout) {
+        assert!(sh(&c).success(), "{c}");
+    }
+    let r = run();
+    assert!(
+        !r.stdout.contains("FAIL") && fixes_in(&r.stdout).is_empty(),
+        "{}",
+        r.stdout
+    );
+}
+
+/// A spool in a directory a user owns (two of them, one in the other): no fix names a
+/// path in that directory but the topmost one's own, whose parent is root's alone; the
+/// deeper one, the spool and what is in it wait until it is put right ("put ... right
+/// first, then check again"). Fixed round by round, the check passes.
+#[test]
+fn a_spool_below_a_users_directory_gets_no_fix_below_it() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    let top = env.dir.join("q");
+    // Named for rsendmail, as a spool the check repairs must be.
+    let moved = top.join("r/rsendmail");
+    fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    fs::rename(&env.spool, &moved).unwrap();
+    let conf = fs::read_to_string(&env.conf).unwrap().replace(
+        &format!("SPOOLDIR {}\n", env.spool.display()),
+        &format!("SPOOLDIR {}\n", moved.display()),
+    );
+    assert!(conf.contains(&format!("SPOOLDIR {}\n", moved.display())));
+    fs::write(&env.conf, conf).unwrap();
+    chmod(moved.join("tmp"), 0o2777);
+    for d in [&top, &top.join("r")] {
+        std::os::unix::fs::chown(d, Some(65534), None).unwrap();
+        chmod(d, 0o755);
+    }
+    let r = run();
+    r.code(78);
+    // Those of this install (not the system's /etc/aliases a bare machine lacks).
+    let ours = |r: &Run| -> Vec<String> {
+        fixes_in(&r.stdout)
+            .into_iter()
+            .filter(|c| c.contains(&env.dir.display().to_string()))
+            .collect()
+    };
+    assert_eq!(
+        ours(&r),
+        vec![format!("chown root {}", top.display())],
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!(
+            "put {} right first, then check again",
+            top.display()
+        )) && r.stdout.contains("what is in it (its sub-directories"),
+        "{}",
+        r.stdout
+    );
+    let mut rounds = 0;
+    loop {
+        let r = run();
+        let cmds = ours(&r);
+        if cmds.is_empty() {
+            assert!(!r.stdout.contains("FAIL"), "{}", r.stdout);
+            break;
+        }
+        rounds += 1;
+        assert!(rounds <= 3, "{}", r.stdout);
+        for c in cmds {
+            assert!(sh(&c).success(), "{c}");
+        }
+    }
+}
+
 /// A system spool of the group root, with `rsendmail` set-gid root: check fails both
-/// and never offers a set-gid root binary; a spool a user owns fails too, and its fixes
-/// (root and a group that is not root's) make the check pass.
+/// and never offers a set-gid root binary; a spool a user owns fails too, with no fix
+/// naming what is in it, and its fixes (root and a group that is not root's; what is
+/// in it in the rounds after, each directory before what is in it) make the check pass.
 #[test]
 fn a_spool_of_root_or_a_user_is_not_passed() {
     let Some(env) = root_install(true) else {
@@ -3486,12 +3642,24 @@ fn a_spool_of_root_or_a_user_is_not_passed() {
         "{}",
         r.stdout
     );
-    for l in r.stdout.lines().filter(|l| l.contains("(fix: ")) {
-        assert!(!l.contains(&format!("chown {TEST_USER}")), "{}", r.stdout);
-        let cmd = fix_of(l).unwrap();
-        assert!(sh(cmd).success(), "{cmd}");
+    // No fix names what is in it while it is hers (she could swap it for a link
+    // first): the spool's own fix, then, the next round, those of what is in it.
+    let inside = format!("{}/", env.spool.display());
+    assert!(
+        !fixes_in(&r.stdout).iter().any(|c| c.contains(&inside)),
+        "{}",
+        r.stdout
+    );
+    let mut r = r;
+    // (Three rounds: the spool, then its sub-directories, then their files.)
+    for _ in 0..3 {
+        for l in r.stdout.lines().filter(|l| l.contains("(fix: ")) {
+            assert!(!l.contains(&format!("chown {TEST_USER}")), "{}", r.stdout);
+            let cmd = fix_of(l).unwrap();
+            assert!(sh(cmd).success(), "{cmd}");
+        }
+        r = run();
     }
-    let r = run();
     no_fail(&r);
     assert!(
         line(&r, "ok   spool ").contains(&format!("(root:{group} 2770)")),
@@ -3535,7 +3703,8 @@ fn a_users_group_is_never_the_spools_group() {
             && !spool_line.contains("nobody may be in it"),
         "{spool_line}"
     );
-    for _ in 0..2 {
+    // A spool her group may write: its own fix first, what is in it the round after.
+    for _ in 0..3 {
         for l in run().stdout.lines().filter(|l| l.contains("(fix: ")) {
             let cmd = fix_of(l).unwrap();
             assert!(
@@ -5111,6 +5280,18 @@ fn entries_root_wrote_while_the_spool_was_regrouped_are_kept() {
         let users = env.spool.join("qf6AUIIquc023976");
         fs::copy(&qf, &users).unwrap();
         std::os::unix::fs::chown(&users, Some(test_user().uid), Some(wrong_gid)).unwrap();
+        // The spool that group may write: nothing in it is named, nor given a fix, until
+        // the spool itself is put right.
+        let first = run();
+        assert!(
+            first
+                .stdout
+                .contains("put the spool right first, then check again")
+                && !first.stdout.contains("were planted"),
+            "{}",
+            first.stdout
+        );
+        std::os::unix::fs::chown(&env.spool, None, Some(want)).unwrap();
         // `check` says so first: root's entry only to regroup, the user's to set aside.
         let before = run();
         let entry_lines: Vec<&str> = before

@@ -590,8 +590,9 @@ fn plain_init_and_checks_fix_keep_the_spools_group() {
 }
 
 /// A spool not made yet under a directory a user owns or her group may write: `check`
-/// fails that directory first, with the fix `init` gives for it, before the missing
-/// spool's `init` fix; followed in order, both make the spool.
+/// fails that directory first, with the fix `init` gives for it, and the missing spool
+/// with no fix until that directory is put right (she could swap what it would make);
+/// followed, the next check gives the spool's `init` fix, which makes the spool.
 #[test]
 fn check_applies_the_rule_above_to_a_spool_not_made_yet() {
     if !can_switch_user() {
@@ -618,13 +619,26 @@ fn check_applies_the_rule_above_to_a_spool_not_made_yet() {
                 && fails[0].ends_with(&format!("(fix: {fix} {})", dir.display())),
             "{said}"
         );
-        assert!(fails[1].contains(" init"), "{said}");
-        for line in fails {
+        assert!(
+            !fails[1].contains(" (fix: ")
+                && fails[1].contains(&format!("put {} right first", dir.display())),
+            "{said}"
+        );
+        let run_fix = |line: &str| {
             let at = line.rfind(" (fix: ").unwrap();
             let cmd = line[at + 7..].strip_suffix(')').unwrap();
             let st = crate::harness::printed_fix(cmd).status().unwrap();
             assert!(st.success(), "{cmd}");
-        }
+        };
+        run_fix(fails[0]);
+        let out = admin(&conf, &["check"]);
+        let said = text(&out.stdout);
+        let fails: Vec<&str> = said
+            .lines()
+            .filter(|l| l.starts_with("FAIL spool"))
+            .collect();
+        assert!(fails.len() == 1 && fails[0].contains(" init"), "{said}");
+        run_fix(fails[0]);
         assert!(spool.is_dir());
         let _ = fs::remove_dir_all(&dir);
     }
@@ -3894,7 +3908,8 @@ fn a_layout_check_fails_is_refused_by_every_program() {
 }
 
 /// `check` names every unsafe directory above the spool in one run, one FAIL line
-/// each (the deepest first), and for one in a user's home says to choose a path
+/// each (the deepest first), the fix only for the topmost (the others wait for it: she
+/// could swap them first), and for one in a user's home says to choose a path
 /// outside that user's tree.
 #[test]
 fn check_names_every_unsafe_directory_above_the_spool() {
@@ -3926,13 +3941,19 @@ fn check_names_every_unsafe_directory_above_the_spool() {
         .filter(|l| l.starts_with("FAIL spool: ") && l.contains(", above the queue directory"))
         .collect();
     assert_eq!(above.len(), 3, "{said}");
+    let top = dir.join("u");
     for (line, d) in above
         .iter()
-        .zip([inner.clone(), dir.join("u/b"), dir.join("u")])
+        .zip([inner.clone(), dir.join("u/b"), top.clone()])
     {
+        let fixed = if d == top {
+            line.contains(&format!("(fix: chown root {})", d.display()))
+        } else {
+            !line.contains(" (fix: ")
+                && line.contains(&format!("put {} right first", top.display()))
+        };
         assert!(
-            line.starts_with(&format!("FAIL spool: {} (", d.display()))
-                && line.contains(&format!("(fix: chown root {})", d.display())),
+            line.starts_with(&format!("FAIL spool: {} (", d.display())) && fixed,
             "{said}"
         );
     }

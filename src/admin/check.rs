@@ -31,6 +31,12 @@
 //! A mail name that is an IP address, an address literal or localhost fails
 //! ([`crate::message::address::mail_name_problem`]). Each mode or owner problem ends
 //! with `(fix: COMMANDS)`: shell commands that, run as printed, make the step pass.
+//! None changes a path someone other than root could swap for a symbolic link first
+//! ([`unless_swappable`]): a directory on its way that a user owns or others may write
+//! (but a sticky one of root's above the spool, or the spool's own group in the spool)
+//! makes the line end `(no fix yet: DIR ...; put DIR right first, then check again)`,
+//! that directory's own line carrying its fix, and a spool so held is one `FAIL spool`
+//! line, nothing in it listed or given a fix (`skip wakeup`) until it is put right.
 //! The options given after `check` (`-O`, `-o`: [`Context::options`]) apply to every
 //! step. The network steps (DNS, TCP, the greeting,
 //! EHLO, TLS and the certificate, AUTH, the `--to` probe) are the deliverer's, which
@@ -199,8 +205,8 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
     reload_step(&mut t, &s);
     corrupt_step(&mut t, &s);
     if s.system_config.is_some() {
-        sendmail_step(&mut t);
-        other_names_step(&mut t);
+        sendmail_step(&mut t, &s);
+        other_names_step(&mut t, &s);
     }
     if !usable {
         skip(&mut t);
@@ -835,10 +841,15 @@ fn aliases_step(t: &mut Tally, s: &app::Setup) {
                         path.display(),
                         // Its mode set, whatever root's umask: one others may write
                         // is refused by every program.
-                        fix(&[
-                            format!("install -m 644 /dev/null {}", sh_word(path)),
-                            format!("printf 'postmaster: root\\n' > {}", sh_word(path))
-                        ])
+                        unless_swappable(
+                            s,
+                            path,
+                            false,
+                            &[
+                                format!("install -m 644 /dev/null {}", sh_word(path)),
+                                format!("printf 'postmaster: root\\n' > {}", sh_word(path))
+                            ]
+                        )
                     ),
                 );
             } else {
@@ -886,7 +897,12 @@ fn mail_spool_step(t: &mut Tally, s: &app::Setup) {
             "mailboxes",
             &format!(
                 "{what}: {why}: local mail waits in the queue until it is there{}",
-                fix(&[format!("mkdir -p -m 700 {}", sh_word(dir))])
+                unless_swappable(
+                    s,
+                    dir,
+                    false,
+                    &[format!("mkdir -p -m 700 {}", sh_word(dir))]
+                )
             ),
         );
         return;
@@ -1170,11 +1186,16 @@ use crate::spool::safety::{RiskKind, group_name, group_unfit, shell_word as sh_w
 /// programs send: a warning when it is not this rsendmail (another mail system's, or
 /// none), with the links to make. Only for the system configuration: a user's own
 /// configuration is used with its own command line.
-fn sendmail_step(t: &mut Tally) {
+fn sendmail_step(t: &mut Tally, s: &app::Setup) {
     let link = Path::new(SYSTEM_SENDMAIL);
     let bin = rsendmail_path();
     let ours = std::fs::canonicalize(&bin).unwrap_or_else(|_| bin.clone());
-    let make = fix(&[format!("ln -s {} {}", sh_word(&bin), sh_word(link))]);
+    let make = unless_swappable(
+        s,
+        link,
+        false,
+        &[format!("ln -s {} {}", sh_word(&bin), sh_word(link))],
+    );
     match std::fs::canonicalize(link) {
         Ok(p) if p == ours => t.say(
             Mark::Ok,
@@ -1222,7 +1243,7 @@ const OTHER_NAMES: [&str; 4] = [
 ];
 
 /// [`OTHER_NAMES`] that run another program than this rsendmail, one line each.
-fn other_names_step(t: &mut Tally) {
+fn other_names_step(t: &mut Tally, s: &app::Setup) {
     let bin = rsendmail_path();
     let ours = std::fs::canonicalize(&bin).unwrap_or_else(|_| bin.clone());
     for name in OTHER_NAMES {
@@ -1243,10 +1264,15 @@ fn other_names_step(t: &mut Tally) {
                     &format!(
                         "{name} {runs}, not rsendmail ({}){}",
                         bin.display(),
-                        fix(&[
-                            format!("mv {n} {n}.orig", n = sh_word(link)),
-                            format!("ln -s {} {}", sh_word(&bin), sh_word(link)),
-                        ])
+                        unless_swappable(
+                            s,
+                            link,
+                            false,
+                            &[
+                                format!("mv {n} {n}.orig", n = sh_word(link)),
+                                format!("ln -s {} {}", sh_word(&bin), sh_word(link)),
+                            ]
+                        )
                     ),
                 );
             }
@@ -1457,7 +1483,7 @@ fn cert_copy_fix(s: &app::Setup, keyword: &str, src: &Path, at: &str, group: &st
         // Already the copy: given the group and mode.
         cmds.push(format!("chgrp {group} {}", sh_word(&copy)));
         cmds.push(format!("chmod 640 {}", sh_word(&copy)));
-        return fix(&cmds);
+        return unless_swappable(s, &copy, false, &cmds);
     }
     match std::fs::symlink_metadata(&copy) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -1502,10 +1528,13 @@ fn cert_copy_fix(s: &app::Setup, keyword: &str, src: &Path, at: &str, group: &st
     match edit {
         Some(cmd) => {
             cmds.push(cmd);
-            fix(&cmds)
+            unless_swappable(s, &copy, false, &cmds)
         }
         None if cmds.is_empty() => format!(" (correct {at} to read `{line}`)"),
-        None => format!("{}, then correct {at} to read `{line}`", fix(&cmds)),
+        None => format!(
+            "{}, then correct {at} to read `{line}`",
+            unless_swappable(s, &copy, false, &cmds)
+        ),
     }
 }
 
@@ -1552,6 +1581,99 @@ fn not_own_text(at: &str, keyword: &str, path: &Path, why: &str, by_hand: &str) 
 
 fn fix(cmds: &[String]) -> String {
     format!(" (fix: {})", cmds.join(" && "))
+}
+
+/// What a command of root's on `path` (with `inside`, on what is in the directory
+/// `path`) could be turned against root by, if anything: the first directory or
+/// symbolic link met on the way to it as the kernel resolves it
+/// ([`crate::spool::safety::Walk`]; the path itself too with `inside`, else only when
+/// it is a link) that someone other than root (a user's own spool: root or she) owns,
+/// or that others may write: everyone, a group, a user or group an access ACL names.
+/// A sticky directory of root's above the spool is safe (others replace only what they
+/// own in it), and so is the spool's own group writing the spool and what is in it
+/// (its members are the spool's administrators: [`SpoolOwner::wanted`]); a sticky
+/// directory inside the spool is not. Whoever holds such a directory can swap what the
+/// command names for a symbolic link between the check and the fix, and root's `chown`
+/// or `chmod` lands on a file of her choosing. The directory or link, and why.
+fn swappable(s: &app::Setup, path: &Path, inside: bool) -> Option<(PathBuf, String)> {
+    use crate::spool::safety::{Trust, Walk, the_user_id, with_acl};
+    let private = s.spool.private;
+    let me = nix::unistd::geteuid().as_raw();
+    let my_gid = nix::unistd::getegid().as_raw();
+    let trusted = move |uid: u32| uid == 0 || (private && uid == me);
+    let spool = std::fs::canonicalize(&s.spool.dir).ok();
+    let spool_gid = std::fs::metadata(&s.spool.dir)
+        .ok()
+        .filter(|md| md.is_dir() && trusted(md.uid()))
+        .and_then(|md| SpoolOwner::wanted(s, Some(&md)).gid);
+    let above = Trust {
+        owner: &trusted,
+        group: &|g| private && g == my_gid,
+        sticky_ok: true,
+    };
+    let in_spool = Trust {
+        owner: &trusted,
+        group: &|g| Some(g) == spool_gid || (private && g == my_gid),
+        sticky_ok: false,
+    };
+    let mut walk = Walk::new(path);
+    let mut met: Vec<_> = walk.by_ref().collect();
+    if !inside && walk.complete() && met.last().is_some_and(|m| !m.md.is_symlink()) {
+        // The path itself: what the command changes, whoever owns it.
+        met.pop();
+    }
+    for m in met {
+        if m.md.is_symlink() {
+            if !trusted(m.md.uid()) {
+                return Some((
+                    m.path,
+                    format!("a symbolic link owned by {}", the_user_id(m.md.uid())),
+                ));
+            }
+            continue;
+        }
+        if !m.md.is_dir() {
+            continue;
+        }
+        let trust = if spool.as_ref().is_some_and(|sp| m.path.starts_with(sp)) {
+            &in_spool
+        } else {
+            &above
+        };
+        if let Some((_, why)) = with_acl(&m.path, &m.md, trust) {
+            return Some((m.path, why));
+        }
+    }
+    None
+}
+
+/// Why no command is printed for what is at `dir` ([`swappable`]: `why`), and what to
+/// do first: ` (no fix yet: DIR is WHY, ...; put DIR right first, then check again)`.
+fn swappable_text(dir: &Path, why: &str) -> String {
+    format!(
+        " (no fix yet: {} is {why}, so what a command of root's would change below it \
+         could be swapped for a symbolic link first, and the command would change a file \
+         of someone else's choosing; put {} right first, then check again)",
+        dir.display(),
+        dir.display()
+    )
+}
+
+/// ` (fix: CMDS)` ([`fix`]) for commands of root's that change `path` (with `inside`,
+/// what is in the directory `path`), unless someone other than root could swap it for
+/// a symbolic link first ([`swappable`]): then no command, and what to put right first
+/// ([`swappable_text`]). The rule every step holds a `chown`, `chmod`, `rm`, `mkdir`,
+/// `mv` or `setfacl` fix to.
+fn unless_swappable(s: &app::Setup, path: &Path, inside: bool, cmds: &[String]) -> String {
+    fix_unless(swappable(s, path, inside), cmds)
+}
+
+/// ` (fix: CMDS)` when `swap` ([`swappable`]) found nothing, else [`swappable_text`].
+fn fix_unless(swap: Option<(PathBuf, String)>, cmds: &[String]) -> String {
+    match swap {
+        None => fix(cmds),
+        Some((d, why)) => swappable_text(&d, &why),
+    }
 }
 
 /// The first of `touched` that is not rsendmail's own, with why
@@ -1867,7 +1989,7 @@ fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
     let fixed = if cmds.is_empty() {
         String::new()
     } else {
-        fix(&cmds)
+        unless_swappable(s, dir, false, &cmds)
     };
     t.fail(Sysexit::Config, "spool", &format!("{text}{fixed}"));
 }
@@ -2224,7 +2346,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             &format!(
                 "{}{}",
                 s.spool.acl_writable_refusal(&d, &who),
-                fix(&[format!("setfacl -b {}", sh_word(&d))])
+                unless_swappable(s, &d, false, &[format!("setfacl -b {}", sh_word(&d))])
             ),
         );
     }
@@ -2245,11 +2367,16 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             &format!(
                 "{}{}",
                 s.spool.world_writable_state(dir, mode),
-                fix(&[
-                    owner_fix.clone(),
-                    vec![format!("chmod {wanted:o} {}", sh_word(dir))]
-                ]
-                .concat())
+                unless_swappable(
+                    s,
+                    dir,
+                    false,
+                    &[
+                        owner_fix.clone(),
+                        vec![format!("chmod {wanted:o} {}", sh_word(dir))]
+                    ]
+                    .concat()
+                )
             ),
         );
     } else if s.spool.private {
@@ -2266,7 +2393,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                      is, and 0700 keeps even the names hers{}",
                     dir.display(),
                     owner_mode(&spool_md),
-                    fix(&[format!("chmod 700 {}", sh_word(dir))])
+                    unless_swappable(s, dir, false, &[format!("chmod 700 {}", sh_word(dir))])
                 ),
             );
         } else if mode & 0o077 != 0 {
@@ -2277,7 +2404,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                     "{} ({}): a user's own spool must be 0700{}",
                     dir.display(),
                     owner_mode(&spool_md),
-                    fix(&[format!("chmod 700 {}", sh_word(dir))])
+                    unless_swappable(s, dir, false, &[format!("chmod 700 {}", sh_word(dir))])
                 ),
             );
         } else {
@@ -2316,11 +2443,16 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                 dir.display(),
                 owner_mode(&spool_md),
                 want.group,
-                fix(&[
-                    owner_fix,
-                    vec![format!("chmod {wanted:o} {}", sh_word(dir))]
-                ]
-                .concat())
+                unless_swappable(
+                    s,
+                    dir,
+                    false,
+                    &[
+                        owner_fix,
+                        vec![format!("chmod {wanted:o} {}", sh_word(dir))]
+                    ]
+                    .concat()
+                )
             ),
         );
     } else if want.root_only {
@@ -2338,7 +2470,10 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         t.fail(
             Sysexit::Config,
             "spool",
-            &format!("{text}{}", fix(&[format!("chmod 2770 {}", sh_word(dir))])),
+            &format!(
+                "{text}{}",
+                unless_swappable(s, dir, false, &[format!("chmod 2770 {}", sh_word(dir))])
+            ),
         );
     } else if mode & 0o5000 != 0 {
         // Sticky or set-user-id: not the mode init gives, which init puts right.
@@ -2350,7 +2485,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                  and set-user-id bits are a shared directory's, not a spool's){}",
                 dir.display(),
                 owner_mode(&spool_md),
-                fix(&[format!("chmod 2770 {}", sh_word(dir))])
+                unless_swappable(s, dir, false, &[format!("chmod 2770 {}", sh_word(dir))])
             ),
         );
     } else {
@@ -2364,10 +2499,34 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
     if !refused_dir {
         stranded_step(t, s);
     }
+    // A spool whose owner is not root, or that others may write (it or a directory
+    // above it): whoever that is could swap anything in it for a symbolic link before
+    // root ran a fix, so nothing in it is listed, nor given a fix: one line.
+    let swap = swappable(s, dir, true);
     // Not a spool (another program's files, an old sendmail queue): nothing in it is
     // to be adopted, so its files get no fix.
     if !refused_dir {
-        subdirs_step(t, s, &want);
+        match &swap {
+            Some((d, why)) => t.fail(
+                Sysexit::Config,
+                "spool",
+                &format!(
+                    "{}: what is in it (its sub-directories, their files, the queued \
+                     entries, the wake-up FIFO) is not checked, and no fix names a path in \
+                     it: {} is {why}, so someone other than root could swap any of it for a \
+                     symbolic link before root ran a fix, which would then change a file of \
+                     their choosing; put {} right first, then check again",
+                    dir.display(),
+                    d.display(),
+                    if d == dir {
+                        "the spool".to_string()
+                    } else {
+                        d.display().to_string()
+                    }
+                ),
+            ),
+            None => subdirs_step(t, s, &want),
+        }
     }
     let users_deliver = binary_step(t, s, &want);
     let shared_group = if s.spool.private || want.root_only {
@@ -2460,12 +2619,24 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             ),
         );
     }
-    wakeup_step(
-        t,
-        s,
-        &want,
-        only_runner.as_ref().map(|(w, c)| (w.as_str(), *c)),
-    );
+    if swap.is_some() {
+        // In the spool, said with it above.
+        t.say(
+            Mark::Skip,
+            "wakeup",
+            &format!(
+                "{}: not checked until the spool is put right (the spool's line above)",
+                crate::spool::wake::path(dir).display()
+            ),
+        );
+    } else {
+        wakeup_step(
+            t,
+            s,
+            &want,
+            only_runner.as_ref().map(|(w, c)| (w.as_str(), *c)),
+        );
+    }
     maillog_step(t, s, &want);
     // One someone else could change is failed by the files step, whose repair changes
     // nothing she could swap for a link.
@@ -2500,7 +2671,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                         "{} ({}) is readable by others: its passwords must not be{}",
                         p.display(),
                         owner_mode(&md),
-                        fix(&cmds)
+                        unless_swappable(s, p, false, &cmds)
                     ),
                 )
             }
@@ -2514,7 +2685,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                     p.display(),
                     owner_mode(&md),
                     acl_readers.as_deref().unwrap_or_default(),
-                    fix(&[format!("setfacl -b {path}")])
+                    unless_swappable(s, p, false, &[format!("setfacl -b {path}")])
                 ),
             ),
             // Users' deliveries run with the spool's group: they must be able to read it.
@@ -2534,7 +2705,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                          deliveries cannot read it and wait for the root queue runner{}",
                         p.display(),
                         owner_mode(&md),
-                        fix(&cmds)
+                        unless_swappable(s, p, false, &cmds)
                     ),
                 )
             }
@@ -2547,7 +2718,7 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
                     p.display(),
                     owner_mode(&md),
                     crate::spool::safety::the_user_id(md.uid()),
-                    fix(&[format!("chown root {path}")])
+                    unless_swappable(s, p, false, &[format!("chown root {path}")])
                 ),
             ),
             Ok(md) => t.say(
@@ -2675,11 +2846,16 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
                     p.display(),
                     want.group,
                     p.parent().unwrap_or(Path::new("/")).display(),
-                    fix(&[format!(
-                        "install -m {mode:04o} -o root -g {} /dev/null {}",
-                        sh_word(Path::new(&want.group)),
-                        sh_word(p)
-                    )])
+                    unless_swappable(
+                        s,
+                        p,
+                        false,
+                        &[format!(
+                            "install -m {mode:04o} -o root -g {} /dev/null {}",
+                            sh_word(Path::new(&want.group)),
+                            sh_word(p)
+                        )]
+                    )
                 ),
             )
         }
@@ -2720,7 +2896,7 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
                      nothing otherwise{}",
                     p.display(),
                     owner_mode(&md),
-                    fix(&cmds)
+                    unless_swappable(s, p, false, &cmds)
                 ),
             )
         }
@@ -2792,7 +2968,7 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
                 &format!(
                     "{} is {kind}, where the spool keeps a directory{}",
                     p.display(),
-                    fix(&[cmd])
+                    unless_swappable(s, &p, false, &[cmd])
                 ),
             );
             continue;
@@ -2838,17 +3014,21 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
                     owner_mode(&md)
                 )
             };
-            t.fail(Sysexit::Config, "spool", &format!("{text}{}", fix(&cmds)));
+            t.fail(
+                Sysexit::Config,
+                "spool",
+                &format!("{text}{}", unless_swappable(s, &p, false, &cmds)),
+            );
             // Its files are looked at too, so that one round of fixes is enough.
         }
         if matches!(sub, "index" | "index/domains" | "slots" | "waiting") {
-            problems += files_step(t, &p, want, private, file_mode, false, false);
+            problems += files_step(t, s, &p, want, file_mode, false, false);
         } else if sub == crate::spool::HOLD {
-            problems += files_step(t, &p, want, private, file_mode, true, false);
+            problems += files_step(t, s, &p, want, file_mode, true, false);
         }
     }
     // The entries queued at the spool's top, as those held.
-    problems += files_step(t, &s.spool.dir, want, private, file_mode, true, true);
+    problems += files_step(t, s, &s.spool.dir, want, file_mode, true, true);
     if problems == 0 && seen > 0 {
         t.say(
             Mark::Ok,
@@ -2946,7 +3126,12 @@ fn leftovers_step(t: &mut Tally, s: &app::Setup) {
                              its release does; remove it unless that is wanted{}",
                             path.display(),
                             mark_said(&path),
-                            fix(&[format!("rm -f -- {}", sh_word(&path))])
+                            unless_swappable(
+                                s,
+                                &path,
+                                false,
+                                &[format!("rm -f -- {}", sh_word(&path))]
+                            )
                         ),
                     );
                 }
@@ -2989,7 +3174,7 @@ fn leftovers_step(t: &mut Tally, s: &app::Setup) {
                     "{}: {what}, left without its entry: entry {id} is no longer queued (no \
                      queue file qf{id} {nowhere}); nothing reads it, and {cleaned}{}",
                     path.display(),
-                    fix(&[format!("rm -f -- {}", sh_word(&path))])
+                    unless_swappable(s, &path, false, &[format!("rm -f -- {}", sh_word(&path))])
                 ),
             );
         }
@@ -3057,13 +3242,14 @@ fn mark_said(path: &Path) -> String {
 /// it, `init` leaves it alone) is a `warn` line. The number of `FAIL` lines.
 fn files_step(
     t: &mut Tally,
+    s: &app::Setup,
     dir: &Path,
     want: &SpoolOwner,
-    private: bool,
     file_mode: u32,
     only_entries: bool,
     top: bool,
 ) -> usize {
+    let private = s.spool.private;
     let group = &want.group;
     let Ok(list) = std::fs::read_dir(dir) else {
         return 0;
@@ -3154,6 +3340,10 @@ fn files_step(
         shown.join(", ")
     };
     let d = sh_word(dir);
+    // Every fix here changes what is in `dir`: none while someone other than root
+    // could swap it first ([`swappable`]).
+    let swap = swappable(s, dir, true);
+    let in_dir = |cmds: &[String]| fix_unless(swap.clone(), cmds);
     let names = if only_entries {
         entry_names()
     } else {
@@ -3189,7 +3379,7 @@ fn files_step(
                 p.display(),
                 crate::spool::safety::kind_of(ft),
                 entry_file_what(prefix),
-                fix(&[format!("{rm} {}", sh_word(p))])
+                in_dir(&[format!("{rm} {}", sh_word(p))])
             ),
         );
     }
@@ -3203,7 +3393,7 @@ fn files_step(
                  those above{}",
                 odd.len() - FILES_SHOWN,
                 dir.display(),
-                fix(&[format!(
+                in_dir(&[format!(
                     "find {d} -maxdepth 1{names} \\! -type f -exec rm -r -- {{}} +"
                 )])
             ),
@@ -3264,7 +3454,7 @@ fn files_step(
                 acl.len(),
                 dir.display(),
                 shown(&mut acl),
-                fix(&[format!(
+                in_dir(&[format!(
                     "find {d} -maxdepth 1 -type f{names} -exec setfacl -b {{}} +"
                 )])
             ),
@@ -3294,7 +3484,12 @@ fn files_step(
                 planted.len(),
                 dir.display(),
                 whys.join("; "),
-                fix(&[cmd])
+                // Moved into corrupt/ too: none while it could be swapped either.
+                fix_unless(
+                    swap.clone()
+                        .or_else(|| swappable(s, &top.join("corrupt"), false)),
+                    &[cmd]
+                )
             ),
         );
     }
@@ -3330,10 +3525,14 @@ fn files_step(
                 suspect.len(),
                 dir.display(),
                 shown(&mut suspect),
-                fix(&[format!(
-                    "find {d} -maxdepth 1 -type f{which} -exec mv --backup=numbered -t \
-                     {aside} {{}} +"
-                )])
+                fix_unless(
+                    swap.clone()
+                        .or_else(|| swappable(s, &top.join("corrupt"), false)),
+                    &[format!(
+                        "find {d} -maxdepth 1 -type f{which} -exec mv --backup=numbered -t \
+                         {aside} {{}} +"
+                    )]
+                )
             ),
         );
     }
@@ -3372,7 +3571,7 @@ fn files_step(
             wrong.len(),
             dir.display(),
             shown(&mut wrong),
-            fix(&[cmd])
+            in_dir(&[cmd])
         ),
     );
     1
@@ -3501,8 +3700,8 @@ fn wakeup_step(
         Ok(md) if !md.file_type().is_fifo() => {
             // What a runner's start does with it: moved into corrupt/ (init does it for
             // a system spool; a user moves what is in her own spool herself).
+            let corrupt = s.spool.dir.join("corrupt");
             let cmds = if s.spool.private {
-                let corrupt = s.spool.dir.join("corrupt");
                 vec![
                     format!("mkdir -p -m 700 {}", sh_word(&corrupt)),
                     format!(
@@ -3521,7 +3720,10 @@ fn wakeup_step(
                     "{} is not a FIFO: no submission can wake a queue runner through it \
                      (a runner's start, or init, moves it into corrupt/){}",
                     fifo.display(),
-                    fix(&cmds)
+                    fix_unless(
+                        swappable(s, &fifo, false).or_else(|| swappable(s, &corrupt, false)),
+                        &cmds
+                    )
                 ),
             )
         }
@@ -3552,7 +3754,7 @@ fn wakeup_step(
                     } else {
                         format!("root:{}", want.group)
                     },
-                    fix(&cmds)
+                    unless_swappable(s, &fifo, false, &cmds)
                 ),
             )
         }
@@ -3745,10 +3947,15 @@ fn setgid_step(
             &format!(
                 "{shown}: must be set-gid to the spool's group {group} (mode 2755) \
                  {what}{}",
-                fix(&[
-                    format!("chgrp {group} {path}"),
-                    format!("chmod 2755 {path}")
-                ])
+                unless_swappable(
+                    s,
+                    bin,
+                    false,
+                    &[
+                        format!("chgrp {group} {path}"),
+                        format!("chmod 2755 {path}")
+                    ]
+                )
             ),
         );
         return false;
@@ -3765,7 +3972,7 @@ fn setgid_step(
         t.fail(
             Sysexit::Config,
             "binary",
-            &format!("{shown}: {who}{}", fix(&cmds)),
+            &format!("{shown}: {who}{}", unless_swappable(s, bin, false, &cmds)),
         );
     } else {
         t.say(Mark::Ok, "binary", &shown);
@@ -3820,7 +4027,19 @@ fn directories_above_step(t: &mut Tally, s: &app::Setup) {
     {
         // In a user's home: no fix but a path outside her tree (said with the problem).
         let cmds = u.fix(s.spool.private);
-        let line = s.spool.unsafe_dir_problem(&u, Some(&cmds));
+        // Below another directory someone else holds: none yet, that one first (she
+        // could swap this one for a link to any directory before root's chown).
+        let swap = (!cmds.is_empty())
+            .then(|| swappable(s, u.dir.parent().unwrap_or(Path::new("/")), true))
+            .flatten();
+        let line = match &swap {
+            None => s.spool.unsafe_dir_problem(&u, Some(&cmds)),
+            Some((d, why)) => format!(
+                "{}{}",
+                s.spool.unsafe_dir_problem(&u, Some(&[])),
+                swappable_text(d, why)
+            ),
+        };
         t.fail(Sysexit::Config, "spool", &line);
     }
 }
@@ -3874,7 +4093,7 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
             c.push(format!("setfacl -b {}", sh_word(p)));
         }
         c.push(format!("chmod {mode} {}", sh_word(p)));
-        fix(&c)
+        unless_swappable(s, p, false, &c)
     };
     // The program itself: one its owner may not have is installed anew by root (she
     // could swap it for a link before a chown or chmod of it).
@@ -4079,7 +4298,7 @@ fn program_paths_step(t: &mut Tally, s: &app::Setup) {
                 format!(
                     "; whoever could write it may have replaced the programs below it: once it \
                  is root's alone, install them anew from a build root trusts{}",
-                    fix(&cmds)
+                    unless_swappable(s, at, false, &cmds)
                 )
             }
             Some(at) if f.dir => format!(
