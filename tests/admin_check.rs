@@ -5490,7 +5490,7 @@ fn the_system_spools_entries_make_no_typo_of_another_configurations_spool() {
 
 /// A huge value in the configuration (a 200 KB SMARTHOST, refused; a 200 KB option
 /// value, accepted) is echoed cut by `config` and `check`, as a long argument is: its
-/// first characters, then `...`, never the whole value.
+/// first characters, then `...` and its length, never the whole value.
 #[test]
 fn a_huge_configuration_value_is_echoed_cut() {
     let huge = "a".repeat(200_000);
@@ -5511,7 +5511,7 @@ fn a_huge_configuration_value_is_echoed_cut() {
     let r = admin(&env, &["config"]);
     r.code(0);
     assert!(r.stdout.len() < 20_000, "{} bytes", r.stdout.len());
-    assert!(line(&r, "O HelpFile=/aaa").contains("a...    #"));
+    assert!(line(&r, "O HelpFile=/aaa").contains("a... (200001 characters)    #"));
     // The spool `O QueueDirectory` names is shown on the SPOOLDIR line too: cut there
     // as well, whether the file or the command line gives it.
     let env = Env::with_config(&format!("O QueueDirectory=/{huge}\n"));
@@ -5524,7 +5524,35 @@ fn a_huge_configuration_value_is_echoed_cut() {
             "{args:?}: {} bytes",
             r.stdout.len()
         );
-        assert!(line(&r, "SPOOLDIR /aaa").contains("a...    # "), "{args:?}");
+        let l = line(&r, "SPOOLDIR /aaa");
+        assert!(
+            l.contains("a... (200001 characters)    # ")
+                || l.contains("a... (100001 characters)    # "),
+            "{args:?}"
+        );
+    }
+}
+
+/// `check --to` with a 100 KB argument that is no one address: the usage error (64)
+/// echoes its first characters and its length, never the whole argument.
+#[test]
+fn check_to_echoes_a_huge_argument_cut() {
+    let env = Env::new();
+    let list = "a,".repeat(50_000);
+    for to in [list.as_str(), &list[..list.len() - 1]] {
+        let r = admin(&env, &["check", "--to", to]);
+        r.code(64);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        let l = said
+            .lines()
+            .find(|l| l.contains("check --to: "))
+            .unwrap_or_else(|| panic!("{}", &said[..said.len().min(2000)]));
+        assert!(l.len() < 600, "{} bytes", l.len());
+        assert!(
+            l.contains(&format!("... ({} characters)\" is a list", to.len())),
+            "{l}"
+        );
+        assert!(said.len() < 20_000, "{} bytes", said.len());
     }
 }
 

@@ -263,8 +263,16 @@ fn one_address(s: &Setup, given: &str) -> Result<String, Fatal> {
     }
     match (addrs.pop(), addrs.is_empty()) {
         (Some(a), true) => Ok(a.address),
-        (Some(_), false) => Err(usage(format!("{given:?} is a list: give one address"))),
-        (None, _) => Err(usage(format!("not an address: {given:?}"))),
+        // The argument echoed as every admin message echoes one: escaped, a long one
+        // cut with its length.
+        (Some(_), false) => Err(usage(format!(
+            "\"{}\" is a list: give one address",
+            rsendmail::text::argument_shown(given)
+        ))),
+        (None, _) => Err(usage(format!(
+            "not an address: \"{}\"",
+            rsendmail::text::argument_shown(given)
+        ))),
     }
 }
 
