@@ -163,6 +163,16 @@ pub fn escaped(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Lines of text as [`escaped`] writes one line, their line ends (LF) kept: for a
+/// message of several lines (a refusal and, on its next line, the typo it may be), none
+/// of which may hold a control character from outside.
+pub fn escaped_lines(s: &str) -> Cow<'_, str> {
+    if s.chars().all(|c| c == '\n' || is_safe(c)) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.split('\n').map(escaped).collect::<Vec<_>>().join("\n"))
+}
+
 /// Octets from outside as text: UTF-8 as it is, each octet that is not part of a UTF-8
 /// sequence (a Latin-1 `ö`, an overlong form, a surrogate, a code point over U+10FFFF, a
 /// sequence cut short) as one U+FFFD; and whether there was any such octet. A reader that
@@ -304,6 +314,7 @@ mod tests {
         assert_eq!(escaped("evil\u{202e}gro"), "evil\\342\\200\\256gro");
         assert_eq!(escaped("a\u{1b}b\tc"), "a\\033b\\011c");
         assert_eq!(escaped("j\u{f6}hn"), "j\u{f6}hn");
+        assert_eq!(escaped_lines("a\u{1b}\nb\rc\n"), "a\\033\nb\\015c\n");
     }
 
     #[test]

@@ -5533,6 +5533,89 @@ fn a_huge_configuration_value_is_echoed_cut() {
     }
 }
 
+/// Whether `s` holds no control character but the line ends: no ESC, CR, DEL, C1 or
+/// other C0 octet of a value from outside reached the terminal raw.
+fn no_raw_controls(s: &str) -> bool {
+    s.chars().all(|c| c == '\n' || !c.is_control())
+}
+
+/// Values from outside (a line of the file, an `-O` value, the MAILNAME file's name, a
+/// host name) are printed by `config` and `check` with every control character as its
+/// octets in octal, as mailq shows them: no escape sequence reaches the terminal, no CR
+/// overwrites a line.
+#[test]
+fn config_and_check_print_control_characters_escaped() {
+    // A value the file gives, and one the command line gives: shown, escaped.
+    let env = Env::with_config("O HelpFile=/x\u{1b}[31m\rY\u{7f}\u{9b}\n");
+    let conf = env.conf.display().to_string();
+    let r = admin(&env, &["config", "-O", "OperatorChars=.:\u{1b}[2J"]);
+    r.code(0);
+    assert!(no_raw_controls(&r.stdout), "{:?}", r.stdout);
+    assert!(no_raw_controls(&r.stderr), "{:?}", r.stderr);
+    line(
+        &r,
+        &format!(
+            "O HelpFile=/x\\033[31m\\015Y\\177\\302\\233    # {conf}: line 6 \
+             (not used by rsendmail)"
+        ),
+    );
+    line(
+        &r,
+        "O OperatorChars=.:\\033[2J    # command line (not used by rsendmail)",
+    );
+    let r = admin(&env, &["check", "-O", "OperatorChars=.:\u{1b}[2J"]);
+    assert!(no_raw_controls(&r.stdout), "{:?}", r.stdout);
+    assert!(no_raw_controls(&r.stderr), "{:?}", r.stderr);
+    // An `-O` value refused: its message, on stderr for `config`, on the config line
+    // for `check`.
+    for cmd in ["config", "check"] {
+        let r = admin(&env, &[cmd, "-O", "Timeout.connect=9\u{1b}[1m\u{7}"]);
+        r.code(78);
+        assert!(no_raw_controls(&r.stdout), "{cmd}: {:?}", r.stdout);
+        assert!(no_raw_controls(&r.stderr), "{cmd}: {:?}", r.stderr);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            said.contains("Invalid value for Timeout.connect: 9\\033[1m\\007"),
+            "{cmd}: {said}"
+        );
+    }
+    // A host name of the file that is refused: its line quoted, escaped.
+    let env = Env::with_config("SMARTHOST relay\u{1b}[31m.example\rX\n");
+    for cmd in ["config", "check"] {
+        let r = admin(&env, &[cmd]);
+        r.code(78);
+        assert!(no_raw_controls(&r.stdout), "{cmd}: {:?}", r.stdout);
+        assert!(no_raw_controls(&r.stderr), "{cmd}: {:?}", r.stderr);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            said.contains("invalid SMARTHOST relay\\033[31m.example\\015X"),
+            "{cmd}: {said}"
+        );
+    }
+    // The MAILNAME file's first line holding control characters: refused, quoted
+    // escaped.
+    let env = Env::new();
+    let mailname = env.dir.join("mailname");
+    fs::write(&mailname, "mail\u{1b}[31m.exa\rmple\n").unwrap();
+    chmod(&mailname, 0o644);
+    let text = fs::read_to_string(&env.conf).unwrap().replace(
+        "MAILNAME test.example\n",
+        &format!("MAILNAME {}\n", mailname.display()),
+    );
+    fs::write(&env.conf, text).unwrap();
+    for cmd in ["config", "check"] {
+        let r = admin(&env, &[cmd]);
+        r.code(78);
+        assert!(no_raw_controls(&r.stdout), "{cmd}: {:?}", r.stdout);
+        assert!(no_raw_controls(&r.stderr), "{cmd}: {:?}", r.stderr);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            said.contains("invalid mail name mail\\033[31m.exa\\015mple"),
+            "{cmd}: {said}"
+        );
+    }
+}
+
 /// `check --to` with a 100 KB argument that is no one address: the usage error (64)
 /// echoes its first characters and its length, never the whole argument.
 #[test]
