@@ -5639,6 +5639,82 @@ fn check_to_echoes_a_huge_argument_cut() {
     }
 }
 
+/// A python3 listener on 127.0.0.1 (on a port the system chooses) that accepts every
+/// connection and never writes a byte, for at most `secs` seconds; killed when dropped.
+struct SilentListener {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl SilentListener {
+    fn start(secs: u32) -> SilentListener {
+        use std::io::BufRead;
+        let script = format!(
+            "import socket, sys, time\n\
+             s = socket.socket()\n\
+             s.bind(('127.0.0.1', 0))\n\
+             s.listen(16)\n\
+             print(s.getsockname()[1], flush=True)\n\
+             s.settimeout(0.5)\n\
+             held = []\n\
+             end = time.time() + {secs}\n\
+             while time.time() < end:\n\
+             \x20   try:\n\
+             \x20       held.append(s.accept()[0])\n\
+             \x20   except socket.timeout:\n\
+             \x20       pass\n"
+        );
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port = first.trim().parse().expect("the listener's port");
+        SilentListener { child, port }
+    }
+}
+
+impl Drop for SilentListener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server that accepts the connection and never sends its greeting: `check` says so
+/// in the greeting's terms, with the wait and the option that sets it (never as a
+/// connection that timed out), within that wait, and exits EX_TEMPFAIL (75).
+#[test]
+fn a_server_that_never_greets_is_said_to_send_no_greeting() {
+    let silent = SilentListener::start(60);
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.connect=5s\n",
+        silent.port
+    ));
+    let t = std::time::Instant::now();
+    let r = admin(&env, &["check", "-O", "Timeout.initial=2s"]);
+    let took = t.elapsed();
+    r.code(75);
+    line(
+        &r,
+        &format!("ok   connect 127.0.0.1 [127.0.0.1] port {}", silent.port),
+    );
+    let l = line(&r, "FAIL greeting: ");
+    assert_eq!(
+        l,
+        "FAIL greeting: no greeting from 127.0.0.1 within 2s (Timeout.initial): the server \
+         accepted the connection but sent no complete reply in that time (timeout waiting \
+         for input during client greeting)"
+    );
+    assert!(!r.stdout.contains("Connection timed out"), "{}", r.stdout);
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+}
+
 /// A RESOLVER that does not answer (nothing listens on its port): `check` says, before
 /// it waits, how long it waits (Timeout.resolver.retrans, .retry), and then that the
 /// name server did not answer, not only sendmail's "host name lookup failure".

@@ -275,6 +275,20 @@ impl Conn {
     }
 }
 
+/// The reason stored for a server that took the connection and sent no greeting within
+/// `initial` (`Timeout.initial`), `failed` being the reply made of it (sendmail's
+/// `Connection timed out with [ip]`): `no greeting within 3s (Timeout.initial) from
+/// [ip]`, the wait first, so that `mailq`'s cut line keeps it.
+pub fn no_greeting_text(initial: std::time::Duration, failed: &reply::Reply) -> String {
+    // As `check` writes a wait (`3s`, `5m`).
+    let wait = super::check::span(initial);
+    let text = failed.text_without_enhanced();
+    match text.strip_prefix("Connection timed out with ") {
+        Some(host) => format!("no greeting within {wait} (Timeout.initial) from {host}"),
+        None => format!("no greeting within {wait} (Timeout.initial)"),
+    }
+}
+
 /// A server that answered and refused to go on for now (a 421 greeting): sendmail keeps such a connection's status to the end of the run, defers later
 /// messages to it without the server's words and says it closes it last (recorded:
 /// `greet421-syntax-report-v`, `greet421-q-two-v`).
@@ -1432,6 +1446,12 @@ fn send_transaction(
                 .map(|&(i, _)| {
                     let mut o = RcptOutcome::new(i, f.reply.clone(), t.mailer, Some(name.clone()));
                     o.loops = conn.loop_line.clone().filter(|_| f.loops);
+                    // Connected, then no greeting: sendmail's words (`Connection timed
+                    // out with [ip]`) stay the `-v` line's; the reasons stored say
+                    // what happened, with the wait and the option that sets it.
+                    if f.no_greeting() {
+                        o.stored = Some(no_greeting_text(engine.timeouts.initial, &f.reply));
+                    }
                     o
                 })
                 .collect();

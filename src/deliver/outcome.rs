@@ -99,6 +99,13 @@ pub struct RcptOutcome {
     /// the mailer it would have gone by (`mailer=esmtp`), and no relay, as none was
     /// contacted.
     pub logged_as: Option<Mailer>,
+    /// What happened, in the field's terms, when the reply's words (sendmail's) say
+    /// less: `no greeting within 3s (Timeout.initial) from [ip]` for `Connection timed
+    /// out with [ip]`, which reads as a connection never made. Stored in their place
+    /// (the entry's reason, which `mailq` lists, and the recipient's, which `show` and
+    /// a report give: [`RcptOutcome::stored_summary`], [`RcptOutcome::listed`]); the
+    /// `-v` line and the log's `stat=` keep sendmail's words.
+    pub stored: Option<String>,
 }
 
 /// sendmail's words (sysexits' EX_CONFIG) for a recipient whose server loops back here.
@@ -145,6 +152,25 @@ impl RcptOutcome {
             notes: Vec::new(),
             diagnostic: None,
             logged_as: None,
+            stored: None,
+        }
+    }
+
+    /// The recipient's reason as stored: the reply's `code text`
+    /// ([`Reply::summary`]), or `code status` and [`RcptOutcome::stored`].
+    pub fn stored_summary(&self) -> String {
+        match &self.stored {
+            Some(t) => format!("{} {} {t}", self.reply.code, self.status),
+            None => self.reply.summary(),
+        }
+    }
+
+    /// The entry's reason as stored for a deferral (`mailq`'s line): `Deferred:`
+    /// and [`RcptOutcome::stored`], else [`RcptOutcome::stat_text`].
+    pub fn listed(&self) -> String {
+        match &self.stored {
+            Some(t) if self.class == Class::Temporary => format!("Deferred: {t}"),
+            _ => self.stat_text(),
         }
     }
 

@@ -207,7 +207,9 @@ pub fn record_owned(
         let Some(r) = env.recipients.get(o.rcpt) else {
             continue;
         };
-        let summary = o.reply.summary();
+        // What is stored for the recipient: the reply, or what happened when its
+        // words say less (`RcptOutcome::stored`).
+        let summary = o.stored_summary();
         if counts.local_exit.is_none() {
             counts.local_exit = o.exit;
         }
@@ -270,7 +272,7 @@ pub fn record_owned(
             }
             Class::Temporary => {
                 counts.deferred += 1;
-                first_deferral.get_or_insert_with(|| o.stat_text());
+                first_deferral.get_or_insert_with(|| o.listed());
                 (RcptState::Deferred, summary, o.status, o.stat_text())
             }
         };
