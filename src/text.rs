@@ -163,6 +163,16 @@ pub fn escaped(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Lines of text as [`escaped`] writes one line, their line ends (LF) kept: for a
+/// message of several lines (a refusal and, on its next line, the typo it may be), none
+/// of which may hold a control character from outside.
+pub fn escaped_lines(s: &str) -> Cow<'_, str> {
+    if s.chars().all(|c| c == '\n' || is_safe(c)) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.split('\n').map(escaped).collect::<Vec<_>>().join("\n"))
+}
+
 /// Octets from outside as text: UTF-8 as it is, each octet that is not part of a UTF-8
 /// sequence (a Latin-1 `ö`, an overlong form, a surrogate, a code point over U+10FFFF, a
 /// sequence cut short) as one U+FFFD; and whether there was any such octet. A reader that
@@ -196,15 +206,22 @@ pub fn octets_shown(b: &[u8]) -> String {
 pub const ARGUMENT_SHOWN_MAX: usize = 256;
 
 /// A command-line argument as an error message echoes it: [`escaped`], and of a long
-/// one only its first [`ARGUMENT_SHOWN_MAX`] characters followed by `...`, so that a
-/// hostile argument never fills the terminal or the log.
+/// one only its first [`ARGUMENT_SHOWN_MAX`] characters (cut between characters, never
+/// inside one) followed by `...` and how long it was ([`cut_note`]: `... (100000
+/// characters)`), so that a hostile argument never fills the terminal or the log.
 pub fn argument_shown(s: &str) -> String {
     let head: String = s.chars().take(ARGUMENT_SHOWN_MAX).collect();
     let mut out = escaped(&head).into_owned();
     if head.len() < s.len() {
-        out.push_str("...");
+        out.push_str(&cut_note(s.chars().count()));
     }
     out
+}
+
+/// What follows the part of a text shown cut ([`argument_shown`]): `...` and the
+/// length of the whole, `... (100000 characters)`.
+pub fn cut_note(chars: usize) -> String {
+    format!("... ({chars} characters)")
 }
 
 /// The longest run of characters without a blank that [`message_bounded`] shows whole:
@@ -236,14 +253,21 @@ pub fn message_bounded(msg: &str) -> Cow<'_, str> {
 }
 
 /// An argument given as octets (one that may not be UTF-8) as [`argument_shown`]
-/// echoes it, each octet that is not part of a UTF-8 sequence as `\ooo` in octal.
+/// echoes it, each octet that is not part of a UTF-8 sequence as `\ooo` in octal (and
+/// counted as one character in its length).
 pub fn os_argument_shown(b: &[u8]) -> String {
     let mut out = String::new();
     let mut left = ARGUMENT_SHOWN_MAX;
+    // Its length as it is counted: each character, and each octet that is not UTF-8.
+    let total = || {
+        b.utf8_chunks()
+            .map(|c| c.valid().chars().count() + c.invalid().len())
+            .sum::<usize>()
+    };
     for chunk in b.utf8_chunks() {
         for c in chunk.valid().chars() {
             if left == 0 {
-                out.push_str("...");
+                out.push_str(&cut_note(total()));
                 return out;
             }
             out.push_str(&escaped(c.encode_utf8(&mut [0u8; 4])));
@@ -251,7 +275,7 @@ pub fn os_argument_shown(b: &[u8]) -> String {
         }
         for o in chunk.invalid() {
             if left == 0 {
-                out.push_str("...");
+                out.push_str(&cut_note(total()));
                 return out;
             }
             out.push_str(&format!("\\{o:03o}"));
@@ -290,6 +314,7 @@ mod tests {
         assert_eq!(escaped("evil\u{202e}gro"), "evil\\342\\200\\256gro");
         assert_eq!(escaped("a\u{1b}b\tc"), "a\\033b\\011c");
         assert_eq!(escaped("j\u{f6}hn"), "j\u{f6}hn");
+        assert_eq!(escaped_lines("a\u{1b}\nb\rc\n"), "a\\033\nb\\015c\n");
     }
 
     #[test]
@@ -311,9 +336,32 @@ mod tests {
         let whole = "\u{e9}".repeat(WORD_SHOWN_MAX);
         let m = format!("a {long}\t{whole} {long}:");
         let head = "\u{e9}".repeat(ARGUMENT_SHOWN_MAX);
+        let (n, colon) = (WORD_SHOWN_MAX + 1, WORD_SHOWN_MAX + 2);
         assert_eq!(
             message_bounded(&m),
-            format!("a {head}...\t{whole} {head}...")
+            format!("a {head}... ({n} characters)\t{whole} {head}... ({colon} characters)")
+        );
+    }
+
+    #[test]
+    fn a_long_argument_is_cut_between_characters_with_its_length() {
+        assert_eq!(argument_shown("short\u{1b}"), "short\\033");
+        // Two-octet characters: cut after the 256th character, never inside one.
+        let long = "\u{f6}".repeat(100_000);
+        let shown = argument_shown(&long);
+        assert_eq!(
+            shown,
+            format!(
+                "{}... (100000 characters)",
+                "\u{f6}".repeat(ARGUMENT_SHOWN_MAX)
+            )
+        );
+        // Octets that are not UTF-8 count one each.
+        let mut b = vec![b'a'; 300];
+        b.push(0xff);
+        assert_eq!(
+            os_argument_shown(&b),
+            format!("{}... (301 characters)", "a".repeat(ARGUMENT_SHOWN_MAX))
         );
     }
 

@@ -5671,7 +5671,7 @@ fn the_system_spools_entries_make_no_typo_of_another_configurations_spool() {
 
 /// A huge value in the configuration (a 200 KB SMARTHOST, refused; a 200 KB option
 /// value, accepted) is echoed cut by `config` and `check`, as a long argument is: its
-/// first characters, then `...`, never the whole value.
+/// first characters, then `...` and its length, never the whole value.
 #[test]
 fn a_huge_configuration_value_is_echoed_cut() {
     let huge = "a".repeat(200_000);
@@ -5692,7 +5692,7 @@ fn a_huge_configuration_value_is_echoed_cut() {
     let r = admin(&env, &["config"]);
     r.code(0);
     assert!(r.stdout.len() < 20_000, "{} bytes", r.stdout.len());
-    assert!(line(&r, "O HelpFile=/aaa").contains("a...    #"));
+    assert!(line(&r, "O HelpFile=/aaa").contains("a... (200001 characters)    #"));
     // The spool `O QueueDirectory` names is shown on the SPOOLDIR line too: cut there
     // as well, whether the file or the command line gives it.
     let env = Env::with_config(&format!("O QueueDirectory=/{huge}\n"));
@@ -5705,8 +5705,195 @@ fn a_huge_configuration_value_is_echoed_cut() {
             "{args:?}: {} bytes",
             r.stdout.len()
         );
-        assert!(line(&r, "SPOOLDIR /aaa").contains("a...    # "), "{args:?}");
+        let l = line(&r, "SPOOLDIR /aaa");
+        assert!(
+            l.contains("a... (200001 characters)    # ")
+                || l.contains("a... (100001 characters)    # "),
+            "{args:?}"
+        );
     }
+}
+
+/// Whether `s` holds no control character but the line ends: no ESC, CR, DEL, C1 or
+/// other C0 octet of a value from outside reached the terminal raw.
+fn no_raw_controls(s: &str) -> bool {
+    s.chars().all(|c| c == '\n' || !c.is_control())
+}
+
+/// Values from outside (a line of the file, an `-O` value, the MAILNAME file's name, a
+/// host name) are printed by `config` and `check` with every control character as its
+/// octets in octal, as mailq shows them: no escape sequence reaches the terminal, no CR
+/// overwrites a line.
+#[test]
+fn config_and_check_print_control_characters_escaped() {
+    // A value the file gives, and one the command line gives: shown, escaped.
+    let env = Env::with_config("O HelpFile=/x\u{1b}[31m\rY\u{7f}\u{9b}\n");
+    let conf = env.conf.display().to_string();
+    let r = admin(&env, &["config", "-O", "OperatorChars=.:\u{1b}[2J"]);
+    r.code(0);
+    assert!(no_raw_controls(&r.stdout), "{:?}", r.stdout);
+    assert!(no_raw_controls(&r.stderr), "{:?}", r.stderr);
+    line(
+        &r,
+        &format!(
+            "O HelpFile=/x\\033[31m\\015Y\\177\\302\\233    # {conf}: line 6 \
+             (not used by rsendmail)"
+        ),
+    );
+    line(
+        &r,
+        "O OperatorChars=.:\\033[2J    # command line (not used by rsendmail)",
+    );
+    let r = admin(&env, &["check", "-O", "OperatorChars=.:\u{1b}[2J"]);
+    assert!(no_raw_controls(&r.stdout), "{:?}", r.stdout);
+    assert!(no_raw_controls(&r.stderr), "{:?}", r.stderr);
+    // An `-O` value refused: its message, on stderr for `config`, on the config line
+    // for `check`.
+    for cmd in ["config", "check"] {
+        let r = admin(&env, &[cmd, "-O", "Timeout.connect=9\u{1b}[1m\u{7}"]);
+        r.code(78);
+        assert!(no_raw_controls(&r.stdout), "{cmd}: {:?}", r.stdout);
+        assert!(no_raw_controls(&r.stderr), "{cmd}: {:?}", r.stderr);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            said.contains("Invalid value for Timeout.connect: 9\\033[1m\\007"),
+            "{cmd}: {said}"
+        );
+    }
+    // A host name of the file that is refused: its line quoted, escaped.
+    let env = Env::with_config("SMARTHOST relay\u{1b}[31m.example\rX\n");
+    for cmd in ["config", "check"] {
+        let r = admin(&env, &[cmd]);
+        r.code(78);
+        assert!(no_raw_controls(&r.stdout), "{cmd}: {:?}", r.stdout);
+        assert!(no_raw_controls(&r.stderr), "{cmd}: {:?}", r.stderr);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            said.contains("invalid SMARTHOST relay\\033[31m.example\\015X"),
+            "{cmd}: {said}"
+        );
+    }
+    // The MAILNAME file's first line holding control characters: refused, quoted
+    // escaped.
+    let env = Env::new();
+    let mailname = env.dir.join("mailname");
+    fs::write(&mailname, "mail\u{1b}[31m.exa\rmple\n").unwrap();
+    chmod(&mailname, 0o644);
+    let text = fs::read_to_string(&env.conf).unwrap().replace(
+        "MAILNAME test.example\n",
+        &format!("MAILNAME {}\n", mailname.display()),
+    );
+    fs::write(&env.conf, text).unwrap();
+    for cmd in ["config", "check"] {
+        let r = admin(&env, &[cmd]);
+        r.code(78);
+        assert!(no_raw_controls(&r.stdout), "{cmd}: {:?}", r.stdout);
+        assert!(no_raw_controls(&r.stderr), "{cmd}: {:?}", r.stderr);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            said.contains("invalid mail name mail\\033[31m.exa\\015mple"),
+            "{cmd}: {said}"
+        );
+    }
+}
+
+/// `check --to` with a 100 KB argument that is no one address: the usage error (64)
+/// echoes its first characters and its length, never the whole argument.
+#[test]
+fn check_to_echoes_a_huge_argument_cut() {
+    let env = Env::new();
+    let list = "a,".repeat(50_000);
+    for to in [list.as_str(), &list[..list.len() - 1]] {
+        let r = admin(&env, &["check", "--to", to]);
+        r.code(64);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        let l = said
+            .lines()
+            .find(|l| l.contains("check --to: "))
+            .unwrap_or_else(|| panic!("{}", &said[..said.len().min(2000)]));
+        assert!(l.len() < 600, "{} bytes", l.len());
+        assert!(
+            l.contains(&format!("... ({} characters)\" is a list", to.len())),
+            "{l}"
+        );
+        assert!(said.len() < 20_000, "{} bytes", said.len());
+    }
+}
+
+/// A python3 listener on 127.0.0.1 (on a port the system chooses) that accepts every
+/// connection and never writes a byte, for at most `secs` seconds; killed when dropped.
+struct SilentListener {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl SilentListener {
+    fn start(secs: u32) -> SilentListener {
+        use std::io::BufRead;
+        let script = format!(
+            "import socket, sys, time\n\
+             s = socket.socket()\n\
+             s.bind(('127.0.0.1', 0))\n\
+             s.listen(16)\n\
+             print(s.getsockname()[1], flush=True)\n\
+             s.settimeout(0.5)\n\
+             held = []\n\
+             end = time.time() + {secs}\n\
+             while time.time() < end:\n\
+             \x20   try:\n\
+             \x20       held.append(s.accept()[0])\n\
+             \x20   except socket.timeout:\n\
+             \x20       pass\n"
+        );
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port = first.trim().parse().expect("the listener's port");
+        SilentListener { child, port }
+    }
+}
+
+impl Drop for SilentListener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server that accepts the connection and never sends its greeting: `check` says so
+/// in the greeting's terms, with the wait and the option that sets it (never as a
+/// connection that timed out), within that wait, and exits EX_TEMPFAIL (75).
+#[test]
+fn a_server_that_never_greets_is_said_to_send_no_greeting() {
+    let silent = SilentListener::start(60);
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.connect=5s\n",
+        silent.port
+    ));
+    let t = std::time::Instant::now();
+    let r = admin(&env, &["check", "-O", "Timeout.initial=2s"]);
+    let took = t.elapsed();
+    r.code(75);
+    line(
+        &r,
+        &format!("ok   connect 127.0.0.1 [127.0.0.1] port {}", silent.port),
+    );
+    let l = line(&r, "FAIL greeting: ");
+    assert_eq!(
+        l,
+        "FAIL greeting: no greeting from 127.0.0.1 within 2s (Timeout.initial): the server \
+         accepted the connection but sent no complete reply in that time (timeout waiting \
+         for input during client greeting)"
+    );
+    assert!(!r.stdout.contains("Connection timed out"), "{}", r.stdout);
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
 }
 
 /// A RESOLVER that does not answer (nothing listens on its port): `check` says, before

@@ -2716,6 +2716,44 @@ fn delete_refuses_a_pattern_without_a_letter_or_digit() {
     assert!(!queued(&env, &a));
 }
 
+/// `delete --recipient` with a 100 KB pattern: its messages echo the first characters
+/// of it and its length, in short lines, with the exit status a short one gets (0 when
+/// nothing matched, 64 for a pattern without a letter or digit); nothing is deleted.
+#[test]
+fn delete_echoes_a_huge_recipient_pattern_cut() {
+    let env = Env::new();
+    let a = queue(&env, "bob@example.org");
+    let huge = format!("{}\u{1b}", "b".repeat(100_000));
+    for args in [
+        &["delete", "--recipient", &huge][..],
+        &["delete", "-n", "--recipient", &huge][..],
+    ] {
+        let r = admin(&env, args);
+        let shown = &r.stdout[..r.stdout.len().min(2000)];
+        r.code(0);
+        assert!(r.stdout.len() < 1000, "{}: {shown}", args[1]);
+        let l = r.stdout.lines().next().unwrap();
+        assert!(
+            l.starts_with("no entries matched: no recipient contains \"bbbb")
+                && l.ends_with("b... (100001 characters)\""),
+            "{l}"
+        );
+    }
+    let dots = "@".repeat(100_000);
+    let r = admin(&env, &["delete", "--recipient", &dots]);
+    r.code(64);
+    assert_eq!(r.stdout, "");
+    assert_eq!(r.stderr.lines().count(), 1, "{} bytes", r.stderr.len());
+    assert!(r.stderr.len() < 1000, "{} bytes", r.stderr.len());
+    assert!(
+        r.stderr
+            .contains("@... (100000 characters)\" has no letter or digit"),
+        "{}",
+        r.stderr
+    );
+    assert!(queued(&env, &a));
+}
+
 /// An internationalised domain matches in both its forms, whichever the queue holds and
 /// whichever is asked: `mailq -qR` (the listing's selection, as a run's) and
 /// `delete --recipient`.

@@ -102,7 +102,9 @@ pub struct Tally {
 
 impl Tally {
     /// Print one step's line: `ok   STEP DETAIL`, or `FAIL STEP: DETAIL` (`warn`,
-    /// `skip` alike), the mark padded to four columns; U+FFFD in DETAIL as `?`.
+    /// `skip` alike), the mark padded to four columns; U+FFFD in DETAIL as `?`, every
+    /// character that is not [`crate::text::is_safe`] (ESC, CR, DEL, C1, ...) but LF as
+    /// its octets in octal ([`crate::text::escaped_lines`]).
     pub fn say(&mut self, mark: Mark, step: &str, detail: &str) {
         let sep = match (mark, detail.is_empty()) {
             (_, true) => "",
@@ -112,8 +114,16 @@ impl Tally {
         // An octet a server sent that is not UTF-8 is read as U+FFFD: shown as `?`, as a
         // control character is.
         let detail = detail.replace(char::REPLACEMENT_CHARACTER, "?");
+        // Text from outside (a value of the file or of `-O`, the mail name, a host name,
+        // a path) reaches the terminal with no control character in it: each as its
+        // octets in octal (`\033`, `\015`), as mailq and the log show them, so that no
+        // escape sequence acts and no CR overwrites the line. A line end is the
+        // message's own (a refusal and the typo it may be): no value from outside holds
+        // one (a file's line ends at it, `-O` refuses it, a reply's was made `?`).
+        let detail = crate::text::escaped_lines(&detail);
         // A long value from the configuration is shown cut, as a long argument is.
         let detail = crate::text::message_bounded(&detail);
+        let step = crate::text::escaped(step);
         crate::outln!("{:<4} {step}{sep}{detail}", mark.word());
     }
 

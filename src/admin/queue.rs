@@ -1325,7 +1325,7 @@ pub fn delete(
             "rsendmail-admin delete: --recipient \"{}\" has no letter or digit, so it names no \
              recipient (it is in nearly every address); give part of a name or domain, or \
              use --all for every entry",
-            crate::text::escaped(r)
+            crate::text::argument_shown(r)
         );
         return Sysexit::Usage;
     }
@@ -1334,11 +1334,12 @@ pub fn delete(
             let found = matching(&s.spool, who, rcpt)?;
             if found.is_empty() {
                 // The pattern shown back as every program shows text from outside, so
-                // that an invisible character in it can be seen.
+                // that an invisible character in it can be seen; a long one cut, with
+                // its length.
                 match rcpt {
                     Some(r) => crate::outln!(
                         "no entries matched: no recipient contains \"{}\"",
-                        crate::text::escaped(r)
+                        crate::text::argument_shown(r)
                     ),
                     None => crate::outln!("no entries matched"),
                 }

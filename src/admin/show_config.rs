@@ -60,6 +60,15 @@ pub fn config_argv(ctx: &Context) -> Vec<OsString> {
     argv
 }
 
+/// `f` with each character of its message that is not [`crate::text::is_safe`] (a
+/// control character of the line or the `-O` value it quotes) as its octets in octal,
+/// its line ends kept ([`crate::text::escaped_lines`]: a message of two lines, such as a
+/// missing spool and the typo it may be).
+fn escaped(mut f: crate::exit::Fatal) -> crate::exit::Fatal {
+    f.message = crate::text::escaped_lines(&f.message).into_owned();
+    f
+}
+
 /// The refusal of a configuration in error: when it is a line of the file, every line
 /// of the file in error, as `check` lists them (each set aside and the file read
 /// again), so that one typo does not hide the next; else `f` alone. EX_CONFIG.
@@ -74,15 +83,30 @@ pub fn refused(ctx: &Context, f: crate::exit::Fatal) -> Sysexit {
         Err(_) => Vec::new(),
     };
     if problems.len() < 2 || !problems.contains(&f.message) {
-        return app::report(&super::on_stderr(f));
+        return app::report(&super::on_stderr(escaped(f)));
     }
     for p in &problems {
+        // A line of the file quoted in it: its control characters as octets in octal.
+        let p = crate::text::escaped_lines(p);
         crate::errln!("{p}");
         if !crate::log::to_stderr() {
             log::error!("{p}");
         }
     }
     f.code
+}
+
+/// One line of [`show`]'s listing: every character that is not
+/// [`crate::text::is_safe`] (ESC, CR, DEL, C1, ...) in a value of the file or of `-O`,
+/// a path, the mail name or the host name as its octets in octal
+/// ([`crate::text::escaped`], as mailq and the log show them), and each long word cut
+/// ([`crate::text::message_bounded`]): nothing from outside acts on the terminal.
+macro_rules! shown {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        let line = crate::text::escaped(&line);
+        crate::outln!("{}", crate::text::message_bounded(&line));
+    }};
 }
 
 /// Print the configuration; see the module.
@@ -123,13 +147,13 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
         .cfg
         .check_config_trust(&s.settings, app::maillog_group(&s))
     {
-        return app::report(&super::on_stderr(f));
+        return app::report(&super::on_stderr(escaped(f)));
     }
     let file = match &s.cfg.file {
         Some(p) => p.display().to_string(),
         None => "none (built-in settings)".to_string(),
     };
-    crate::outln!("# configuration file: {file}");
+    shown!("# configuration file: {file}");
     let command_line = &s.inv.settings.given;
     for k in config::KEYWORDS {
         let origin = s.cfg.origin.get(*k).map(String::as_str);
@@ -144,7 +168,7 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             // what it says.
             let line = if deferred { "DEFER" } else { "# DEFER" };
             match s.settings.written.iter().find(|(k, _)| k == "DeliveryMode") {
-                Some((_, v)) if overridden => crate::outln!(
+                Some((_, v)) if overridden => shown!(
                     "{line}    # {o}, overridden by O DeliveryMode={v} ({})",
                     if by_line {
                         "command line"
@@ -152,7 +176,7 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
                         winner.unwrap_or("default")
                     }
                 ),
-                _ => crate::outln!("{line}    # {o}"),
+                _ => shown!("{line}    # {o}"),
             }
             continue;
         }
@@ -174,7 +198,7 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             // Cut when huge, as the option's own line is.
             let q = q.display().to_string();
             let q = crate::text::escaped(&q);
-            crate::outln!(
+            shown!(
                 "{k} {}    # {by} (O QueueDirectory){over}",
                 crate::text::message_bounded(&q)
             );
@@ -184,20 +208,20 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
         // comment: the output read back as a configuration file means the same.
         let flag = config::FLAG_KEYWORDS.contains(k);
         match (s.cfg.keyword_value(k), origin) {
-            (Some(v), Some(o)) if flag && v == "yes" => crate::outln!("{k}    # {o}"),
-            (Some(_), Some(o)) if flag => crate::outln!("# {k}    # {o} (off)"),
-            (Some(_), None) if flag => crate::outln!("# {k}    # default (off)"),
+            (Some(v), Some(o)) if flag && v == "yes" => shown!("{k}    # {o}"),
+            (Some(_), Some(o)) if flag => shown!("# {k}    # {o} (off)"),
+            (Some(_), None) if flag => shown!("# {k}    # default (off)"),
             (Some(v), Some(o)) => {
-                crate::outln!("{k} {}    # {o}", crate::text::message_bounded(&v))
+                shown!("{k} {}    # {o}", crate::text::message_bounded(&v))
             }
             (Some(v), None) => {
-                crate::outln!("{k} {}    # default", crate::text::message_bounded(&v))
+                shown!("{k} {}    # default", crate::text::message_bounded(&v))
             }
             // The name in force without one is the host's (what `check` says too).
             (None, _) if *k == "MAILNAME" => {
-                crate::outln!("# {k}    # default: the host name ({})", s.cfg.host_name())
+                shown!("# {k}    # default: the host name ({})", s.cfg.host_name())
             }
-            (None, _) => crate::outln!("# {k}    # default (not set)"),
+            (None, _) => shown!("# {k}    # default (not set)"),
         }
     }
     let origin_of = |def: &options::OptDef, key: &str| {
@@ -251,7 +275,7 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             })
     };
     let acted_on = |def: &options::OptDef, name: &str| match written(name) {
-        _ if !also_set_by(name).is_empty() => crate::outln!(
+        _ if !also_set_by(name).is_empty() => shown!(
             "O {name}={}    # set by {}{}",
             in_force(name).unwrap_or_else(|| "?".into()),
             also_set_by(name).join("; "),
@@ -260,27 +284,27 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
                 .unwrap_or_default()
         ),
         // A boolean given without a value is true, as in sendmail.
-        Some("") if ACTED_ON.contains(&(name, options::Kind::Bool)) => crate::outln!(
+        Some("") if ACTED_ON.contains(&(name, options::Kind::Bool)) => shown!(
             "O {name}=true    # {} (given without a value)",
             origin_of(def, name)
         ),
         // Given empty (`O DeliveryMode=`): what that means to the programs.
         Some("") => match in_force(name) {
-            Some(v) => crate::outln!(
+            Some(v) => shown!(
                 "O {name}={}    # {} (given empty)",
                 crate::text::message_bounded(&v),
                 origin_of(def, name)
             ),
-            None => crate::outln!("O {name}    # {} (given empty)", origin_of(def, name)),
+            None => shown!("O {name}    # {} (given empty)", origin_of(def, name)),
         },
-        Some(v) => crate::outln!(
+        Some(v) => shown!(
             "O {name}={}    # {}",
             crate::text::message_bounded(v),
             origin_of(def, name)
         ),
         // QueueTimeout without its `/WARN` part: the warning time is the built-in one.
         None if name == "Timeout.queuewarn" && written("QueueTimeout").is_some() => {
-            crate::outln!(
+            shown!(
                 "O {name}={}    # default (O QueueTimeout={} sets no warning time: it has \
                  no /WARN part)",
                 in_force(name).unwrap_or_else(|| "?".into()),
@@ -289,24 +313,24 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
         }
         None => match options::builtin_default(name) {
             // PrivacyOptions' default is added by `app::setup` and is in the settings.
-            _ if name == "PrivacyOptions" => crate::outln!(
+            _ if name == "PrivacyOptions" => shown!(
                 "O {name}={}    # default",
                 s.settings.privacy_flags.join(",")
             ),
             // No value by default (RelayDomains): said in words, never `NAME=`.
             Some(Builtin::Value(v, note)) if v.is_empty() => {
-                crate::outln!("# O {name}    # default: {}", note.unwrap_or("not set"))
+                shown!("# O {name}    # default: {}", note.unwrap_or("not set"))
             }
             Some(Builtin::Value(v, Some(note))) => {
-                crate::outln!("O {name}={v}    # default ({note})")
+                shown!("O {name}={v}    # default ({note})")
             }
-            Some(Builtin::Value(v, None)) => crate::outln!("O {name}={v}    # default"),
-            Some(Builtin::Keyword(k)) => crate::outln!(
+            Some(Builtin::Value(v, None)) => shown!("O {name}={v}    # default"),
+            Some(Builtin::Keyword(k)) => shown!(
                 "O {name}={}    # default ({k})",
                 s.cfg.keyword_value(k).unwrap_or_default()
             ),
-            Some(Builtin::Unset(what)) => crate::outln!("# O {name}    # default: {what}"),
-            None => crate::outln!("# O {name}    # default"),
+            Some(Builtin::Unset(what)) => shown!("# O {name}    # default: {what}"),
+            None => shown!("# O {name}    # default"),
         },
     };
     for def in OPTION_TABLE {
@@ -319,7 +343,7 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
                 (k == "Timeout" || k.starts_with("Timeout."))
                     && options::builtin_default(k).is_none()
             }) {
-                crate::outln!(
+                shown!(
                     "O {key}={}    # {} (not used by rsendmail)",
                     crate::text::message_bounded(value),
                     origin_of(def, key)
@@ -347,7 +371,7 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
                 .filter(|(k, _)| k == def.name)
                 .map(|(_, v)| (v.as_str(), "command line"));
             for (v, o) in from_file.chain(from_line) {
-                crate::outln!(
+                shown!(
                     "O {}={}    # {o}{used}",
                     def.name,
                     crate::text::message_bounded(v)
@@ -357,25 +381,25 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             acted_on(def, def.name);
         } else if def.name == "QueueTimeout" {
             match written(def.name) {
-                Some(v) => crate::outln!(
+                Some(v) => shown!(
                     "O QueueTimeout={}    # {} (sendmail's old name: sets \
                      Timeout.queuereturn[/queuewarn])",
                     crate::text::message_bounded(v),
                     origin_of(def, def.name)
                 ),
-                None => crate::outln!(
+                None => shown!(
                     "# O QueueTimeout    # default: see Timeout.queuereturn, Timeout.queuewarn"
                 ),
             }
         } else {
             match written(def.name) {
-                Some(v) => crate::outln!(
+                Some(v) => shown!(
                     "O {}={}    # {} (not used by rsendmail)",
                     def.name,
                     crate::text::message_bounded(v),
                     origin_of(def, def.name)
                 ),
-                None => crate::outln!("# O {}    # not used by rsendmail", def.name),
+                None => shown!("# O {}    # not used by rsendmail", def.name),
             }
         }
     }
@@ -385,7 +409,7 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
         if let Some(c) = l.chars().next()
             && options::lookup_letter(c).is_none()
         {
-            crate::outln!(
+            shown!(
                 "# -o{l}: {c} is no option letter of sendmail 8.17: ignored, as sendmail \
                  ignores it"
             );

@@ -263,8 +263,16 @@ fn one_address(s: &Setup, given: &str) -> Result<String, Fatal> {
     }
     match (addrs.pop(), addrs.is_empty()) {
         (Some(a), true) => Ok(a.address),
-        (Some(_), false) => Err(usage(format!("{given:?} is a list: give one address"))),
-        (None, _) => Err(usage(format!("not an address: {given:?}"))),
+        // The argument echoed as every admin message echoes one: escaped, a long one
+        // cut with its length.
+        (Some(_), false) => Err(usage(format!(
+            "\"{}\" is a list: give one address",
+            rsendmail::text::argument_shown(given)
+        ))),
+        (None, _) => Err(usage(format!(
+            "not an address: \"{}\"",
+            rsendmail::text::argument_shown(given)
+        ))),
     }
 }
 
@@ -768,7 +776,9 @@ fn session(
             );
             return;
         }
-        Err(OpenFailure { reply, phase, .. }) => {
+        Err(failure) => {
+            let failure_no_greeting = failure.no_greeting();
+            let OpenFailure { reply, phase, .. } = failure;
             let why = reply.text_in_full();
             let code = if reply.is_permanent() {
                 Sysexit::Unavailable
@@ -789,7 +799,18 @@ fn session(
                             // The server's own reply, code and all (421 busy, 554
                             // blocked), when it sent one and the failure is that reply
                             // (not a fault found in it, such as an over-long line).
-                            let said = if greeting
+                            let said = if failure_no_greeting {
+                                // Connected, then silence: said in the greeting's
+                                // terms, with the wait and the option that sets it,
+                                // never as a connection that timed out.
+                                format!(
+                                    "no greeting from {bare} within {} (Timeout.initial): \
+                                     the server accepted the connection but sent no \
+                                     complete reply in that time (timeout waiting for \
+                                     input during client greeting)",
+                                    span(engine.timeouts.initial)
+                                )
+                            } else if greeting
                                 .get(..3)
                                 .is_some_and(|c| c.bytes().all(|b| b.is_ascii_digit()))
                                 && greeting.contains(why.trim())
@@ -1296,7 +1317,7 @@ fn days_left(der: &[u8]) -> Option<i32> {
 }
 
 /// A timeout as sendmail writes one: `5m`, `30s`, `1h`.
-fn span(d: std::time::Duration) -> String {
+pub(super) fn span(d: std::time::Duration) -> String {
     let s = d.as_secs();
     match s {
         0 => format!("{}ms", d.as_millis()),

@@ -220,6 +220,18 @@ pub struct OpenFailure {
     pub loops: bool,
 }
 
+impl OpenFailure {
+    /// Whether the server took the connection but sent no (complete) greeting within
+    /// `Timeout.initial`: the reply [`wire::io_reply`] makes of a timeout while the
+    /// greeting is awaited (sendmail's `-v` words, `Connection timed out with [ip]`,
+    /// which alone would read as a connection never made).
+    pub fn no_greeting(&self) -> bool {
+        self.phase == Some(State::Greeting)
+            && self.reply.local
+            && self.reply.enhanced() == Some(status::NO_ANSWER.to_string())
+    }
+}
+
 /// sendmail's words when a server names itself as this host (usersmtp.c's loop check):
 /// `<host> config error: mail loops back to me (MX problem?)`, the host as the route
 /// names it (`[192.0.2.1]` for an address).
