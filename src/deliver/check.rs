@@ -1317,7 +1317,7 @@ fn days_left(der: &[u8]) -> Option<i32> {
 }
 
 /// A timeout as sendmail writes one: `5m`, `30s`, `1h`.
-pub(super) fn span(d: std::time::Duration) -> String {
+fn span(d: std::time::Duration) -> String {
     let s = d.as_secs();
     match s {
         0 => format!("{}ms", d.as_millis()),
