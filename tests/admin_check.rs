@@ -3440,9 +3440,11 @@ fn following_each_fix_makes_check_pass() {
     fifo(&env, 0o666, Some(65534));
     // Root's (one a user owns is moved, not given to root: no command puts it right).
     auth(&env, 0o644, Some((0, 65534)));
-    // Three rounds, and one more for a fix that waited on another's (a file in a
-    // directory the first round put right).
-    for _ in 0..4 {
+    // One round for each level a fix waits on the one above it (no fix names a path
+    // below a directory a user holds until that directory is put right): the
+    // configuration's directory, the spool, its sub-directories, their files; and one
+    // more.
+    for _ in 0..6 {
         // Each round with the admin plain, so that its check looks at the deliverer
         // beside it (the admin's own fix makes it set-gid again).
         plain_admin(&env);

@@ -2978,7 +2978,9 @@ fn subdirs_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
                 &format!(
                     "{} is {kind}, where the spool keeps a directory{}",
                     p.display(),
-                    unless_swappable(s, &p, false, &[cmd])
+                    // The name itself goes, never followed: what matters is the
+                    // directory it is in.
+                    unless_swappable(s, p.parent().unwrap_or(&p), true, &[cmd])
                 ),
             );
             continue;
@@ -3138,8 +3140,8 @@ fn leftovers_step(t: &mut Tally, s: &app::Setup) {
                             mark_said(&path),
                             unless_swappable(
                                 s,
-                                &path,
-                                false,
+                                path.parent().unwrap_or(&path),
+                                true,
                                 &[format!("rm -f -- {}", sh_word(&path))]
                             )
                         ),
@@ -3184,7 +3186,12 @@ fn leftovers_step(t: &mut Tally, s: &app::Setup) {
                     "{}: {what}, left without its entry: entry {id} is no longer queued (no \
                      queue file qf{id} {nowhere}); nothing reads it, and {cleaned}{}",
                     path.display(),
-                    unless_swappable(s, &path, false, &[format!("rm -f -- {}", sh_word(&path))])
+                    unless_swappable(
+                        s,
+                        path.parent().unwrap_or(&path),
+                        true,
+                        &[format!("rm -f -- {}", sh_word(&path))]
+                    )
                 ),
             );
         }
@@ -4114,7 +4121,53 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
             reinstall(&deliver, "root", mode)
         }
     };
-    let problem = if md.mode() & 0o6000 != 0 {
+    // The directory first: while someone other than root can write it, no command on
+    // the program in it is safe (it could be swapped first), and its line is the one
+    // to act on.
+    let dir_problem = match std::fs::metadata(dir).map(|d| (judged(dir, &d), d)) {
+        Ok((Some((_, w)), d)) => Some(format!(
+            "{} ({}), where {} is found: must be owned by root and writable by root \
+             alone (whoever can write it can replace what root runs), but it is {w}{}",
+            dir.display(),
+            owner_mode(&d),
+            deliver.display(),
+            // A directory no one could swap for a link (everything above it root's
+            // alone: its own owner cannot rename it) is made root's; one below a
+            // directory or link a user holds is never adopted.
+            if let Some(why) = (!s.spool.private)
+                .then(|| crate::spool::safety::not_rsendmails_own(dir))
+                .flatten()
+            {
+                // A system directory (/usr/local/sbin 2775 root:staff): not
+                // rsendmail's to change.
+                format!(
+                    " (no fix: {} is not rsendmail's ({why}), and no fix touches what \
+                     is not; have root install the programs in a directory that is \
+                     root's alone all the way down, such as /usr/sbin, or make it \
+                     writable by root alone by hand if nothing else needs to write it)",
+                    sh_word(dir)
+                )
+            } else if s.spool.private
+                || !matches!(
+                    crate::spool::safety::holder(dir),
+                    crate::spool::safety::Holder::Others(_)
+                )
+            {
+                cmds(dir, &d, "go-w")
+            } else {
+                format!(
+                    " (repair: have root install the programs in a directory that is \
+                     root's alone all the way down; never change the owner or mode of \
+                     {}, which its owner can swap first)",
+                    sh_word(dir)
+                )
+            }
+        )),
+        _ => None,
+    };
+    let problem = if dir_problem.is_some() {
+        dir_problem
+    } else if md.mode() & 0o6000 != 0 {
         Some(format!(
             "{shown}: must not be set-uid or set-gid{}",
             program("755")
@@ -4126,47 +4179,7 @@ fn deliverer_step(t: &mut Tally, s: &app::Setup) {
             program("755")
         ))
     } else {
-        match std::fs::metadata(dir).map(|d| (judged(dir, &d), d)) {
-            Ok((Some((_, w)), d)) => Some(format!(
-                "{} ({}), where {} is found: must be owned by root and writable by root \
-                 alone (whoever can write it can replace what root runs), but it is {w}{}",
-                dir.display(),
-                owner_mode(&d),
-                deliver.display(),
-                // A directory no one could swap for a link (everything above it root's
-                // alone: its own owner cannot rename it) is made root's; one below a
-                // directory or link a user holds is never adopted.
-                if let Some(why) = (!s.spool.private)
-                    .then(|| crate::spool::safety::not_rsendmails_own(dir))
-                    .flatten()
-                {
-                    // A system directory (/usr/local/sbin 2775 root:staff): not
-                    // rsendmail's to change.
-                    format!(
-                        " (no fix: {} is not rsendmail's ({why}), and no fix touches what \
-                         is not; have root install the programs in a directory that is \
-                         root's alone all the way down, such as /usr/sbin, or make it \
-                         writable by root alone by hand if nothing else needs to write it)",
-                        sh_word(dir)
-                    )
-                } else if s.spool.private
-                    || !matches!(
-                        crate::spool::safety::holder(dir),
-                        crate::spool::safety::Holder::Others(_)
-                    )
-                {
-                    cmds(dir, &d, "go-w")
-                } else {
-                    format!(
-                        " (repair: have root install the programs in a directory that is \
-                         root's alone all the way down; never change the owner or mode of \
-                         {}, which its owner can swap first)",
-                        sh_word(dir)
-                    )
-                }
-            )),
-            _ => None,
-        }
+        None
     };
     match problem {
         Some(p) => t.fail(Sysexit::Config, "binary", &p),
