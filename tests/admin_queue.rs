@@ -5083,3 +5083,38 @@ fn a_command_acts_itself_on_an_entry_with_a_mark_that_cannot_be_read() {
         assert!(!kf.exists(), "{action}: {}", env.listing());
     }
 }
+
+/// `hold` of an entry whose delivery lets go of it just as the mark is made (the run
+/// held up 3 s before it connects, under strace, to a closed port; the command's
+/// `rename(2)` of its mark into place (its first) held up 15 s, past the end of the delivery): the delivery's last look found no
+/// mark, and the command, trying the entry's lock again once its mark is in place,
+/// holds the entry itself. It says "held" (0), the entry is held, and no mark is left
+/// that nothing would carry out.
+#[test]
+fn a_hold_marked_as_the_delivery_ends_is_carried_out_by_the_command() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    let env = relay_env(closed_tcp_port(), "");
+    let id = queue(&env, "bob@example.org");
+    let mut run = slowed_run(&env, &id, "connect", "delay_enter");
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=rename"])
+        .args(["-e", "inject=rename:delay_enter=15000000:when=1", "--"])
+        .arg(admin_bin())
+        .args(["-C", env.conf.to_str().unwrap(), "hold", &id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = run.wait();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(stdout, format!("{id}: held\n"), "{stderr}");
+    assert!(held(&env, &id) && !queued(&env, &id), "{}", env.listing());
+    assert!(
+        !env.spool.join(format!("kf{id}")).exists(),
+        "{}",
+        env.listing()
+    );
+}

@@ -1385,7 +1385,9 @@ pub fn delete(
             if what.1 {
                 return Ok(());
             }
-            if let Marked::Kept(f) = mark_busy(sp, who, id, Request::Delete)? {
+            if let Marked::Kept(f) | Marked::CarriedOut(f) =
+                mark_busy(sp, who, id, Request::Delete)?
+            {
                 marked.borrow_mut().insert(id.to_string());
                 ours.borrow_mut().insert(id.to_string());
                 if let Some(f) = f {
@@ -1925,17 +1927,25 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
         // The marks made, open: a delivery that ended every recipient first says so in
         // its mark ([`Spool::mark_outlived`]).
         let kept = std::cell::RefCell::new(std::collections::BTreeMap::<String, File>::new());
+        // Those held here at once, their delivery having just let go of them.
+        let carried = std::cell::RefCell::new(std::collections::BTreeSet::<String>::new());
         let mut mark = |id: &str, sp: &Spool, taken: &Option<HeldBy>| -> Done {
             // A held entry is never delivered: its lock is another command's, for a
             // moment, and is waited for.
             if taken.is_some() {
                 return Ok(());
             }
-            if let Marked::Kept(f) = mark_busy(sp, who, id, Request::Hold)? {
-                marked.borrow_mut().insert(id.to_string());
-                if let Some(f) = f {
-                    kept.borrow_mut().insert(id.to_string(), f);
+            match mark_busy(sp, who, id, Request::Hold)? {
+                Marked::Kept(f) => {
+                    marked.borrow_mut().insert(id.to_string());
+                    if let Some(f) = f {
+                        kept.borrow_mut().insert(id.to_string(), f);
+                    }
                 }
+                Marked::CarriedOut(_) => {
+                    carried.borrow_mut().insert(id.to_string());
+                }
+                Marked::Ended => {}
             }
             Ok(())
         };
@@ -1989,7 +1999,10 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
                 // mark is still there, spent: removed).
                 // Held meanwhile by another command, unmarked: already held.
                 if lock.is_none() && matches!(locate(&s.spool, id), Ok(Some((_, true)))) {
-                    if !marked.borrow().contains(id)
+                    if carried.borrow().contains(id) {
+                        any = true;
+                        crate::outln!("{id}: held");
+                    } else if !marked.borrow().contains(id)
                         || s.spool
                             .withdraw_mark(id, |m| m.request == Request::Hold)
                             .unwrap_or(false)
@@ -2102,6 +2115,10 @@ enum Marked {
     /// then), and open here when it could be opened: the delivery that carries it out
     /// or outlives it writes into it what it did ([`Spool::mark_outlived`]).
     Kept(Option<File>),
+    /// Its delivery let go of the entry before it could see the mark, and the mark was
+    /// carried out here at once, under the entry's lock, as its next holder would have
+    /// (held, deleted, or the return recorded); the mark open as in [`Marked::Kept`].
+    CarriedOut(Option<File>),
     /// Its delivery ended before the mark was in place, and the entry is gone (the
     /// delivery removed it: every recipient had its outcome): no mark is left.
     Ended,
@@ -2174,7 +2191,7 @@ fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Result<Mar
                 id,
                 &format!("{} (its delivery had just ended)", request_done(&done.mark)),
             );
-            return Ok(Marked::Kept(kept));
+            return Ok(Marked::CarriedOut(kept));
         }
         Ok(spool::LiveLock::Gone) => {
             // Removed by its delivery, which looked for a mark before this one was made.
@@ -2554,6 +2571,8 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                 reason: reason.clone(),
                 bounce_by: by(what.3),
             };
+            // Carried out at once (its delivery having just let go of it): the return
+            // is recorded, and the entry is returned here as one no delivery held.
             if let Marked::Kept(f) = mark_busy(sp, who, id, request)? {
                 busy_marked.borrow_mut().insert(id.to_string());
                 if let Some(f) = f {
