@@ -5118,3 +5118,40 @@ fn a_hold_marked_as_the_delivery_ends_is_carried_out_by_the_command() {
         env.listing()
     );
 }
+
+/// An entry deleted between another command's open of its queue file and that
+/// command's look at what it opened (the open held up 1.5 s under strace, the `delete`
+/// run meanwhile): the entry is gone, said as such (66, "delivered or removed
+/// meanwhile"), never "a regular file with 0 links ... refused" (77).
+#[test]
+fn an_entry_removed_between_open_and_look_is_gone() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    for action in ["hold", "retry", "show"] {
+        let env = relay_env(closed_tcp_port(), "");
+        let id = queue(&env, "bob@example.org");
+        let qf = env.spool.join(format!("qf{id}"));
+        let slowed = Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-P"])
+            .arg(&qf)
+            .args(["-e", "trace=openat", "-e", "inject=openat:delay_exit=1500000", "--"])
+            .arg(admin_bin())
+            .args(["-C", env.conf.to_str().unwrap(), action, &id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        admin(&env, &["delete", &id]).code(0);
+        let out = slowed.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(66), "{action}: {stderr}");
+        assert!(
+            stderr.contains("no such entry") && !stderr.contains("0 links"),
+            "{action}: {stderr}"
+        );
+    }
+}

@@ -432,6 +432,15 @@ pub fn open_safely(path: &Path, opts: &mut OpenOptions, kind: Kind) -> io::Resul
         Err(e) => return Err(e),
     };
     let md = f.metadata()?;
+    // Unlinked between the open and this look (an entry another process removed, a
+    // state file replaced): gone, as it would have been a moment later, never a file
+    // refused as unsafe.
+    if kind == Kind::File && md.file_type().is_file() && md.nlink() == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{}: removed meanwhile", path.display()),
+        ));
+    }
     let ok = match kind {
         Kind::File => md.file_type().is_file() && md.nlink() == 1,
         Kind::Dir => md.file_type().is_dir(),
