@@ -5155,3 +5155,35 @@ fn an_entry_removed_between_open_and_look_is_gone() {
         );
     }
 }
+
+/// `delete --all` whose entry another command holds between the listing and the lock
+/// (every `flock(2)` of the delete held up 2 s under strace, a `hold` run meanwhile):
+/// the entry is still in the selection, which takes held entries too, and is deleted
+/// from `hold/`, never counted "no longer queued (delivered or removed meanwhile)".
+#[test]
+fn delete_all_deletes_an_entry_held_meanwhile() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    let env = relay_env(closed_tcp_port(), "");
+    let id = queue(&env, "bob@example.org");
+    let slowed = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null"])
+        .args(["-e", "trace=flock", "-e", "inject=flock:delay_enter=2000000", "--"])
+        .arg(admin_bin())
+        .args(["-C", env.conf.to_str().unwrap(), "delete", "--all"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    admin(&env, &["hold", &id]).code(0);
+    let out = slowed.wait_with_output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("1 entry deleted"), "{stdout}{stderr}");
+    assert!(!stdout.contains("no longer queued"), "{stdout}{stderr}");
+    assert!(!held(&env, &id) && !queued(&env, &id), "{}", env.listing());
+}

@@ -1525,6 +1525,21 @@ pub fn delete(
                     Ok(())
                 }
                 None if listed => {
+                    // Held meanwhile by another command: still in the selection (which
+                    // takes held entries too), deleted from `hold/` as one found there.
+                    if let Ok(Some((hsp, true))) = locate(&s.spool, id) {
+                        may_clear_hold(&s.spool, who, id, "delete")?;
+                        match try_lock(&hsp, id, LOCK_WAIT)? {
+                            Locked::File(lock) => {
+                                delete_locked(&hsp, id, &lock, who)?;
+                                from_held.set(true);
+                                bump(&deleted);
+                                return Ok(());
+                            }
+                            Locked::Busy => return left_being_delivered(id, LOCK_WAIT),
+                            Locked::Gone => {}
+                        }
+                    }
                     bump(&gone);
                     Ok(())
                 }
