@@ -430,7 +430,13 @@ impl Config {
                     if !v.starts_with('/') {
                         // A name with U-labels is used as its A-labels.
                         self.mail_name = ascii_mail_name(&v).map_err(|why| {
-                            err(Sysexit::Config, format!("invalid MAILNAME {v}: {why}"))
+                            err(
+                                Sysexit::Config,
+                                format!(
+                                    "invalid MAILNAME {}: {why}",
+                                    crate::text::argument_shown(&v)
+                                ),
+                            )
                         })?;
                     }
                     self.mailname = Some(v);
@@ -647,7 +653,10 @@ impl Config {
                         ));
                     }
                     Err(why) => {
-                        return refuse(format!("{path}: line 1: invalid mail name {first}: {why}"));
+                        return refuse(format!(
+                            "{path}: line 1: invalid mail name {}: {why}",
+                            crate::text::argument_shown(first)
+                        ));
                     }
                 }
             }
@@ -656,7 +665,8 @@ impl Config {
                 let host = system_host_name();
                 if let Err(why) = check_domain(&host) {
                     return refuse(format!(
-                        "the host name {host} is not a valid mail name ({why}); set MAILNAME"
+                        "the host name {} is not a valid mail name ({why}); set MAILNAME",
+                        crate::text::argument_shown(&host)
                     ));
                 }
                 self.mail_name = host;

@@ -7223,3 +7223,50 @@ fn files_that_are_not_entries_are_named_and_left_alone() {
     assert!(fixes_in(&r.stdout).is_empty(), "{}", r.stdout);
     assert!(!r.stdout.contains('\u{1b}'), "{}", r.stdout);
 }
+
+/// A MAILNAME file whose first line is 300,000 characters long (no valid mail name):
+/// every program that refuses it (`rsendmail -bp`, a submission, `rsendmail-admin
+/// config` and `list`) quotes its first 256 characters and its length, never the whole
+/// line. So does a MAILNAME keyword's value.
+#[test]
+fn a_huge_mail_name_is_quoted_cut() {
+    let huge = format!("{}!", "a".repeat(300_000));
+    for in_file in [true, false] {
+        let env = Env::new();
+        let conf = fs::read_to_string(&env.conf).unwrap();
+        let value = if in_file {
+            let f = env.dir.join("mailname");
+            fs::write(&f, format!("{huge}\n")).unwrap();
+            fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
+            f.display().to_string()
+        } else {
+            huge.clone()
+        };
+        fs::write(
+            &env.conf,
+            conf.replace("MAILNAME test.example\n", &format!("MAILNAME {value}\n")),
+        )
+        .unwrap();
+        let outs = [
+            env.sendmail(&["-bp"], b""),
+            env.sendmail(&["-odq", "bob@example.org"], b"Subject: x\n\nx\n"),
+            admin(&env, &["config"]),
+            admin(&env, &["list"]),
+        ];
+        for r in outs {
+            assert_ne!(r.code, 0, "{}: {}", r.cmd, r.stderr);
+            let said = format!("{}{}", r.stdout, r.stderr);
+            assert!(
+                said.len() < 2000,
+                "{in_file}: {}: {} octets",
+                r.cmd,
+                said.len()
+            );
+            assert!(
+                said.contains("(300001 characters)"),
+                "{in_file}: {}: {said}",
+                r.cmd
+            );
+        }
+    }
+}

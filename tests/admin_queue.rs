@@ -5136,7 +5136,13 @@ fn an_entry_removed_between_open_and_look_is_gone() {
         let slowed = Command::new("strace")
             .args(["-f", "-qq", "-o", "/dev/null", "-P"])
             .arg(&qf)
-            .args(["-e", "trace=openat", "-e", "inject=openat:delay_exit=1500000", "--"])
+            .args([
+                "-e",
+                "trace=openat",
+                "-e",
+                "inject=openat:delay_exit=1500000",
+                "--",
+            ])
             .arg(admin_bin())
             .args(["-C", env.conf.to_str().unwrap(), action, &id])
             .stdin(Stdio::null())
@@ -5170,7 +5176,13 @@ fn delete_all_deletes_an_entry_held_meanwhile() {
     let id = queue(&env, "bob@example.org");
     let slowed = Command::new("strace")
         .args(["-f", "-qq", "-o", "/dev/null"])
-        .args(["-e", "trace=flock", "-e", "inject=flock:delay_enter=2000000", "--"])
+        .args([
+            "-e",
+            "trace=flock",
+            "-e",
+            "inject=flock:delay_enter=2000000",
+            "--",
+        ])
         .arg(admin_bin())
         .args(["-C", env.conf.to_str().unwrap(), "delete", "--all"])
         .stdin(Stdio::null())
