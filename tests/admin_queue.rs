@@ -2213,7 +2213,8 @@ fn hold_and_bounce_of_a_locked_entry_mark_it_and_its_next_holder_carries_it_out(
         let said = if action == "hold" {
             format!(
                 "{id}: being delivered: marked to be held; it is held as soon as its \
-                 delivery ends, and no further transaction of it starts\n"
+                 delivery ends, and no further transaction of it starts (unless the one \
+                 under way ends every recipient: the log says which)\n"
             )
         } else {
             format!(
@@ -5050,14 +5051,25 @@ fn a_hold_or_return_that_the_delivery_outlived_is_said() {
 /// A file where an entry's mark belongs that no rsendmail wrote (garbage, or one that
 /// cannot be read): `hold`, `delete` and `bounce` of the entry, which no delivery holds,
 /// act on it themselves (a delivery would take such a file as a hold): held by the
-/// caller (`show` names her), deleted, or returned; the file goes.
+/// caller (`show` names her), deleted, or returned; the file goes (an empty directory
+/// planted there too).
 #[test]
 fn a_command_acts_itself_on_an_entry_with_a_mark_that_cannot_be_read() {
-    for action in ["hold", "delete", "bounce"] {
+    for (action, planted_dir) in [
+        ("hold", false),
+        ("delete", false),
+        ("bounce", false),
+        ("hold", true),
+        ("delete", true),
+    ] {
         let env = relay_env(closed_tcp_port(), "");
         let id = queue(&env, "bob@example.org");
         let kf = env.spool.join(format!("kf{id}"));
-        fs::write(&kf, "not a mark\n").unwrap();
+        if planted_dir {
+            fs::create_dir(&kf).unwrap();
+        } else {
+            fs::write(&kf, "not a mark\n").unwrap();
+        }
         let r = admin(&env, &[action, &id]);
         r.code(0);
         match action {

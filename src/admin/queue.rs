@@ -1970,7 +1970,8 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
             }
             crate::outln!(
                 "{id}: being delivered: marked to be held; it is held as soon as its \
-                 delivery ends, and no further transaction of it starts"
+                 delivery ends, and no further transaction of it starts (unless the one \
+                 under way ends every recipient: the log says which)"
             );
             Ok(())
         };

@@ -1529,7 +1529,16 @@ impl Spool {
             Some(m) if which(&m) => {}
             _ => return Ok(false),
         }
-        match fs::remove_file(self.kf_path(id)) {
+        let kf = self.kf_path(id);
+        // An empty directory planted where the mark belongs (taken as a hold, as any
+        // mark that cannot be read) goes too; one with something in it stays, an error.
+        let removed = match fs::remove_file(&kf) {
+            Err(e) if fs::symlink_metadata(&kf).is_ok_and(|md| md.is_dir()) => {
+                fs::remove_dir(&kf).map_err(|_| e)
+            }
+            r => r,
+        };
+        match removed {
             Ok(()) => sync_dir(&self.dir).map(|()| true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
