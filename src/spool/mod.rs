@@ -432,14 +432,24 @@ pub fn open_safely(path: &Path, opts: &mut OpenOptions, kind: Kind) -> io::Resul
         Err(e) => return Err(e),
     };
     let md = f.metadata()?;
-    // Unlinked between the open and this look (an entry another process removed, a
-    // state file replaced): gone, as it would have been a moment later, never a file
-    // refused as unsafe.
+    // Unlinked between the open and this look: a file replaced (a state file renamed
+    // over) is opened again, once, by its name; one removed (an entry another process
+    // deleted) is gone, as it would have been a moment later, never a file refused as
+    // unsafe.
     if kind == Kind::File && md.file_type().is_file() && md.nlink() == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{}: removed meanwhile", path.display()),
-        ));
+        drop(f);
+        let again = opts.open(path)?;
+        let md = again.metadata()?;
+        if md.file_type().is_file() && md.nlink() == 1 {
+            return Ok(again);
+        }
+        if md.file_type().is_file() && md.nlink() == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: removed meanwhile", path.display()),
+            ));
+        }
+        return Err(unsafe_path(path, &md, kind));
     }
     let ok = match kind {
         Kind::File => md.file_type().is_file() && md.nlink() == 1,
