@@ -2127,9 +2127,9 @@ fn take_hold(s: &Setup, who: &Caller, id: &str, from: &HeldBy, lock: Option<File
 
 /// What [`mark_busy`] did.
 enum Marked {
-    /// The mark is in place (or was carried out at once, its delivery having ended just
-    /// then), and open here when it could be opened: the delivery that carries it out
-    /// or outlives it writes into it what it did ([`Spool::mark_outlived`]).
+    /// The mark is in place, and open here when it could be opened: the delivery that
+    /// carries it out or outlives it writes into it what it did
+    /// ([`Spool::mark_outlived`]).
     Kept(Option<File>),
     /// Its delivery let go of the entry before it could see the mark, and the mark was
     /// carried out here at once, under the entry's lock, as its next holder would have
@@ -2198,10 +2198,11 @@ fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Result<Mar
         Ok(spool::LiveLock::Busy) | Err(_) => {}
         Ok(spool::LiveLock::Held(lock, _)) => {
             // Let go of by its delivery before it could see the mark: carried out here,
-            // under the entry's lock, as its next holder would.
-            drop(marks);
-            sp.carry_out_mark(id);
+            // under the entry's lock and the marks lock still held, as its next holder
+            // would.
+            sp.carry_out_mark_locked(&marks, id);
             drop(lock);
+            drop(marks);
             logged(
                 who,
                 id,
