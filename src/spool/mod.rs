@@ -411,54 +411,46 @@ pub fn open_safely(path: &Path, opts: &mut OpenOptions, kind: Kind) -> io::Resul
     } else {
         0
     };
-    let f = match opts
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | dir)
-        .open(path)
-    {
-        Ok(f) => f,
-        // ELOOP: the last component is a symlink; ENOTDIR: not a directory; ENXIO: a FIFO
-        // opened for writing without a reader. Say what is there.
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ELOOP | libc::ENOTDIR | libc::ENXIO)
-            ) =>
-        {
-            return Err(match fs::symlink_metadata(path) {
-                Ok(md) => unsafe_path(path, &md, kind),
-                Err(_) => e,
-            });
+    opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | dir);
+    // Unlinked between the open and the look at what it opened: a file replaced (a
+    // state file renamed over) is opened again, once, by its name; one removed (an
+    // entry another process deleted) is gone, as it would have been a moment later,
+    // never a file refused as unsafe.
+    for _ in 0..2 {
+        let f = match opts.open(path) {
+            Ok(f) => f,
+            // ELOOP: the last component is a symlink; ENOTDIR: not a directory; ENXIO: a
+            // FIFO opened for writing without a reader. Say what is there.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ELOOP | libc::ENOTDIR | libc::ENXIO)
+                ) =>
+            {
+                return Err(match fs::symlink_metadata(path) {
+                    Ok(md) => unsafe_path(path, &md, kind),
+                    Err(_) => e,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let md = f.metadata()?;
+        if kind == Kind::File && md.file_type().is_file() && md.nlink() == 0 {
+            continue;
         }
-        Err(e) => return Err(e),
-    };
-    let md = f.metadata()?;
-    // Unlinked between the open and this look: a file replaced (a state file renamed
-    // over) is opened again, once, by its name; one removed (an entry another process
-    // deleted) is gone, as it would have been a moment later, never a file refused as
-    // unsafe.
-    if kind == Kind::File && md.file_type().is_file() && md.nlink() == 0 {
-        drop(f);
-        let again = opts.open(path)?;
-        let md = again.metadata()?;
-        if md.file_type().is_file() && md.nlink() == 1 {
-            return Ok(again);
+        let ok = match kind {
+            Kind::File => md.file_type().is_file() && md.nlink() == 1,
+            Kind::Dir => md.file_type().is_dir(),
+        };
+        if !ok {
+            return Err(unsafe_path(path, &md, kind));
         }
-        if md.file_type().is_file() && md.nlink() == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{}: removed meanwhile", path.display()),
-            ));
-        }
-        return Err(unsafe_path(path, &md, kind));
+        return Ok(f);
     }
-    let ok = match kind {
-        Kind::File => md.file_type().is_file() && md.nlink() == 1,
-        Kind::Dir => md.file_type().is_dir(),
-    };
-    if !ok {
-        return Err(unsafe_path(path, &md, kind));
-    }
-    Ok(f)
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: removed meanwhile", path.display()),
+    ))
 }
 
 /// Open a folder of the spool for listing or checking (see [`open_safely`]).
@@ -1560,13 +1552,7 @@ impl Spool {
     /// the descriptor it keeps, and a mark with no count is one no holder carried out
     /// (the delivery ended first and removed the entry: the mail went).
     pub fn note_removed_unsent(&self, id: &str) {
-        if let Ok(mut f) = open_safely(
-            &self.kf_path(id),
-            OpenOptions::new().append(true),
-            Kind::File,
-        ) {
-            let _ = f.write_all(b"sent 0 of 0\n");
-        }
+        self.note_in_mark(id, "sent 0 of 0");
     }
 
     /// Add `line` to entry `id`'s mark, for the command that made it and keeps it open:
@@ -1608,7 +1594,7 @@ impl Spool {
     }
 
     /// [`Spool::carry_out_mark`] under the marks lock the caller holds.
-    fn carry_out_mark_locked(&self, _marks: &MarksLock, id: &str) -> bool {
+    pub fn carry_out_mark_locked(&self, _marks: &MarksLock, id: &str) -> bool {
         let Some(mark) = self.mark(id) else {
             return true;
         };
@@ -2408,6 +2394,7 @@ impl Spool {
             pending_state: None,
             reserved: None,
             removed: false,
+            unmarked_at_end: false,
         };
         // Deliveries journalled by the supervisor of a delivery whose deliverer died
         // (module docs): recorded in the state (read with them merged), and the journal
@@ -3014,6 +3001,11 @@ pub struct LockedEntry {
     reserved: Option<(File, File)>,
     /// Unlinked ([`LockedEntry::remove_unsynced`]).
     removed: bool,
+    /// Its attempt found no mark at its end ([`LockedEntry::mark_at_end`]): not looked
+    /// for again when it is let go of (one lookup an attempt less). A mark made in
+    /// between is carried out by the command that made it, which tries the lock again
+    /// once its mark is in place and for a moment after, or by the lock's next holder.
+    unmarked_at_end: bool,
 }
 
 /// A deletion asked for during a delivery, as its mark (`kf<ID>`) records it.
@@ -3051,10 +3043,12 @@ impl DeletionRequest {
 
 impl LockedEntry {
     /// [`LockedEntry::mark`] as an attempt looks for it at its end, after its last
-    /// unit of delivery. One made later is looked for again when the entry is let go of
-    /// (or removed).
+    /// unit of delivery: when there is none, it is not looked for again when the entry
+    /// is let go of ([`LockedEntry::unmarked_at_end`]).
     pub fn mark_at_end(&mut self) -> Option<Mark> {
-        self.mark()
+        let m = self.mark();
+        self.unmarked_at_end = m.is_none();
+        m
     }
 
     /// The entry's mark: an action asked for while this process held it
@@ -3437,12 +3431,13 @@ impl Drop for LockedEntry {
     /// marks the entry while it is held tries its lock again after the mark is in place
     /// ([`Spool::request`]), so either that command finds the lock free or this look
     /// finds its mark. A mark found is carried out under the lock taken again (another
-    /// holder that took it meanwhile carries it out itself).
+    /// holder that took it meanwhile carries it out itself). Not looked for when the
+    /// attempt found none at its end ([`LockedEntry::unmarked_at_end`]).
     fn drop(&mut self) {
         if self.reserved.take().is_some() {
             let _ = fs::remove_file(self.state_tmp());
         }
-        if self.removed {
+        if self.removed || self.unmarked_at_end {
             return;
         }
         let id = &self.entry.envelope.id;
