@@ -3546,8 +3546,9 @@ fn a_spool_below_a_users_directory_gets_no_fix_below_it() {
     }
     let env = Env::new();
     let (_, run) = install_check(&env);
-    let top = env.dir.join("q");
-    // Named for rsendmail, as a spool the check repairs must be.
+    // Named for rsendmail (or in a directory so named), as directories and a spool the
+    // check repairs must be.
+    let top = env.dir.join("rsendmail-q");
     let moved = top.join("r/rsendmail");
     fs::create_dir_all(moved.parent().unwrap()).unwrap();
     fs::rename(&env.spool, &moved).unwrap();

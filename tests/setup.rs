@@ -3919,9 +3919,12 @@ fn check_names_every_unsafe_directory_above_the_spool() {
     let u = test_user();
     let (dir, conf, _) = init_env("every-above");
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-    let inner = dir.join("u/b/inner");
+    // Named for rsendmail (or in a directory so named), as directories the check gives
+    // commands for must be.
+    let top = dir.join("rsendmail-u");
+    let inner = top.join("b/rsendmail-inner");
     fs::create_dir_all(&inner).unwrap();
-    for d in [dir.join("u"), dir.join("u/b"), inner.clone()] {
+    for d in [top.clone(), top.join("b"), inner.clone()] {
         std::os::unix::fs::chown(&d, Some(u.uid), Some(u.gid)).unwrap();
     }
     let spool = inner.join("spool");
@@ -3941,10 +3944,9 @@ fn check_names_every_unsafe_directory_above_the_spool() {
         .filter(|l| l.starts_with("FAIL spool: ") && l.contains(", above the queue directory"))
         .collect();
     assert_eq!(above.len(), 3, "{said}");
-    let top = dir.join("u");
     for (line, d) in above
         .iter()
-        .zip([inner.clone(), dir.join("u/b"), top.clone()])
+        .zip([inner.clone(), top.join("b"), top.clone()])
     {
         let fixed = if d == top {
             line.contains(&format!("(fix: chown root {})", d.display()))
@@ -3957,6 +3959,40 @@ fn check_names_every_unsafe_directory_above_the_spool() {
             "{said}"
         );
     }
+    // A user's directory that is not rsendmail's (`/data/alice`), outside her home:
+    // no command takes it from her, only what to do.
+    let alice = dir.join("data/alice");
+    fs::create_dir_all(&alice).unwrap();
+    std::os::unix::fs::chown(&alice, Some(u.uid), Some(u.gid)).unwrap();
+    fs::write(
+        &conf,
+        format!(
+            "MAILNAME test.example\nSPOOLDIR {}\nMAILSPOOL {}\n",
+            alice.join("rsendmail-spool").display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let out = admin(&conf, &["check"]);
+    let said = text(&out.stdout);
+    let line = said
+        .lines()
+        .find(|l| l.starts_with(&format!("FAIL spool: {} (", alice.display())))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        line.ends_with(&format!(
+            "root's alone; no fix: {} is not rsendmail's (neither it nor its directory is \
+             named for rsendmail, nor is it under /etc/rsendmail: it may be another \
+             program's or the system's), and no fix touches what is not: rather name a \
+             SPOOLDIR in a directory that is root's alone all the way down, such as \
+             /var/spool/rsendmail, or make it root's alone by hand if nothing else needs \
+             it as it is",
+            alice.display()
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("chown root"), "{said}");
+    assert!(!said.contains("chmod go-w"), "{said}");
     let _ = fs::remove_dir_all(&dir);
     // In the user's home: the advice is a path outside her tree.
     let home_dir = u.home.join(format!("rsm-above-{}", std::process::id()));

@@ -59,9 +59,10 @@ impl UnsafeDir {
     /// home of the user who owns it ([`UnsafeDir::users_home`]): her tree is hers to
     /// change, so the spool belongs elsewhere; never a `chown root` of her directories
     /// (her home taken from her, or, swapped for a link between the check and the fix,
-    /// whatever it points at).
+    /// whatever it points at). None either for a directory above the system spool that
+    /// is not rsendmail's ([`UnsafeDir::not_rsendmails`]).
     pub fn fix(&self, private: bool) -> Vec<String> {
-        if self.users_home().is_some() {
+        if self.users_home().is_some() || self.not_rsendmails(private).is_some() {
             return Vec::new();
         }
         let me = nix::unistd::geteuid().as_raw();
@@ -84,6 +85,21 @@ impl UnsafeDir {
 }
 
 impl UnsafeDir {
+    /// Why this directory above the system spool is not rsendmail's to change
+    /// ([`not_rsendmails_own`]: neither it nor its parent named for rsendmail, nor in one
+    /// of rsendmail's places), or None: a symbolic link (its `chown -h` changes the link
+    /// alone), the spool itself, or a user's own spool. Such a directory may be another
+    /// program's, a user's (`/data/alice`) or the system's (`/var/spool`): a `chown root`
+    /// or `chmod go-w` of it could take it from them, so no command is given, only what
+    /// to do (as for the directory of the deliverer: no fix touches what is not
+    /// rsendmail's).
+    pub fn not_rsendmails(&self, private: bool) -> Option<String> {
+        if private || !self.above || self.is_link() {
+            return None;
+        }
+        not_rsendmails_own(&self.dir)
+    }
+
     /// The home directory of the user who owns it, when it lies in that home (or is
     /// it), as found or as the link it was reached through names it.
     pub fn users_home(&self) -> Option<PathBuf> {
@@ -1174,14 +1190,21 @@ impl Spool {
             Some(cmds) => format!(" (fix: {})", cmds.join(" && ")),
             None => format!(" (`{}` says how)", admin_command("check")),
         };
-        let home = match u.users_home() {
-            Some(home) => format!(
+        let home = match (u.users_home(), u.not_rsendmails(self.private)) {
+            (Some(home), _) => format!(
                 "; it is in {}, the home of {}: rather name a SPOOLDIR outside that \
                  user's tree than give her directories to root",
                 home.display(),
                 user_name(u.md.uid())
             ),
-            None => String::new(),
+            (None, Some(why)) if fix.is_some() => format!(
+                "; no fix: {} is not rsendmail's ({why}), and no fix touches what is not: \
+                 rather name a SPOOLDIR in a directory that is root's alone all the way \
+                 down, such as /var/spool/rsendmail, or make it root's alone by hand if \
+                 nothing else needs it as it is",
+                u.dir.display()
+            ),
+            _ => String::new(),
         };
         format!(
             "{what}, so the queue is not used until it and every directory above it are \
