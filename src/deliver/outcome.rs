@@ -99,6 +99,10 @@ pub struct RcptOutcome {
     /// the mailer it would have gone by (`mailer=esmtp`), and no relay, as none was
     /// contacted.
     pub logged_as: Option<Mailer>,
+    /// Not sent in this attempt, nothing of its message given to a server, mailbox or
+    /// command: the attempt's record could not be kept, or a mark (`rsendmail-admin
+    /// delete`, `hold`, `bounce`) was found before it went (a temporary failure).
+    pub held_back: bool,
 }
 
 /// sendmail's words (sysexits' EX_CONFIG) for a recipient whose server loops back here.
@@ -145,6 +149,7 @@ impl RcptOutcome {
             notes: Vec::new(),
             diagnostic: None,
             logged_as: None,
+            held_back: false,
         }
     }
 
