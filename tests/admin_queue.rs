@@ -2611,6 +2611,87 @@ fn a_mark_made_while_a_mailbox_lock_is_awaited_stops_the_append() {
     }
 }
 
+/// `delete` of an entry whose SMTP delivery waits for the server's greeting: marked;
+/// once the greeting comes, the delivery looks at the mark again before MAIL and sends
+/// nothing (the server gets no message), and the entry is deleted unsent.
+#[test]
+fn a_mark_made_while_a_connection_is_made_stops_before_mail() {
+    let sink_dir = Env::new();
+    let Some(sink) = Sink::start(&sink_dir.dir, &["-W", "connect:5"]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let maillog = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", maillog.display()));
+    let id = queue(&env, "bob@example.org");
+    let mut run = run_stalled_on(&env, &id);
+    admin(&env, &["delete", &id]).code(0);
+    let _ = run.wait();
+    let log = fs::read_to_string(&maillog).unwrap_or_default();
+    assert_eq!(sink.dumps(), Vec::<String>::new(), "{log}");
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert!(
+        log.contains(&format!(
+            "{id}: deleted unsent, as root (uid 0) asked during its delivery"
+        )),
+        "{log}"
+    );
+    let sink_log = fs::read_to_string(&sink.log)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(sink_log.contains(": ehlo "), "{sink_log}");
+    assert!(!sink_log.contains(": mail from"), "{sink_log}");
+}
+
+/// `delete` and `hold` of an entry whose SMTP delivery, to a server without
+/// PIPELINING, waits for a RCPT reply: marked; once the reply comes, the delivery looks
+/// at the mark again before DATA, sends RSET instead, and the server gets no message:
+/// the entry is deleted unsent, or held with the attempt not counted.
+#[test]
+fn a_mark_made_while_a_rcpt_reply_is_awaited_stops_before_data() {
+    for action in ["delete", "hold"] {
+        let sink_dir = Env::new();
+        let Some(sink) = Sink::start(&sink_dir.dir, &["-p", "-W", "rcpt:5"]) else {
+            return;
+        };
+        let env = relay_env(sink.port, "");
+        let maillog = env.dir.join("maillog");
+        env.add_config(&format!("MAILLOG {}\n", maillog.display()));
+        let id = queue(&env, "bob@example.org");
+        let mut run = run_stalled_on(&env, &id);
+        admin(&env, &[action, &id]).code(0);
+        let _ = run.wait();
+        let log = fs::read_to_string(&maillog).unwrap_or_default();
+        assert_eq!(sink.dumps(), Vec::<String>::new(), "{action}: {log}");
+        // Its envelope went out, then RSET, never DATA.
+        let sink_log = fs::read_to_string(&sink.log)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        assert!(
+            sink_log.contains(": rcpt to:<bob@example.org>") && sink_log.contains(": rset"),
+            "{sink_log}"
+        );
+        assert!(!sink_log.contains(": data"), "{sink_log}");
+        if action == "delete" {
+            assert!(env.entries().is_empty(), "{}", env.listing());
+            assert!(
+                log.contains(&format!(
+                    "{id}: deleted unsent, as root (uid 0) asked during its delivery"
+                )),
+                "{log}"
+            );
+        } else {
+            assert!(held(&env, &id), "{}{log}", env.listing());
+            assert!(
+                log.contains(&format!(
+                    "{id}: not counted as an attempt: nothing of it was sent"
+                )),
+                "{log}"
+            );
+        }
+    }
+}
+
 /// `hold` or `bounce` of an entry a queue run has listed and locked, before its attempt
 /// sent anything (every `flock(2)` of the run made to last 3 s under strace, so that the
 /// request finds the entry locked, and its mark is found before the first transaction):

@@ -445,6 +445,7 @@ fn following(
         reconnect: None,
         id: &env.id,
         next: None,
+        go: None,
     };
     let lines = s.commands(&mut m)?;
     Some((env.id.clone(), lines))
@@ -692,8 +693,8 @@ pub fn attempt(
     }
     let mut unrecorded: Option<String> = None;
     // A mark (`rsendmail-admin hold`, `bounce`, `delete`) found before the first unit
-    // was sent (`make_room`, or once a mailbox's locks are held: `Looks::go`), and how
-    // many units sent something.
+    // was sent (`make_room`, or at a point of no return: `Looks::go`), and how many
+    // units sent something.
     let (mut marked_first, mut sent_units) = (false, 0usize);
     let looks = Looks::new();
     let mut resolve = |name: &str| relay_addresses(engine, dns, name);
@@ -708,7 +709,9 @@ pub fn attempt(
             outcomes.extend(held_back);
             continue;
         }
-        sent_units += 1;
+        // Before MAIL (the connection may have taken long: its greeting, TLS, AUTH)
+        // and, without PIPELINING, before DATA: the mark looked at again.
+        let go = || looks.go_smtp(locked);
         let conn = conns.entry(t.hosts.clone()).or_default();
         let message = MessageAt::new(&qf, data_offset, size);
         // The last unit of the attempt: the worker's next entry may follow on its
@@ -732,7 +735,17 @@ pub fn attempt(
         } else {
             None
         };
-        let got = send_transaction(engine, &env, &t, conn, &mut resolve, message, next, out);
+        let got = send_transaction(
+            engine,
+            &env,
+            &t,
+            conn,
+            &mut resolve,
+            message,
+            next,
+            &go,
+            out,
+        );
         // A connection that works: these destinations' other due entries may follow it
         // (`runner::FollowUp`).
         if got
@@ -751,8 +764,19 @@ pub fn attempt(
         }
         conn.release(out);
         let got = got?;
+        // A mark found at its MAIL or DATA: nothing more is sent (a unit that sent
+        // nothing counts as one held back before it began).
+        let stopped = looks.found();
+        if !got.iter().all(|o| o.held_back) {
+            sent_units += 1;
+        } else if stopped.is_some() && sent_units == 0 {
+            marked_first = true;
+        }
         if units_left > 0 {
             unrecorded = record_on_the_way(locked, &got);
+        }
+        if stopped.is_some() {
+            unrecorded = stopped;
         }
         outcomes.extend(got);
     }
@@ -1223,12 +1247,13 @@ fn mark_found(locked: &LockedEntry) -> Option<String> {
 }
 
 /// How long after the attempt's last look at its entry's mark a point of no return
-/// (a mailbox's or file's first byte) is passed without looking again ([`Looks::go`]).
-/// A longer wait since (for a mailbox's locks, up to Timeout.mboxlock each) is
-/// followed by another look, so that a deletion, hold or return asked for during it
-/// stops what had not begun; a shorter one costs no lookup (a run's lookups of marks
-/// stay about two an entry), and a mark made within it finds the delivery under way,
-/// as one made just after the last look does.
+/// (a mailbox's first byte, an SMTP transaction's MAIL, its DATA without PIPELINING)
+/// is passed without looking again ([`Looks::go`]). A longer wait since (for a
+/// mailbox's locks, up to Timeout.mboxlock each; for a connection, its greeting, TLS
+/// and AUTH; for the RCPT replies) is followed by another look, so that a deletion,
+/// hold or return asked for during it stops what had not begun; a shorter one costs no
+/// lookup (a run's lookups of marks stay about two an entry), and a mark made within it
+/// finds the delivery under way, as one made just after the last look does.
 const LOOK_AGAIN_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The attempt's looks at its entry's mark: when it last looked (`make_room`, or
@@ -1275,6 +1300,16 @@ impl Looks {
             }
             None => true,
         }
+    }
+
+    /// [`Looks::go`] for an SMTP transaction ([`smtp::Outgoing::go`]): `None` to go
+    /// on, else the reply its recipients are held back with (`not_sent`'s).
+    fn go_smtp(&self, locked: &LockedEntry) -> Option<reply::Reply> {
+        if self.go(locked) {
+            return None;
+        }
+        let why = self.found.borrow().clone().unwrap_or_default();
+        Some(withheld_reply(&why))
     }
 
     /// Why a mark found by [`Looks::go`] stopped the delivery, taken once.
@@ -1512,6 +1547,7 @@ fn send_transaction(
     resolve: &mut Resolve<'_>,
     message: MessageAt<'_>,
     mut next: Option<&mut smtp::Next<'_>>,
+    go: &smtp::Go<'_>,
     out: &mut Transcript<'_>,
 ) -> Result<Vec<RcptOutcome>, Fatal> {
     let rcpts: Vec<(usize, &Recipient)> = t
@@ -1566,7 +1602,7 @@ fn send_transaction(
                 ..t.clone()
             };
             got.extend(send_transaction(
-                engine, env, &one, conn, resolve, message, None, out,
+                engine, env, &one, conn, resolve, message, None, go, out,
             )?);
         }
         return Ok(got);
@@ -1653,6 +1689,7 @@ fn send_transaction(
             Some(n) => Some(n),
             None => None,
         },
+        go: Some(go),
     };
     let res = session.send(&mut msg, out);
     drop(msg);
@@ -1667,7 +1704,7 @@ fn send_transaction(
             session.peer.ip()
         );
         conn.discard(out);
-        return send_transaction(engine, env, t, conn, resolve, message, next, out);
+        return send_transaction(engine, env, t, conn, resolve, message, next, go, out);
     }
     // After `send`: a line-length refusal may have moved the message to a new connection.
     let relay_name = format!("{} [{}]", session.host, session.peer.ip());
@@ -1680,8 +1717,8 @@ fn send_transaction(
             .and_then(Option::as_ref)
             .is_some_and(|t| t.reply().same_as(o.reply()));
         let mut o = RcptOutcome::from_smtp(i, o, t.mailer, relay_name.clone());
-        o.dsn_passed = session.caps.dsn;
-        o.data_refused = session.data_refused;
+        o.dsn_passed = session.caps.dsn && !o.held_back;
+        o.data_refused = session.data_refused && !o.held_back;
         if !was_told {
             untold.push(o.clone());
         }

@@ -155,7 +155,15 @@ impl RcptOutcome {
 
     /// From an SMTP transaction's outcome for one recipient.
     pub fn from_smtp(rcpt: usize, o: Outcome, mailer: Mailer, relay: String) -> RcptOutcome {
-        RcptOutcome::new(rcpt, o.reply().clone(), mailer, Some(relay))
+        match o {
+            // Nothing of the message went to the server: no relay to name.
+            Outcome::Withheld(r) => {
+                let mut o = RcptOutcome::new(rcpt, r, mailer, None);
+                o.held_back = true;
+                o
+            }
+            o => RcptOutcome::new(rcpt, o.reply().clone(), mailer, Some(relay)),
+        }
     }
 
     /// A reply made up here (`451 4.4.1 ...`) for a recipient.
