@@ -109,6 +109,9 @@ pub enum AppendError {
     /// directory (EISDIR). sendmail's `Can't create output`, for good for a file
     /// target.
     CantCreate(String),
+    /// Not to be written after all: the caller's look once every lock was held
+    /// ([`append_when_ready`]) said no. Nothing was written.
+    Withheld(String),
 }
 
 /// Whether an error opening or creating a file is one that waiting does not mend
@@ -129,7 +132,8 @@ impl AppendError {
             | AppendError::Unsafe(s)
             | AppendError::Io(s)
             | AppendError::Full(s)
-            | AppendError::CantCreate(s) => s,
+            | AppendError::CantCreate(s)
+            | AppendError::Withheld(s) => s,
         }
     }
 }
@@ -361,14 +365,26 @@ pub fn append(
     t: &Target<'_>,
     write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
 ) -> Result<u64, AppendError> {
-    append_unless_last(t, None, write)
+    append_unless_last(t, None, None, write)
+}
+
+/// [`append`], with `ready` asked once every lock is held and the file checked, before
+/// the first byte is written: its error is returned, the file left untouched and the
+/// locks let go. A delivery looks there at what was asked of its message while it
+/// waited for the locks (a deletion: nothing is written).
+pub fn append_when_ready(
+    t: &Target<'_>,
+    ready: &mut dyn FnMut() -> Result<(), AppendError>,
+    write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+) -> Result<u64, AppendError> {
+    append_unless_last(t, None, Some(ready), write)
 }
 
 /// Append `text` to the file, all or nothing, unless the file already ends with it (a
 /// process that wrote it was killed before it could record so, and this one repeats
 /// its step). Returns the bytes appended: 0 when it was there.
 pub fn append_once(t: &Target<'_>, text: &[u8]) -> Result<u64, AppendError> {
-    append_unless_last(t, Some(text), &mut |w| w.write_all(text))
+    append_unless_last(t, Some(text), None, &mut |w| w.write_all(text))
 }
 
 /// Whether `f`, of `len` octets, ends with `text` (read back in pieces, through a
@@ -394,10 +410,12 @@ fn ends_with(f: &File, len: u64, text: &[u8]) -> io::Result<bool> {
     Ok(true)
 }
 
-/// [`append`], or nothing when `last` is given and the file already ends with it.
+/// [`append`], or nothing when `last` is given and the file already ends with it, or
+/// when `ready` ([`append_when_ready`]) says no.
 fn append_unless_last(
     t: &Target<'_>,
     last: Option<&[u8]>,
+    ready: Option<&mut dyn FnMut() -> Result<(), AppendError>>,
     write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
 ) -> Result<u64, AppendError> {
     let _dot = if t.dotlock {
@@ -424,6 +442,9 @@ fn append_unless_last(
         && ends_with(&f, start, text).unwrap_or(false)
     {
         return Ok(0);
+    }
+    if let Some(ready) = ready {
+        ready()?;
     }
     let result = (|| -> io::Result<()> {
         let mut w = io::BufWriter::with_capacity(64 * 1024, &f);
@@ -710,6 +731,47 @@ mod tests {
         assert_eq!(append_once(&t, &a).unwrap(), a.len() as u64);
         let text = std::fs::read(&mbox).unwrap();
         assert_eq!(text, [a.clone(), b, a].concat());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `ready` is asked with the locks held (the dotlock is there) and before anything
+    /// is written: its refusal writes nothing and lets the locks go; its consent
+    /// appends.
+    #[test]
+    fn append_when_ready_asks_with_the_locks_held_and_writes_nothing_on_a_no() {
+        let dir = scratch("ready");
+        let mbox = dir.join("bob");
+        let t = target(&mbox, true);
+        std::fs::write(&mbox, "From a\n\nold\n\n").unwrap();
+        let lock = dir.join("bob.lock");
+        let mut asked = 0;
+        let mut wrote = false;
+        let r = append_when_ready(
+            &t,
+            &mut || {
+                asked += 1;
+                assert!(lock.exists());
+                Err(AppendError::Withheld("no".into()))
+            },
+            &mut |w| {
+                wrote = true;
+                w.write_all(b"x")
+            },
+        );
+        assert!(matches!(r, Err(AppendError::Withheld(_))), "{r:?}");
+        assert_eq!(asked, 1);
+        assert!(!wrote);
+        assert_eq!(std::fs::read(&mbox).unwrap(), b"From a\n\nold\n\n");
+        assert!(!lock.exists());
+        let n = append_when_ready(&t, &mut || Ok(()), &mut |w| {
+            w.write_all(b"From b\n\nhi\n\n")
+        })
+        .unwrap();
+        assert_eq!(n, 12);
+        assert_eq!(
+            std::fs::read(&mbox).unwrap(),
+            b"From a\n\nold\n\nFrom b\n\nhi\n\n"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

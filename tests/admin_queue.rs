@@ -2477,6 +2477,221 @@ fn slowed_run(env: &Env, id: &str, calls: &str, how: &str) -> std::process::Chil
     run
 }
 
+/// A queue run (`-qf`, in the foreground) of `env`'s queue, once entry `id` is seen
+/// locked by it on listings half a second apart: its delivery waits where the test
+/// stalls it.
+fn run_stalled_on(env: &Env, id: &str) -> std::process::Child {
+    let run = Command::new(env.link("sendmail"))
+        .args(["-C", env.conf.to_str().unwrap(), "-qf"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut since: Option<std::time::Instant> = None;
+    wait_until(Duration::from_secs(15), "the entry being delivered", || {
+        if env.mailq(&[]).contains(&format!("{id}*")) {
+            let at = *since.get_or_insert_with(std::time::Instant::now);
+            at.elapsed() >= Duration::from_millis(500)
+        } else {
+            since = None;
+            false
+        }
+    });
+    run
+}
+
+/// The fcntl write lock of a file, held by this process (as a mail reader holds a
+/// mailbox's) until dropped.
+struct FcntlLock {
+    _file: fs::File,
+}
+
+impl FcntlLock {
+    fn take(path: &Path) -> FcntlLock {
+        use std::os::fd::AsRawFd;
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        // SAFETY: a plain struct flock for F_SETLK on a descriptor just opened.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) };
+        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+        FcntlLock { _file: f }
+    }
+}
+
+/// `delete` (and `hold`) of an entry whose local delivery waits for its mailbox's lock
+/// (the fcntl lock another program holds, or its dotlock): marked; once the lock is
+/// let go, the delivery looks at the mark again before it appends, and appends
+/// nothing: the mailbox stays empty, and the entry is deleted unsent (or held, the
+/// attempt not counted), as the log says.
+#[test]
+fn a_mark_made_while_a_mailbox_lock_is_awaited_stops_the_append() {
+    if !crate::harness::is_root() {
+        return;
+    }
+    for (action, lock) in [
+        ("delete", "fcntl"),
+        ("delete", "dotlock"),
+        ("hold", "fcntl"),
+    ] {
+        let env = Env::new();
+        let aliases = env.dir.join("aliases");
+        fs::write(&aliases, "").unwrap();
+        let maillog = env.dir.join("maillog");
+        env.add_config(&format!(
+            "ALIASES {}\nMAILLOG {}\nO Timeout.mboxlock=60s\n",
+            aliases.display(),
+            maillog.display()
+        ));
+        let mbox = env.dir.join("mail/root");
+        fs::write(&mbox, "").unwrap();
+        fs::set_permissions(&mbox, fs::Permissions::from_mode(0o600)).unwrap();
+        let id = queue(&env, "root");
+        let dotlock = env.dir.join("mail/root.lock");
+        let fcntl = if lock == "fcntl" {
+            Some(FcntlLock::take(&mbox))
+        } else {
+            fs::write(&dotlock, "").unwrap();
+            None
+        };
+        let mut run = run_stalled_on(&env, &id);
+        let r = admin(&env, &[action, &id]);
+        r.code(0);
+        assert!(
+            r.stdout.contains("being delivered: marked"),
+            "{action} {lock}: {}{}",
+            r.stdout,
+            r.stderr
+        );
+        drop(fcntl);
+        let _ = fs::remove_file(&dotlock);
+        let _ = run.wait();
+        let log = fs::read_to_string(&maillog).unwrap_or_default();
+        assert_eq!(
+            fs::read_to_string(&mbox).unwrap(),
+            "",
+            "{action} {lock}: appended after the mark: {log}"
+        );
+        assert!(
+            !env.spool.join(format!("kf{id}")).exists(),
+            "{}",
+            env.listing()
+        );
+        if action == "delete" {
+            assert!(env.entries().is_empty(), "{}", env.listing());
+            assert!(!held(&env, &id), "{}", env.listing());
+            assert!(
+                log.contains(&format!(
+                    "{id}: deleted unsent, as root (uid 0) asked during its delivery"
+                )),
+                "{lock}: {log}"
+            );
+        } else {
+            assert!(held(&env, &id), "{}{log}", env.listing());
+            assert!(
+                log.contains(&format!(
+                    "{id}: not counted as an attempt: nothing of it was sent"
+                )),
+                "{log}"
+            );
+            let json = admin(&env, &["list", "--json"]);
+            assert!(json.stdout.contains("\"attempts\":0,"), "{}", json.stdout);
+            // Released, it is delivered once.
+            admin(&env, &["release", &id]).code(0);
+            env.sendmail(&["-qf"], b"").code(0);
+            assert!(env.entries().is_empty(), "{}", env.listing());
+            let got = fs::read_to_string(&mbox).unwrap();
+            assert_eq!(got.matches("\nSubject: test\n").count(), 1, "{got}");
+        }
+    }
+}
+
+/// `delete` of an entry whose SMTP delivery waits for the server's greeting: marked;
+/// once the greeting comes, the delivery looks at the mark again before MAIL and sends
+/// nothing (the server gets no message), and the entry is deleted unsent.
+#[test]
+fn a_mark_made_while_a_connection_is_made_stops_before_mail() {
+    let sink_dir = Env::new();
+    let Some(sink) = Sink::start(&sink_dir.dir, &["-W", "connect:5"]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let maillog = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", maillog.display()));
+    let id = queue(&env, "bob@example.org");
+    let mut run = run_stalled_on(&env, &id);
+    admin(&env, &["delete", &id]).code(0);
+    let _ = run.wait();
+    let log = fs::read_to_string(&maillog).unwrap_or_default();
+    assert_eq!(sink.dumps(), Vec::<String>::new(), "{log}");
+    assert!(env.entries().is_empty(), "{}", env.listing());
+    assert!(
+        log.contains(&format!(
+            "{id}: deleted unsent, as root (uid 0) asked during its delivery"
+        )),
+        "{log}"
+    );
+    let sink_log = fs::read_to_string(&sink.log)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(sink_log.contains(": ehlo "), "{sink_log}");
+    assert!(!sink_log.contains(": mail from"), "{sink_log}");
+}
+
+/// `delete` and `hold` of an entry whose SMTP delivery, to a server without
+/// PIPELINING, waits for a RCPT reply: marked; once the reply comes, the delivery looks
+/// at the mark again before DATA, sends RSET instead, and the server gets no message:
+/// the entry is deleted unsent, or held with the attempt not counted.
+#[test]
+fn a_mark_made_while_a_rcpt_reply_is_awaited_stops_before_data() {
+    for action in ["delete", "hold"] {
+        let sink_dir = Env::new();
+        let Some(sink) = Sink::start(&sink_dir.dir, &["-p", "-W", "rcpt:5"]) else {
+            return;
+        };
+        let env = relay_env(sink.port, "");
+        let maillog = env.dir.join("maillog");
+        env.add_config(&format!("MAILLOG {}\n", maillog.display()));
+        let id = queue(&env, "bob@example.org");
+        let mut run = run_stalled_on(&env, &id);
+        admin(&env, &[action, &id]).code(0);
+        let _ = run.wait();
+        let log = fs::read_to_string(&maillog).unwrap_or_default();
+        assert_eq!(sink.dumps(), Vec::<String>::new(), "{action}: {log}");
+        // Its envelope went out, then RSET, never DATA.
+        let sink_log = fs::read_to_string(&sink.log)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        assert!(
+            sink_log.contains(": rcpt to:<bob@example.org>") && sink_log.contains(": rset"),
+            "{sink_log}"
+        );
+        assert!(!sink_log.contains(": data"), "{sink_log}");
+        if action == "delete" {
+            assert!(env.entries().is_empty(), "{}", env.listing());
+            assert!(
+                log.contains(&format!(
+                    "{id}: deleted unsent, as root (uid 0) asked during its delivery"
+                )),
+                "{log}"
+            );
+        } else {
+            assert!(held(&env, &id), "{}{log}", env.listing());
+            assert!(
+                log.contains(&format!(
+                    "{id}: not counted as an attempt: nothing of it was sent"
+                )),
+                "{log}"
+            );
+        }
+    }
+}
+
 /// `hold` or `bounce` of an entry a queue run has listed and locked, before its attempt
 /// sent anything (every `flock(2)` of the run made to last 3 s under strace, so that the
 /// request finds the entry locked, and its mark is found before the first transaction):

@@ -445,6 +445,7 @@ fn following(
         reconnect: None,
         id: &env.id,
         next: None,
+        go: None,
     };
     let lines = s.commands(&mut m)?;
     Some((env.id.clone(), lines))
@@ -692,22 +693,25 @@ pub fn attempt(
     }
     let mut unrecorded: Option<String> = None;
     // A mark (`rsendmail-admin hold`, `bounce`, `delete`) found before the first unit
-    // was sent (`make_room`), and how many recipients the held back units had.
-    let (mut marked_first, mut sent_units, mut held_back_n) = (false, 0usize, 0usize);
+    // was sent (`make_room`, or at a point of no return: `Looks::go`), and how many
+    // units sent something.
+    let (mut marked_first, mut sent_units) = (false, 0usize);
+    let looks = Looks::new();
     let mut resolve = |name: &str| relay_addresses(engine, dns, name);
     for t in planned.transactions {
         units_left -= 1;
-        if make_room(locked, env.recipients.len(), &mut unrecorded) && sent_units == 0 {
+        if make_room(locked, env.recipients.len(), &mut unrecorded, &looks) && sent_units == 0 {
             marked_first = true;
         }
         if let Some(why) = &unrecorded {
             let held_back = not_sent(&t.rcpts, why, t.mailer);
             say(out, &outcome_lines(&held_back, &address));
-            held_back_n += held_back.len();
             outcomes.extend(held_back);
             continue;
         }
-        sent_units += 1;
+        // Before MAIL (the connection may have taken long: its greeting, TLS, AUTH)
+        // and, without PIPELINING, before DATA: the mark looked at again.
+        let go = || looks.go_smtp(locked);
         let conn = conns.entry(t.hosts.clone()).or_default();
         let message = MessageAt::new(&qf, data_offset, size);
         // The last unit of the attempt: the worker's next entry may follow on its
@@ -731,7 +735,17 @@ pub fn attempt(
         } else {
             None
         };
-        let got = send_transaction(engine, &env, &t, conn, &mut resolve, message, next, out);
+        let got = send_transaction(
+            engine,
+            &env,
+            &t,
+            conn,
+            &mut resolve,
+            message,
+            next,
+            &go,
+            out,
+        );
         // A connection that works: these destinations' other due entries may follow it
         // (`runner::FollowUp`).
         if got
@@ -750,8 +764,19 @@ pub fn attempt(
         }
         conn.release(out);
         let got = got?;
+        // A mark found at its MAIL or DATA: nothing more is sent (a unit that sent
+        // nothing counts as one held back before it began).
+        let stopped = looks.found();
+        if !got.iter().all(|o| o.held_back) {
+            sent_units += 1;
+        } else if stopped.is_some() && sent_units == 0 {
+            marked_first = true;
+        }
         if units_left > 0 {
             unrecorded = record_on_the_way(locked, &got);
+        }
+        if stopped.is_some() {
+            unrecorded = stopped;
         }
         outcomes.extend(got);
     }
@@ -791,27 +816,46 @@ pub fn attempt(
             outcomes.push(o);
             continue;
         }
-        if make_room(locked, env.recipients.len(), &mut unrecorded) && sent_units == 0 {
+        if make_room(locked, env.recipients.len(), &mut unrecorded, &looks) && sent_units == 0 {
             marked_first = true;
         }
         if let Some(why) = &unrecorded {
             let held_back = not_sent(&[i], why, Mailer::Local);
             say(out, &outcome_lines(&held_back, &address));
-            held_back_n += held_back.len();
             outcomes.extend(held_back);
             continue;
         }
-        sent_units += 1;
         // Its supervisor journals it in `jf<ID>`, which the next state written takes in.
         locked.entry.journal = true;
+        // A mailbox or file: once its locks are held (a wait of up to Timeout.mboxlock
+        // for each), the mark looked at again. A `|command` has no such wait
+        // (`local::Supervised::go`).
+        let go = || looks.go(locked);
         let sup = local::Supervised {
             qf: &qf,
             offset: data_offset,
             len: size.saturating_sub(data_offset),
             spool,
             rcpt: i,
+            go: &go,
         };
         let o = deliver_local(engine, &env, i, &sup);
+        // A mark found then: nothing appended (unless its supervisor journalled the
+        // delivery all the same), nothing more sent, as one found before it.
+        let stopped = looks.found();
+        if let Some(why) = &stopped
+            && !o.is_success()
+        {
+            let held_back = not_sent(&[i], why, Mailer::Local);
+            say(out, &outcome_lines(&held_back, &address));
+            outcomes.extend(held_back);
+            if sent_units == 0 {
+                marked_first = true;
+            }
+            unrecorded = stopped;
+            continue;
+        }
+        sent_units += 1;
         if r.address.starts_with(['|', '/']) {
             // sendmail's prog mailer: `Sent` alone, and nothing for a failure, which
             // its report tells (recorded: `prog-space-v-odi`, `prog-signal-kill-v-odi`);
@@ -838,6 +882,9 @@ pub fn attempt(
         if units_left > 0 {
             unrecorded = record_on_the_way(locked, std::slice::from_ref(&o));
         }
+        if stopped.is_some() {
+            unrecorded = stopped;
+        }
         outcomes.push(o);
     }
     // Its deletion asked for during the attempt: the entry goes now, with what it
@@ -858,7 +905,7 @@ pub fn attempt(
     // was sent or decided: not an attempt. Nothing is recorded; the mark is carried out
     // as the entry is let go (held, or returned by its next attempt, due now), or,
     // withdrawn meanwhile (`release`), the entry stays queued as it was.
-    if marked_first && held_back_n == outcomes.len() && refused.is_empty() {
+    if marked_first && outcomes.iter().all(|o| o.held_back) && refused.is_empty() {
         log::info!(
             "{}: not counted as an attempt: nothing of it was sent",
             env.id
@@ -1143,25 +1190,21 @@ fn deleted_during_delivery(
 /// to the delivered markers alone: `LockedEntry::record_outcome`). When there is no
 /// room, `unrecorded` says why and nothing more is sent for the entry in this run.
 /// Whether this call found a mark.
-fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Option<String>) -> bool {
+fn make_room(
+    locked: &mut LockedEntry,
+    recipients: usize,
+    unrecorded: &mut Option<String>,
+    looks: &Looks,
+) -> bool {
     if unrecorded.is_some() {
         return false;
     }
     // `rsendmail-admin delete` asked for while this attempt held the entry: no unit
     // begun after the request is sent; the entry goes at the attempt's end.
     // `hold` and `bounce` the same: the entry is held, or returned, when it is let go.
-    if let Some(mark) = locked.mark() {
-        log::info!(
-            "{}: {} asked for during its delivery by {}: nothing more is sent",
-            locked.entry.envelope.id,
-            mark.what(),
-            mark.by
-        );
-        *unrecorded = Some(if mark.request == Request::Delete {
-            DELETION_REQUESTED.to_string()
-        } else {
-            format!("{} asked for during the delivery", mark.what())
-        });
+    looks.looked();
+    if let Some(why) = mark_found(locked) {
+        *unrecorded = Some(why);
         return true;
     }
     // Only an entry with more than one recipient open may have an outcome to keep in
@@ -1184,6 +1227,95 @@ fn make_room(locked: &mut LockedEntry, recipients: usize, unrecorded: &mut Optio
         *unrecorded = Some(format!("cannot record delivery state: {}", e.message));
     }
     false
+}
+
+/// The entry's mark, when it has one: logged (nothing more of the entry is sent), and
+/// why the units not sent are not (`not_sent`).
+fn mark_found(locked: &LockedEntry) -> Option<String> {
+    let mark = locked.mark()?;
+    log::info!(
+        "{}: {} asked for during its delivery by {}: nothing more is sent",
+        locked.entry.envelope.id,
+        mark.what(),
+        mark.by
+    );
+    Some(if mark.request == Request::Delete {
+        DELETION_REQUESTED.to_string()
+    } else {
+        format!("{} asked for during the delivery", mark.what())
+    })
+}
+
+/// How long after the attempt's last look at its entry's mark a point of no return
+/// (a mailbox's first byte, an SMTP transaction's MAIL, its DATA without PIPELINING)
+/// is passed without looking again ([`Looks::go`]). A longer wait since (for a
+/// mailbox's locks, up to Timeout.mboxlock each; for a connection, its greeting, TLS
+/// and AUTH; for the RCPT replies) is followed by another look, so that a deletion,
+/// hold or return asked for during it stops what had not begun; a shorter one costs no
+/// lookup (a run's lookups of marks stay about two an entry), and a mark made within it
+/// finds the delivery under way, as one made just after the last look does.
+const LOOK_AGAIN_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The attempt's looks at its entry's mark: when it last looked (`make_room`, or
+/// [`Looks::go`]), and what a look before a point of no return found.
+struct Looks {
+    last: std::cell::Cell<std::time::Instant>,
+    /// Why the delivery was stopped by a mark [`Looks::go`] found (as `make_room` says
+    /// it), until the attempt takes it ([`Looks::found`]).
+    found: std::cell::RefCell<Option<String>>,
+}
+
+impl Looks {
+    fn new() -> Looks {
+        Looks {
+            last: std::cell::Cell::new(std::time::Instant::now()),
+            found: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// The mark was looked for just now.
+    fn looked(&self) {
+        self.last.set(std::time::Instant::now());
+    }
+
+    /// At a point of no return of `locked`'s delivery: whether it goes on. When the
+    /// last look is older than [`LOOK_AGAIN_AFTER`], the mark is looked for again (one
+    /// `lstat(2)`); a mark found stops it (logged as `make_room` logs it, and kept for
+    /// [`Looks::found`]), as does one found before.
+    fn go(&self, locked: &LockedEntry) -> bool {
+        if self.found.borrow().is_some() {
+            return false;
+        }
+        if self.last.get().elapsed() < LOOK_AGAIN_AFTER {
+            return true;
+        }
+        self.looked();
+        if !locked.marked() {
+            return true;
+        }
+        match mark_found(locked) {
+            Some(why) => {
+                *self.found.borrow_mut() = Some(why);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// [`Looks::go`] for an SMTP transaction ([`smtp::Outgoing::go`]): `None` to go
+    /// on, else the reply its recipients are held back with (`not_sent`'s).
+    fn go_smtp(&self, locked: &LockedEntry) -> Option<reply::Reply> {
+        if self.go(locked) {
+            return None;
+        }
+        let why = self.found.borrow().clone().unwrap_or_default();
+        Some(withheld_reply(&why))
+    }
+
+    /// Why a mark found by [`Looks::go`] stopped the delivery, taken once.
+    fn found(&self) -> Option<String> {
+        self.found.borrow_mut().take()
+    }
 }
 
 /// The addresses of a relay's host name, with sendmail's words when there are none:
@@ -1390,14 +1522,16 @@ fn not_sent(rcpts: &[usize], why: &str, mailer: Mailer) -> Vec<RcptOutcome> {
     rcpts
         .iter()
         .map(|&i| {
-            RcptOutcome::new(
-                i,
-                reply::Reply::with_status(451, status::SYSTEM_TEMP, why.to_string()),
-                mailer,
-                None,
-            )
+            let mut o = RcptOutcome::new(i, withheld_reply(why), mailer, None);
+            o.held_back = true;
+            o
         })
         .collect()
+}
+
+/// The reply of a recipient not sent for `why` ([`not_sent`]).
+fn withheld_reply(why: &str) -> reply::Reply {
+    reply::Reply::with_status(451, status::SYSTEM_TEMP, why.to_string())
 }
 
 /// One SMTP transaction: connect (or reuse the worker's connection to these hosts),
@@ -1413,6 +1547,7 @@ fn send_transaction(
     resolve: &mut Resolve<'_>,
     message: MessageAt<'_>,
     mut next: Option<&mut smtp::Next<'_>>,
+    go: &smtp::Go<'_>,
     out: &mut Transcript<'_>,
 ) -> Result<Vec<RcptOutcome>, Fatal> {
     let rcpts: Vec<(usize, &Recipient)> = t
@@ -1467,7 +1602,7 @@ fn send_transaction(
                 ..t.clone()
             };
             got.extend(send_transaction(
-                engine, env, &one, conn, resolve, message, None, out,
+                engine, env, &one, conn, resolve, message, None, go, out,
             )?);
         }
         return Ok(got);
@@ -1554,6 +1689,7 @@ fn send_transaction(
             Some(n) => Some(n),
             None => None,
         },
+        go: Some(go),
     };
     let res = session.send(&mut msg, out);
     drop(msg);
@@ -1568,7 +1704,7 @@ fn send_transaction(
             session.peer.ip()
         );
         conn.discard(out);
-        return send_transaction(engine, env, t, conn, resolve, message, next, out);
+        return send_transaction(engine, env, t, conn, resolve, message, next, go, out);
     }
     // After `send`: a line-length refusal may have moved the message to a new connection.
     let relay_name = format!("{} [{}]", session.host, session.peer.ip());
@@ -1581,8 +1717,8 @@ fn send_transaction(
             .and_then(Option::as_ref)
             .is_some_and(|t| t.reply().same_as(o.reply()));
         let mut o = RcptOutcome::from_smtp(i, o, t.mailer, relay_name.clone());
-        o.dsn_passed = session.caps.dsn;
-        o.data_refused = session.data_refused;
+        o.dsn_passed = session.caps.dsn && !o.held_back;
+        o.data_refused = session.data_refused && !o.held_back;
         if !was_told {
             untold.push(o.clone());
         }

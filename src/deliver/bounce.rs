@@ -894,6 +894,11 @@ pub fn send(
             }
             // Saved once per message: the submission did, for its own refusals.
             ReportTo::DeadLetter(_) if engine.dead_letter_saved => continue,
+            // The save may wait for the file's lock (up to 10 s) with no look at the
+            // entry's mark after it: it is the attempt's report of recipients it has
+            // already failed, made after its last look (`LockedEntry::mark_at_end`),
+            // not a delivery of the message; a mark made meanwhile is carried out when
+            // the entry is let go, as one made during any report.
             ReportTo::DeadLetter(a) => {
                 let saved = open_message()
                     .map_err(|e| e.to_string())

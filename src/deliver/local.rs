@@ -22,7 +22,11 @@
 //!
 //! The mailbox append runs in a child (`rsendmail-deliver --mbox ...`) that gets the
 //! message's length first and then the message on stdin, so a feed that ends early
-//! leaves a short read, which the child takes back (truncate to the old size).
+//! leaves a short read, which the child takes back (truncate to the old size). The
+//! length comes only once the child holds every lock of the mailbox and the deliverer,
+//! asked through the supervisor, gave the go: the wait for the locks may be long, and a
+//! deletion, hold or return of the entry asked for meanwhile must stop the append
+//! ([`Supervised::go`]); no go, nothing appended.
 //!
 //! Every mailbox, `/file` and `|command` delivery runs under a supervisor
 //! (`rsendmail-deliver --supervise ...`, [`supervise_child`]) that holds the entry's
@@ -870,7 +874,7 @@ impl Local {
         let mut cmd = self.supervisor(sup, env, "mbox", ids, None, &done, &tail);
         cmd.env("PATH", "/usr/bin:/bin");
         super::pass_process_name(&mut cmd);
-        let run = match Supervision::start(cmd, sup, &env.id) {
+        let mut run = match Supervision::start(cmd, sup, &env.id) {
             Ok(r) => r,
             Err(e) => {
                 return LocalOutcome::temp(
@@ -879,9 +883,18 @@ impl Local {
                 );
             }
         };
+        // Every lock held (which may have taken up to Timeout.mboxlock for each), the
+        // append waits for this process's go: it looks at the entry's mark again then.
+        let withheld = run.answer(sup.go);
         let (ended, relayed, _) = run.wait(None, sup, &env.id);
         if ended.journalled {
             return LocalOutcome::Delivered(done);
+        }
+        if withheld {
+            return LocalOutcome::temp(
+                status::SYSTEM_TEMP,
+                format!("nothing appended to {}: stopped by a mark", path.display()),
+            );
         }
         let err = String::from_utf8_lossy(&relayed).trim().to_string();
         let code = |x: Sysexit| ended.said == Said::Exit(x.code().into());
@@ -991,6 +1004,11 @@ impl Local {
         if kind == "mbox" && rsendmail::traffic::enabled() {
             cmd.env(TRAFFIC_ENV, "1");
         }
+        // An append waits for its go once its locks are held (`Supervision::start`
+        // hands the gate over as descriptor 6).
+        if kind == "mbox" {
+            cmd.env(GATE_ENV, "1");
+        }
         cmd
     }
 
@@ -1023,6 +1041,10 @@ impl Local {
             &done,
             &[command.into()],
         );
+        // No gate, as an append has ([`Supervised::go`]): nothing is waited for
+        // between the attempt's look at the entry's mark, just before, and the start of
+        // the command, and once started the command may have acted on the message
+        // already (a delivery under way is not cut).
         // The command's environment (the supervisor passes its own on).
         cmd.env("PATH", "/usr/bin:/bin")
             .env("HOME", &home)
@@ -1114,6 +1136,11 @@ pub struct Supervised<'a> {
     pub len: u64,
     pub spool: &'a rsendmail::spool::Spool,
     pub rcpt: usize,
+    /// Asked once a mailbox's or file's locks are all held, before its first byte is
+    /// appended ([`Supervision::answer`]): whether the append goes on. The deliverer
+    /// looks there at the entry's mark again (a deletion, hold or return asked for while
+    /// it waited for the locks: no).
+    pub go: &'a dyn Fn() -> bool,
 }
 
 /// What a supervisor's status line ([`supervise_child`]) said.
@@ -1182,11 +1209,28 @@ struct Supervision {
     child: std::process::Child,
     relayed: std::thread::JoinHandle<(Vec<u8>, Vec<String>)>,
     status: std::thread::JoinHandle<String>,
+    /// The deliverer's end of the gate of an append ([`GATE_FD`]).
+    gate: Option<std::os::unix::net::UnixStream>,
 }
 
 /// Set in a mailbox delivery's supervisor's environment when it gets the traffic log of
 /// `-X` as descriptor 5 (`rsendmail::traffic::INHERITED_FD`), for its `--mbox` child.
 const TRAFFIC_ENV: &str = "RSENDMAIL_TRAFFIC_FD";
+
+/// Set in a mailbox (or `/file`) delivery's supervisor's environment when it gets the
+/// gate of its append as descriptor [`GATE_FD`].
+const GATE_ENV: &str = "RSENDMAIL_GATE_FD";
+
+/// A supervisor's end of the gate of its append: a socket to its deliverer, which it
+/// asks (`?`) once the `--mbox` child holds every lock of the mailbox, and which
+/// answers `y` (go on) or anything else (nothing is appended). The deliverer can read
+/// the spool, where the entry's mark is; the supervisor and its child, which runs as
+/// the mailbox's user, may not. No answer (a deliverer that died) is a no.
+const GATE_FD: std::os::fd::RawFd = 6;
+
+/// What an append's `--mbox` child says on its stdout once it holds every lock, before
+/// it reads the message's length line (which its supervisor writes only on a go).
+const LOCKED_LINE: &[u8] = b"locked\n";
 
 impl Supervision {
     /// Start the supervisor `cmd` with the queue file as its descriptor 3 and the
@@ -1218,6 +1262,14 @@ impl Supervision {
             _ => None,
         };
         let tn = traffic.as_ref().map(AsRawFd::as_raw_fd);
+        // The gate of an append: this end kept, the other handed over.
+        let (gate, theirs) = if cmd.get_envs().any(|(k, _)| k == GATE_ENV) {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+            (Some(ours), Some(high(&theirs)?))
+        } else {
+            (None, None)
+        };
+        let gn = theirs.as_ref().map(AsRawFd::as_raw_fd);
         // SAFETY: only fcntl(2), close_range(2) and dup2(2) between fork and exec;
         // dup2 clears close-on-exec on the copies, which the supervisor sets again
         // before it runs anything.
@@ -1234,12 +1286,19 @@ impl Supervision {
                 {
                     return Err(std::io::Error::last_os_error());
                 }
+                if let Some(g) = gn
+                    && libc::dup2(g, GATE_FD) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }
         let mut child = cmd.spawn()?;
         drop(cmd);
-        drop((q, j, jf, traffic));
+        // The supervisor's end of the gate is its own alone: when it ends (or closes
+        // it), this end reads the end of the stream.
+        drop((q, j, jf, traffic, theirs));
         let out = child.stdout.take();
         let err = child.stderr.take();
         let relayed = std::thread::spawn(move || {
@@ -1277,7 +1336,31 @@ impl Supervision {
             child,
             relayed,
             status,
+            gate,
         })
+    }
+
+    /// Answer the gate of an append ([`GATE_FD`]): wait until the supervisor asks,
+    /// once the mailbox's locks are all held, and answer what `go` says; or until it
+    /// ends (or closes the gate) without asking, when it appended nothing. Whether the
+    /// append was withheld (`go` said no). A supervisor with no gate is not waited for.
+    fn answer(&mut self, go: &dyn Fn() -> bool) -> bool {
+        use std::io::Read as _;
+        let Some(mut gate) = self.gate.take() else {
+            return false;
+        };
+        let mut asked = [0u8; 1];
+        loop {
+            match gate.read(&mut asked) {
+                Ok(1) if asked == *b"?" => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                _ => return false,
+            }
+        }
+        let yes = go();
+        // A supervisor gone meanwhile appends nothing either way.
+        let _ = gate.write_all(if yes { b"y" } else { b"n" });
+        !yes
     }
 
     /// Wait for the supervisor, up to `limit` (then its process group is killed): how
@@ -1425,6 +1508,8 @@ pub fn supervise_child(args: &[std::ffi::OsString]) -> i32 {
     }
     // The traffic log (`-X`), when its caller handed it over: for the `--mbox` child.
     let traffic = std::env::var_os(TRAFFIC_ENV).is_some() && open(rsendmail::traffic::INHERITED_FD);
+    // The gate of an append, when its caller handed it over ([`GATE_FD`]).
+    let gated = std::env::var_os(GATE_ENV).is_some() && open(GATE_FD);
     unsafe {
         libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
         libc::fcntl(4, libc::F_SETFD, libc::FD_CLOEXEC);
@@ -1435,9 +1520,14 @@ pub fn supervise_child(args: &[std::ffi::OsString]) -> i32 {
                 libc::FD_CLOEXEC,
             );
         }
+        if gated {
+            libc::fcntl(GATE_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
     }
     // SAFETY: descriptors 3 and 4 are open (just checked) and ours alone.
     let (qf, jf) = unsafe { (std::fs::File::from_raw_fd(3), std::fs::File::from_raw_fd(4)) };
+    // SAFETY: the gate's descriptor is open (just checked) and ours alone.
+    let gate = gated.then(|| unsafe { std::os::unix::net::UnixStream::from_raw_fd(GATE_FD) });
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
     let text = |i: usize| arg(i).to_string_lossy().into_owned();
     let num = |i: usize| text(i).parse::<u64>().ok();
@@ -1536,7 +1626,12 @@ pub fn supervise_child(args: &[std::ffi::OsString]) -> i32 {
             .arg(if _dot.is_some() { "0" } else { "1" })
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
-            .stdout(Stdio::null())
+            // With a gate: where it says it holds every lock ([`LOCKED_LINE`]).
+            .stdout(if gate.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::piped());
         // The writer runs as the mailbox's owner: it gets no descriptor of ours. With
         // `-X` it logs what it appends into a pipe as its descriptor 5, whose lines this
@@ -1613,10 +1708,23 @@ pub fn supervise_child(args: &[std::ffi::OsString]) -> i32 {
     });
     let stdin = child.stdin.take();
     let mbox = kind != "pipe";
+    // An append with a gate: its child says when it holds every lock.
+    let gate = gate.filter(|_| mbox);
+    let locked = if gate.is_some() {
+        child.stdout.take()
+    } else {
+        None
+    };
     let feeder = std::thread::spawn(move || -> std::io::Result<()> {
         let Some(mut w) = stdin else {
             return Ok(());
         };
+        // No go, no message: the child, given no length line, appends nothing.
+        if let Some(gate) = gate
+            && !given_go(locked, gate)
+        {
+            return Ok(());
+        }
         if mbox {
             w.write_all(format!("{len}\n").as_bytes())?;
         }
@@ -1664,6 +1772,25 @@ pub fn supervise_child(args: &[std::ffi::OsString]) -> i32 {
     let _ = relay.join();
     say(&said);
     0
+}
+
+/// Whether the deliverer gave an append the go through `gate` ([`GATE_FD`]): once the
+/// `--mbox` child said on its stdout (`locked`) that it holds every lock, the
+/// deliverer is asked, and its answer is awaited. A child that ended first, a line
+/// that is not [`LOCKED_LINE`], a deliverer gone or an answer other than `y`: no.
+fn given_go(
+    locked: Option<std::process::ChildStdout>,
+    mut gate: std::os::unix::net::UnixStream,
+) -> bool {
+    let Some(mut locked) = locked else {
+        return false;
+    };
+    let mut said = [0u8; LOCKED_LINE.len()];
+    if locked.read_exact(&mut said).is_err() || said != LOCKED_LINE {
+        return false;
+    }
+    let mut answer = [0u8; 1];
+    gate.write_all(b"?").is_ok() && gate.read_exact(&mut answer).is_ok() && answer == *b"y"
 }
 
 /// Copy the lines the mailbox writer logged into its pipe (`r`) to the `-X` log, this
@@ -1890,11 +2017,15 @@ fn drop_to(cmd: &mut Command, (uid, gid): (u32, u32), root: bool) {
     }
 }
 
-/// The `--mbox PATH SENDER RCPT OWNER-UID LOCK-MS DOTLOCK [5]` child: read the length line and the
-/// message from stdin, append it in mbox format; with `5`, each line appended is logged
-/// to the traffic log of `-X`, given as that descriptor. Exit 0 done, 73 (EX_CANTCREAT) for I/O
-/// errors and locks, 75 (EX_TEMPFAIL) for no room (a full disk, a quota, the file-size
-/// limit), 77 (EX_NOPERM) for an unsafe mailbox; the reason on stderr.
+/// The `--mbox PATH SENDER RCPT OWNER-UID LOCK-MS DOTLOCK [5]` child: take the mailbox's
+/// locks, say so on stdout ([`LOCKED_LINE`]), then read the length line and the message
+/// from stdin (a supervisor with a gate writes the length line only once its deliverer
+/// gave the go: [`given_go`]) and append it in mbox format; with `5`, each line appended
+/// is logged to the traffic log of `-X`, given as that descriptor. Exit 0 done, 69
+/// (EX_UNAVAILABLE) for a lock not obtained in time, 73 (EX_CANTCREAT) for a mailbox
+/// that cannot be opened or created, 74 (EX_IOERR) for I/O errors and for no length line
+/// (no go: nothing appended), 75 (EX_TEMPFAIL) for no room (a full disk, a quota, the
+/// file-size limit), 77 (EX_NOPERM) for an unsafe mailbox; the reason on stderr.
 pub fn mbox_child(args: &[std::ffi::OsString]) -> i32 {
     let arg = |i: usize| {
         args.get(i)
@@ -1911,16 +2042,8 @@ pub fn mbox_child(args: &[std::ffi::OsString]) -> i32 {
         rsendmail::traffic::install_inherited();
     }
     let stdin = std::io::stdin();
-    let mut input = std::io::BufReader::with_capacity(64 * 1024, stdin.lock());
-    let mut len_line = String::new();
-    if input.read_line(&mut len_line).is_err() {
-        rsendmail::errln!("no message");
-        return 73;
-    }
-    let Ok(len) = len_line.trim().parse::<u64>() else {
-        rsendmail::errln!("no message length");
-        return 73;
-    };
+    let input = std::cell::RefCell::new(std::io::BufReader::with_capacity(64 * 1024, stdin.lock()));
+    let len = std::cell::Cell::new(0u64);
     let target = mbox::Target {
         path: &path,
         owner,
@@ -1928,11 +2051,35 @@ pub fn mbox_child(args: &[std::ffi::OsString]) -> i32 {
         dotlock,
     };
     let now = rsendmail::clock::now();
-    let res = mbox::append(&target, &mut |w| {
+    // Every lock held: said on stdout, for a supervisor that waits for it to ask its
+    // deliverer for the go ([`given_go`]); the length line it then writes is the go. A
+    // supervisor with no gate has written it already.
+    let mut ready = || -> Result<(), mbox::AppendError> {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(LOCKED_LINE).and_then(|()| out.flush());
+        let mut len_line = String::new();
+        let withheld = |why: &str| {
+            mbox::AppendError::Withheld(format!("nothing appended to {}: {why}", path.display()))
+        };
+        match input.borrow_mut().read_line(&mut len_line) {
+            Ok(n) if n > 0 => {}
+            _ => return Err(withheld("no go from the deliverer")),
+        }
+        len.set(
+            len_line
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| withheld("no message length"))?,
+        );
+        Ok(())
+    };
+    let res = mbox::append_when_ready(&target, &mut ready, &mut |w| {
         // Logged as written (`-X`), as a message saved in dead.letter is.
         let mut tee = rsendmail::traffic::WriteTee::new(w);
         let w: &mut dyn Write = &mut tee;
-        let mut limited = (&mut input).take(len);
+        let len = len.get();
+        let mut input = input.borrow_mut();
+        let mut limited = (&mut *input).take(len);
         let mut counting = Counting {
             inner: &mut limited,
             n: 0,

@@ -99,6 +99,10 @@ pub struct RcptOutcome {
     /// the mailer it would have gone by (`mailer=esmtp`), and no relay, as none was
     /// contacted.
     pub logged_as: Option<Mailer>,
+    /// Not sent in this attempt, nothing of its message given to a server, mailbox or
+    /// command: the attempt's record could not be kept, or a mark (`rsendmail-admin
+    /// delete`, `hold`, `bounce`) was found before it went (a temporary failure).
+    pub held_back: bool,
 }
 
 /// sendmail's words (sysexits' EX_CONFIG) for a recipient whose server loops back here.
@@ -145,12 +149,21 @@ impl RcptOutcome {
             notes: Vec::new(),
             diagnostic: None,
             logged_as: None,
+            held_back: false,
         }
     }
 
     /// From an SMTP transaction's outcome for one recipient.
     pub fn from_smtp(rcpt: usize, o: Outcome, mailer: Mailer, relay: String) -> RcptOutcome {
-        RcptOutcome::new(rcpt, o.reply().clone(), mailer, Some(relay))
+        match o {
+            // Nothing of the message went to the server: no relay to name.
+            Outcome::Withheld(r) => {
+                let mut o = RcptOutcome::new(rcpt, r, mailer, None);
+                o.held_back = true;
+                o
+            }
+            o => RcptOutcome::new(rcpt, o.reply().clone(), mailer, Some(relay)),
+        }
     }
 
     /// A reply made up here (`451 4.4.1 ...`) for a recipient.

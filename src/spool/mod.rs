@@ -3058,6 +3058,12 @@ impl LockedEntry {
         self.spool.mark(&self.entry.envelope.id)
     }
 
+    /// Whether the entry has a mark ([`Spool::marked`]: one `lstat(2)`), without
+    /// reading it.
+    pub fn marked(&self) -> bool {
+        self.spool.marked(&self.entry.envelope.id)
+    }
+
     /// Add to the mark of a deletion asked for during this delivery how many of the
     /// entry's `total` recipients were delivered (`sent`) when it ended, for the
     /// `rsendmail-admin delete` that waits for it to read ([`DeletionRequest`]). What

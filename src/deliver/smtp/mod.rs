@@ -72,7 +72,7 @@ pub use auth::Credentials;
 pub use ehlo::Caps;
 pub use reply::Expect;
 pub use tls::{TlsMode, TlsPolicy};
-pub use transaction::{Next, OutRcpt, Outcome, Outgoing, Step};
+pub use transaction::{Go, Next, OutRcpt, Outcome, Outgoing, Step};
 pub use wire::{Stream, Timeouts};
 // Public in the single-file client and kept at their `smtp::` paths, though the engine
 // names none of them today.

@@ -40,6 +40,9 @@ pub enum Outcome {
     Delivered(Reply),
     TempFail(Reply),
     PermFail(Reply),
+    /// Not sent: [`Outgoing::go`] said no before the transaction's MAIL, or before its
+    /// DATA (a temporary failure, with the reply it gave).
+    Withheld(Reply),
 }
 
 impl Outcome {
@@ -58,7 +61,10 @@ impl Outcome {
 
     pub fn reply(&self) -> &Reply {
         match self {
-            Outcome::Delivered(r) | Outcome::TempFail(r) | Outcome::PermFail(r) => r,
+            Outcome::Delivered(r)
+            | Outcome::TempFail(r)
+            | Outcome::PermFail(r)
+            | Outcome::Withheld(r) => r,
         }
     }
 }
@@ -113,7 +119,18 @@ pub struct Outgoing<'a> {
     /// 452, no line that a refusal would make it send again with shorter lines) and no
     /// transcript is shown (sendmail's `-v` order). See [`State::Primed`].
     pub next: Option<&'a mut Next<'a>>,
+    /// Asked before each transaction's MAIL on a session that has not sent it yet, and,
+    /// without PIPELINING, before DATA (after the RCPT replies, each of which may have
+    /// taken long): `Some(reply)` stops the message there, its recipients not yet
+    /// decided [`Outcome::Withheld`] with that reply (before DATA, after an RSET). The
+    /// deliverer looks at its entry's mark again there (`rsendmail-admin delete`,
+    /// `hold`, `bounce` asked for while the connection was made or a reply awaited).
+    /// Never asked once DATA is sent: a transaction under way is not cut.
+    pub go: Option<&'a Go<'a>>,
 }
+
+/// See [`Outgoing::go`].
+pub type Go<'a> = dyn Fn() -> Option<Reply> + 'a;
 
 /// See [`Outgoing::next`]: the queue id and the command lines (MAIL, then each RCPT) of
 /// the message to send next.
@@ -361,6 +378,19 @@ impl Session {
         while !pending.is_empty()
             && (self.state == State::Ready || (first && self.state == State::Primed))
         {
+            // Nothing of this transaction sent yet: the deliverer's go first (the
+            // connection may have taken long to make). Commands sent ahead with the
+            // last message's dot ([`State::Primed`]) went before the deliverer's look
+            // at this message, and are its transaction under way.
+            if self.state == State::Ready
+                && let Some(r) = m.go.and_then(|go| go())
+            {
+                let o = Outcome::Withheld(r);
+                for &i in &pending {
+                    results[i] = Some(o.clone());
+                }
+                break;
+            }
             let reused = std::mem::replace(&mut self.carried, true) && first;
             first = false;
             let (accepted, retry) = match self.transaction(
@@ -620,6 +650,16 @@ impl Session {
             if accepted.is_empty() {
                 self.reset(out)?;
                 return Ok(Done::Sent(0, retry));
+            }
+            // The RCPT replies came one by one, each after a wait: the deliverer's go
+            // once more, before DATA (after it, the message is sent whole).
+            if let Some(r) = m.go.and_then(|go| go()) {
+                let o = Outcome::Withheld(r);
+                for &i in accepted.iter().chain(&retry) {
+                    results[i] = Some(o.clone());
+                }
+                self.reset(out)?;
+                return Ok(Done::Sent(0, Vec::new()));
             }
             self.put("DATA", out)?;
             self.flush(t.datainit)?;
@@ -891,6 +931,7 @@ mod tests {
             Outcome::Delivered(_) => "delivered",
             Outcome::TempFail(_) => "temporary",
             Outcome::PermFail(_) => "permanent",
+            Outcome::Withheld(_) => "withheld",
         };
         for (code, want) in [
             (250, "delivered"),
