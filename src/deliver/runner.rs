@@ -975,7 +975,7 @@ fn attempt_one(spool: &Spool, engine: &Engine, id: &str) -> Result<Taken, Fatal>
 /// during its delivery), recorded when it is let go of.
 fn is_return(locked: &LockedEntry) -> bool {
     locked
-        .mark()
+        .mark_after_end()
         .is_some_and(|m| matches!(m.request, rsendmail::spool::Request::Bounce { .. }))
 }
 

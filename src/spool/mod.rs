@@ -3051,6 +3051,17 @@ impl LockedEntry {
         m
     }
 
+    /// [`LockedEntry::mark`] after the attempt's end, before the entry is let go of: None
+    /// without a look when the attempt found none at its end
+    /// ([`LockedEntry::mark_at_end`]; a mark made since is seen by the next holder, as
+    /// when the entry is let go of).
+    pub fn mark_after_end(&self) -> Option<Mark> {
+        if self.unmarked_at_end {
+            return None;
+        }
+        self.mark()
+    }
+
     /// The entry's mark: an action asked for while this process held it
     /// ([`Spool::request`]). Nothing more of it may be started; it is carried out when
     /// this process lets go of it.
