@@ -83,18 +83,19 @@ pub const REASON_MAX: usize = 200;
 
 /// The letters that name an entry's other files in a spool (rsendmail's state `sf`,
 /// delivery journal `jf`,
-/// temporary `tf`, `rf`; sendmail's data `df`, transcript `xf`, quarantined `hf`, lost
-/// `Qf`): a name of one of them is refused with the ID to give instead.
-const FILE_PREFIXES: [&str; 8] = ["sf", "jf", "tf", "rf", "df", "xf", "hf", "Qf"];
+/// temporary `tf`, `rf`, a mark `kf`; sendmail's data `df`, transcript `xf`,
+/// quarantined `hf`, lost `Qf`): a name of one of them is refused with the ID to give
+/// instead.
+const FILE_PREFIXES: [&str; 9] = ["sf", "jf", "tf", "rf", "kf", "df", "xf", "hf", "Qf"];
 
 /// A queue ID as given on the command line: the 14 characters of an ID, also as `mailq`
 /// shows it (followed by one of its marks: `*` being delivered, `-` too young, and
-/// Postfix's `!` held) or as its queue file's name (`qf<ID>`), with blanks around it
-/// (pasted from a listing) left out. Errors: a text naming what is wrong (printable,
+/// Postfix's `!` held) or as its queue file's name (`qf<ID>`), with white space around
+/// it (pasted from a listing, with its line's end) left out. Errors: a text naming what is wrong (printable,
 /// whatever was given), with the ID to give when the argument holds one (the name of
 /// another file of the entry, a path).
 pub fn parse_id(arg: &str) -> Result<String, String> {
-    let mut s = arg.trim_matches([' ', '\t']);
+    let mut s = arg.trim_matches(|c: char| c.is_ascii_whitespace());
     if s.chars().count() == 15
         && let Some(t) = s.strip_suffix(['*', '-', '!'])
     {
@@ -3306,6 +3307,8 @@ mod tests {
             " 6AUIIquc023976",
             "6AUIIquc023976*\t",
             "  qf6AUIIquc023976 ",
+            "6AUIIquc023976\n",
+            "\r\n6AUIIquc023976*\r\n",
         ] {
             assert_eq!(parse_id(arg).as_deref(), Ok(id), "{arg:?}");
         }
@@ -3314,6 +3317,7 @@ mod tests {
             "sf6AUIIquc023976",
             "df6AUIIquc023976",
             "hf6AUIIquc023976",
+            "kf6AUIIquc023976",
             "/var/spool/rsendmail/qf6AUIIquc023976",
             "hold/qf6AUIIquc023976",
             "/var/spool/mqueue/df6AUIIquc023976",
