@@ -5096,6 +5096,75 @@ fn a_command_acts_itself_on_an_entry_with_a_mark_that_cannot_be_read() {
     }
 }
 
+/// A mark that cannot be read (garbage, or a directory planted where it belongs) is
+/// logged once by a command that acts on its entry (`hold`, `release`, `retry`,
+/// `delete`, `bounce`: the line that it was removed and the command acted on the
+/// entry), however often the command looks at the mark; `list`, `show` and `delete
+/// --dry-run`, which change nothing, log nothing of it. A queue run that takes it as a
+/// hold logs it once too.
+#[test]
+fn a_mark_that_cannot_be_read_is_logged_once_per_command() {
+    let actions: &[&[&str]] = &[
+        &["hold"],
+        &["release"],
+        &["retry"],
+        &["delete"],
+        &["bounce"],
+        &["list"],
+        &["show"],
+        &["delete", "--dry-run"],
+    ];
+    for planted_dir in [false, true] {
+        for action in actions {
+            let env = relay_env(closed_tcp_port(), "");
+            let log = env.dir.join("maillog");
+            env.add_config(&format!("MAILLOG {}\n", log.display()));
+            let id = queue(&env, "bob@example.org");
+            let kf = env.spool.join(format!("kf{id}"));
+            if planted_dir {
+                fs::create_dir(&kf).unwrap();
+            } else {
+                fs::write(&kf, "not a mark\n").unwrap();
+            }
+            let mut args = action.to_vec();
+            if action[0] != "list" {
+                args.push(&id);
+            }
+            let r = admin(&env, &args);
+            r.code(0);
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            let said = text
+                .lines()
+                .filter(|l| l.contains(&format!("kf{id}")))
+                .count();
+            let changes = !matches!(action, ["list"] | ["show"] | ["delete", "--dry-run"]);
+            assert_eq!(
+                said,
+                usize::from(changes),
+                "{action:?} (a directory: {planted_dir}):\n{text}"
+            );
+        }
+        // A queue run holds the entry for it, and says so once.
+        let env = relay_env(closed_tcp_port(), "");
+        let log = env.dir.join("maillog");
+        env.add_config(&format!("MAILLOG {}\n", log.display()));
+        let id = queue(&env, "bob@example.org");
+        let kf = env.spool.join(format!("kf{id}"));
+        if planted_dir {
+            fs::create_dir(&kf).unwrap();
+        } else {
+            fs::write(&kf, "not a mark\n").unwrap();
+        }
+        env.sendmail(&["-qf"], b"").code(0);
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        let said = text
+            .lines()
+            .filter(|l| l.contains(&format!("kf{id}:")))
+            .count();
+        assert_eq!(said, 1, "-qf (a directory: {planted_dir}):\n{text}");
+    }
+}
+
 /// `hold` of an entry whose delivery lets go of it just as the mark is made (the run
 /// held up 3 s before it connects, under strace, to a closed port; the command's
 /// `rename(2)` of its mark into place (its first) held up 15 s, past the end of the delivery): the delivery's last look found no

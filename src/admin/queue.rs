@@ -321,7 +321,9 @@ fn try_lock(sp: &Spool, id: &str, wait: Duration) -> Result<Locked, Sysexit> {
         // Its deletion was asked for while a delivery held it ([`delete`]): every holder
         // of its lock removes it, as a delivery does.
         Ok(spool::LiveLock::Held(f, _))
-            if sp.mark(id).is_some_and(|m| m.request == Request::Delete) =>
+            if sp
+                .read_mark(id)
+                .is_some_and(|m| m.request == Request::Delete) =>
         {
             sp.note_removed_unsent(id);
             remove(sp, id, &f)?;
@@ -331,7 +333,7 @@ fn try_lock(sp: &Spool, id: &str, wait: Duration) -> Result<Locked, Sysexit> {
         // A file where a mark belongs that no rsendmail wrote, or that cannot be read
         // (a delivery takes it as a hold): this command, which holds the lock, acts on
         // the entry itself, and the file goes, said in the log.
-        Ok(spool::LiveLock::Held(f, _)) if sp.mark(id).is_some_and(|m| m.is_unreadable()) => {
+        Ok(spool::LiveLock::Held(f, _)) if sp.read_mark(id).is_some_and(|m| m.is_unreadable()) => {
             let removed = sp.withdraw_mark(id, spool::Mark::is_unreadable);
             log::warn!(
                 "{id}: {}: not a mark that can be read; {}",
@@ -909,7 +911,7 @@ pub fn show(ctx: &Context, id: &str) -> Sysexit {
                     &e,
                     held,
                     sp.is_busy(&e.file),
-                    (!held).then(|| sp.mark(&id)).flatten().as_ref(),
+                    (!held).then(|| sp.read_mark(&id)).flatten().as_ref(),
                     crate::clock::now()
                 )
             );
@@ -1462,7 +1464,10 @@ pub fn delete(
                     return Ok(None);
                 }
                 // Marked by an earlier `delete`: taking its lock removes it.
-                if sp.mark(id).is_some_and(|m| m.request == Request::Delete) {
+                if sp
+                    .read_mark(id)
+                    .is_some_and(|m| m.request == Request::Delete)
+                {
                     marked.borrow_mut().insert(id.to_string());
                     if let Ok(f) = fs::File::open(sp.kf_path(id)) {
                         marks.borrow_mut().insert(id.to_string(), f);
@@ -2167,7 +2172,7 @@ fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Result<Mar
         )
     };
     let marks = sp.lock_marks();
-    if let Some(m) = sp.mark(id) {
+    if let Some(m) = sp.read_mark(id) {
         if m.request == Request::Delete && request != Request::Delete {
             return Err(delete_stays(&m));
         }
@@ -2343,7 +2348,7 @@ pub fn release(ctx: &Context, ids: &[String]) -> Sysexit {
                     // out): the hold is carried out now, as the next queue run would
                     // carry it out, whoever asked for it, and released as any (or
                     // refused as any: a user's release of root's hold).
-                    let mark = s.spool.mark(id).filter(|m| m.request == Request::Hold);
+                    let mark = s.spool.read_mark(id).filter(|m| m.request == Request::Hold);
                     if mark.is_some()
                         && matches!(try_lock(&s.spool, id, Duration::ZERO)?, Locked::Gone)
                         && matches!(locate(&s.spool, id), Ok(Some((_, true))))
@@ -2646,7 +2651,7 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                         Ok(Some((_, true))) => {
                             let bounce_stays = s
                                 .spool
-                                .mark(id)
+                                .read_mark(id)
                                 .is_some_and(|m| matches!(m.request, Request::Bounce { .. }));
                             return Err(fail(
                                 Sysexit::TempFail,
