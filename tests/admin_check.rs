@@ -569,6 +569,33 @@ fn the_to_probe_sends_mail_and_rcpt_then_rset_and_nothing_else() {
     }
 }
 
+/// `config` and `check`, which change nothing, log nothing (their failures included:
+/// a bad `-O`, a spool that is not there) and make no MAILLOG.
+#[test]
+fn config_and_check_log_nothing() {
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let prog = PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-admin"));
+    admin_of(&env, &prog, &["config"]).code(0);
+    admin_of(&env, &prog, &["config", "-O", "MaxHopCount=many"]).code(78);
+    admin_of(&env, &prog, &["check", "-O", "MaxHopCount=many"]).code(78);
+    admin_of(&env, &prog, &["check"]);
+    assert!(
+        !log.exists(),
+        "{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    fs::write(&env.conf, env.config_naming_spool(&env.dir.join("nospool"))).unwrap();
+    admin_of(&env, &prog, &["config"]).code(78);
+    admin_of(&env, &prog, &["check"]).code(78);
+    assert!(
+        !log.exists(),
+        "{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
 #[test]
 fn every_config_problem_is_named_with_its_line() {
     let env =

@@ -2789,6 +2789,51 @@ fn recipient_selection_takes_both_forms_of_an_idn_domain() {
     assert_eq!(env.entries().len(), 1, "{}", env.listing());
 }
 
+/// A command that only looks (`list`, `show`, `delete --dry-run`) logs nothing, its
+/// failures included (an ID that names no entry, one that is no ID, a selection that
+/// matches nothing, a spool that is not there): MAILLOG is left as it was, and is not
+/// made when it is not there. An action's failure is logged.
+#[test]
+fn commands_that_only_look_log_nothing() {
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let id = queue(&env, "bob@example.org");
+    let before = fs::read_to_string(&log).unwrap();
+    let looks: &[(&[&str], i32)] = &[
+        (&["show", "6AUIIquc023976"], 66),
+        (&["show", "nosuchid"], 64),
+        (&["show", &id], 0),
+        (&["list"], 0),
+        (&["list", "--json"], 0),
+        (&["delete", "--dry-run", "6AUIIquc023976"], 66),
+        (&["delete", "--dry-run", &id], 0),
+        (&["delete", "--dry-run", "--all"], 0),
+        (&["delete", "--dry-run", "--recipient", "nobody"], 0),
+    ];
+    for (args, code) in looks {
+        admin(&env, args).code(*code);
+        assert_eq!(fs::read_to_string(&log).unwrap(), before, "{args:?}");
+    }
+    // An action's failure is logged.
+    admin(&env, &["hold", "6AUIIquc023976"]).code(66);
+    assert!(
+        fs::read_to_string(&log)
+            .unwrap()
+            .contains("6AUIIquc023976: no such entry"),
+        "{}",
+        env.listing()
+    );
+    // No MAILLOG made either, the spool's refusal (78) not logged.
+    fs::remove_file(&log).unwrap();
+    let missing = env.dir.join("nospool");
+    fs::write(&env.conf, env.config_naming_spool(&missing)).unwrap();
+    for (args, _) in looks {
+        admin(&env, args).code(78);
+        assert!(!log.exists(), "{args:?}");
+    }
+}
+
 /// `delete --dry-run`: every selection `delete` takes (IDs, `--recipient`, `--all`)
 /// prints each entry it would delete (ID, sender, open recipients; a held one marked),
 /// refuses what `delete` refuses with its status, and deletes nothing.

@@ -45,7 +45,9 @@
 //! state from it, and `release` (or `hold` again) takes it along.
 //!
 //! Every action is logged (syslog or MAILLOG, as the rest logs): who (login and uid),
-//! what, and which ID.
+//! what, and which ID; so is a failure of a command that changes the queue. A command
+//! that only looks (`list`, `show`, `delete --dry-run`) logs nothing
+//! ([`crate::log::looks_only`]).
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
@@ -270,7 +272,8 @@ fn bound_span(s: u64) -> String {
     }
 }
 
-/// Say a failure for an ID (stderr, and the log) and give its status.
+/// Say a failure for an ID (stderr, and the log of a command that changes the queue:
+/// [`crate::log::looks_only`]) and give its status.
 fn fail(code: Sysexit, msg: String) -> Sysexit {
     crate::errln!("rsendmail-admin: {msg}");
     // Logged too, unless the log is this process's stderr (said just now).

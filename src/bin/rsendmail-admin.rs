@@ -222,6 +222,18 @@ fn main() -> ExitCode {
         config: cli.config,
         options,
     };
+    // Only the commands that change the queue (or make the spool) log: a look logs
+    // nothing, not even its own failures, which it prints.
+    if matches!(
+        cli.command,
+        Command::List { .. }
+            | Command::Show { .. }
+            | Command::Config { .. }
+            | Command::Check { .. }
+            | Command::Delete { dry_run: true, .. }
+    ) {
+        rsendmail::log::looks_only();
+    }
     let status = match cli.command {
         Command::List { json } => admin::queue::list(&ctx, json),
         Command::Show { id } => admin::queue::show(&ctx, &id),
