@@ -3367,6 +3367,47 @@ fn an_id_given_twice_is_acted_on_once() {
     assert!(queued(&env, &id), "{}", env.listing());
 }
 
+/// `delete --recipient` by a user whose every match is refused (her own entry, held by
+/// root: only root or the spool's group may end that hold) says its count as the
+/// deletion does, with `--dry-run` too: none would be deleted, one refused (said on
+/// stderr), 77; never a silent stdout.
+#[test]
+fn a_dry_run_whose_matches_are_all_refused_prints_its_count() {
+    let Some(sys) = setgid_system("admin-dry-refused") else {
+        return;
+    };
+    let mine = sys.users_entry();
+    let out = sys.root(&["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for (dry, line) in [
+        (
+            true,
+            "dry run: 0 entries would be deleted, 1 entry refused (said above); nothing was \
+             deleted\n",
+        ),
+        (false, "0 entries deleted; 1 entry refused (said above)\n"),
+    ] {
+        let mut args = vec!["delete", "--recipient", "bob"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let out = sys.user(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(77),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(&format!("{mine}: permission denied: held by")),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), line, "{args:?}");
+        assert!(sys.spool.join(format!("hold/qf{mine}")).exists());
+    }
+}
+
 /// A hold is the administrator's quarantine (sendmail's `-Q`, Postfix's `postsuper -h`,
 /// which are theirs alone): a user may not end one that root or the spool's group made
 /// on her entry, by `release`, `retry`, `bounce` or `delete` (77, naming who held it and

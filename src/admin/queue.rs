@@ -1412,71 +1412,81 @@ pub fn delete(
             );
             Ok(())
         };
+        let prepare = |id: &str| -> Result<Option<(Spool, (Spool, bool))>, Sysexit> {
+            if !listed
+                && matches!(locate(&s.spool, id), Ok(None))
+                && let Some(aside) = set_aside(&s.spool, id)
+            {
+                // Its queue file cannot be read: whose it is is unknown.
+                if !who.any {
+                    return Err(fail(
+                        Sysexit::NoPerm,
+                        format!(
+                            "{id}: {}, so whose entry it is is unknown: only root or \
+                             the spool's group may delete it",
+                            set_aside_text(&s.spool)
+                        ),
+                    ));
+                }
+                if dry_run {
+                    crate::outln!("{id}: would be deleted: {}", set_aside_text(&s.spool));
+                    bump(&would);
+                    return Ok(None);
+                }
+                // No run ever takes it: nothing to lock. Unlinked, never followed.
+                unlink_odd(&aside, id, odd_file(&aside, id).unwrap_or("damaged"))?;
+                crate::outln!("{id}: deleted (it was {})", set_aside_text(&s.spool));
+                bump(&deleted);
+                logged(who, id, "deleted (set aside as damaged)");
+                return Ok(None);
+            }
+            let Some((sp, held)) = find_listed(&s.spool, who, id, listed)? else {
+                bump(&gone);
+                return Ok(None);
+            };
+            if held {
+                may_clear_hold(&s.spool, who, id, "delete")?;
+            }
+            if dry_run {
+                crate::outln!("{}", would_delete(&sp, id, held));
+                bump(&would);
+                return Ok(None);
+            }
+            if let Some(kind) = odd_file(&sp, id) {
+                // Nothing to lock: no run ever delivers it. Unlinked, never followed.
+                unlink_odd(&sp, id, kind)?;
+                from_spool.set(from_spool.get() || !held);
+                crate::outln!(
+                    "{id}: deleted (its queue file was {kind}, removed without following it)"
+                );
+                bump(&deleted);
+                logged(who, id, &format!("deleted (its queue file was {kind})"));
+                return Ok(None);
+            }
+            // Marked by an earlier `delete`: taking its lock removes it.
+            if sp
+                .read_mark(id)
+                .is_some_and(|m| m.request == Request::Delete)
+            {
+                marked.borrow_mut().insert(id.to_string());
+                if let Ok(f) = fs::File::open(sp.kf_path(id)) {
+                    marks.borrow_mut().insert(id.to_string(), f);
+                }
+            }
+            Ok(Some((sp.clone(), (sp, held))))
+        };
+        // A selection's entries refused to this caller (whose hold she may not end),
+        // each said on stderr, counted in the selection's line.
+        let refused = std::cell::Cell::new(0usize);
         let (status, busy) = each_locked_held(
             &ids,
             MARK_WAIT,
             |id| {
-                if !listed
-                    && matches!(locate(&s.spool, id), Ok(None))
-                    && let Some(aside) = set_aside(&s.spool, id)
-                {
-                    // Its queue file cannot be read: whose it is is unknown.
-                    if !who.any {
-                        return Err(fail(
-                            Sysexit::NoPerm,
-                            format!(
-                                "{id}: {}, so whose entry it is is unknown: only root or \
-                                 the spool's group may delete it",
-                                set_aside_text(&s.spool)
-                            ),
-                        ));
-                    }
-                    if dry_run {
-                        crate::outln!("{id}: would be deleted: {}", set_aside_text(&s.spool));
-                        bump(&would);
-                        return Ok(None);
-                    }
-                    // No run ever takes it: nothing to lock. Unlinked, never followed.
-                    unlink_odd(&aside, id, odd_file(&aside, id).unwrap_or("damaged"))?;
-                    crate::outln!("{id}: deleted (it was {})", set_aside_text(&s.spool));
-                    bump(&deleted);
-                    logged(who, id, "deleted (set aside as damaged)");
-                    return Ok(None);
+                let r = prepare(id);
+                if listed && matches!(r, Err(Sysexit::NoPerm)) {
+                    bump(&refused);
                 }
-                let Some((sp, held)) = find_listed(&s.spool, who, id, listed)? else {
-                    bump(&gone);
-                    return Ok(None);
-                };
-                if held {
-                    may_clear_hold(&s.spool, who, id, "delete")?;
-                }
-                if dry_run {
-                    crate::outln!("{}", would_delete(&sp, id, held));
-                    bump(&would);
-                    return Ok(None);
-                }
-                if let Some(kind) = odd_file(&sp, id) {
-                    // Nothing to lock: no run ever delivers it. Unlinked, never followed.
-                    unlink_odd(&sp, id, kind)?;
-                    from_spool.set(from_spool.get() || !held);
-                    crate::outln!(
-                        "{id}: deleted (its queue file was {kind}, removed without following it)"
-                    );
-                    bump(&deleted);
-                    logged(who, id, &format!("deleted (its queue file was {kind})"));
-                    return Ok(None);
-                }
-                // Marked by an earlier `delete`: taking its lock removes it.
-                if sp
-                    .read_mark(id)
-                    .is_some_and(|m| m.request == Request::Delete)
-                {
-                    marked.borrow_mut().insert(id.to_string());
-                    if let Ok(f) = fs::File::open(sp.kf_path(id)) {
-                        marks.borrow_mut().insert(id.to_string(), f);
-                    }
-                }
-                Ok(Some((sp.clone(), (sp, held))))
+                r
             },
             |id, (sp, held), lock| match lock {
                 Some(lock) => {
@@ -1536,7 +1546,9 @@ pub fn delete(
                     // Held meanwhile by another command: still in the selection (which
                     // takes held entries too), deleted from `hold/` as one found there.
                     if let Ok(Some((hsp, true))) = locate(&s.spool, id) {
-                        may_clear_hold(&s.spool, who, id, "delete")?;
+                        may_clear_hold(&s.spool, who, id, "delete").inspect_err(|_| {
+                            bump(&refused);
+                        })?;
                         match try_lock(&hsp, id, LOCK_WAIT)? {
                             Locked::File(lock) => {
                                 delete_locked(&hsp, id, &lock, who)?;
@@ -1561,7 +1573,8 @@ pub fn delete(
         );
         let marked = marked.into_inner();
         let busy: Vec<String> = busy.into_iter().filter(|id| !marked.contains(id)).collect();
-        let (would, deleted, gone) = (would.get(), deleted.get(), gone.get());
+        let (would, deleted, gone, refused) =
+            (would.get(), deleted.get(), gone.get(), refused.get());
         if from_held.get() {
             sync_after_removal(&s.spool.held());
         }
@@ -1629,17 +1642,35 @@ pub fn delete(
                     n(gone)
                 ));
             }
+            if refused > 0 {
+                line.push_str(&format!("; {}", refused_text(refused)));
+            }
             crate::outln!("{line}");
         }
-        // Nothing would go because every ID was refused: the refusals said it all.
-        if dry_run && (would > 0 || status == Sysexit::Ok) {
+        // A selection says its count as the deletion does, its refusals too; IDs given
+        // that would all be refused are said by their refusals alone.
+        if dry_run && (listed || would > 0 || status == Sysexit::Ok) {
             crate::outln!(
-                "dry run: {would} {} would be deleted; nothing was deleted",
-                if would == 1 { "entry" } else { "entries" }
+                "dry run: {would} {} would be deleted{}; nothing was deleted",
+                if would == 1 { "entry" } else { "entries" },
+                if refused > 0 {
+                    format!(", {}", refused_text(refused))
+                } else {
+                    String::new()
+                }
             );
         }
         Ok(status)
     })
+}
+
+/// How a selection's line counts the entries refused to its caller, each said on
+/// stderr: `1 entry refused (said above)`.
+fn refused_text(refused: usize) -> String {
+    format!(
+        "{refused} {} refused (said above)",
+        if refused == 1 { "entry" } else { "entries" }
+    )
 }
 
 /// Remove entry `id` of `sp`, whose lock `lock` holds, and say so (stdout, the log);
