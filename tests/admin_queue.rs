@@ -5286,6 +5286,78 @@ fn a_hold_marked_as_the_delivery_ends_is_carried_out_by_the_command() {
     );
 }
 
+/// `bounce` of an entry whose delivery lets go of it just as the mark is made (as in
+/// `a_hold_marked_as_the_delivery_ends_is_carried_out_by_the_command`: the run held up
+/// 3 s before it connects, under strace, to a closed port its RELAYTABLE names for the
+/// recipient's domain; the command's `rename(2)` of its mark into place held up 15 s):
+/// the command carries the return out itself. It says the entry is returned (0), one
+/// report reaches the sender (through SMARTHOST, at the sink), the entry is gone and no
+/// mark is left.
+#[test]
+fn a_return_marked_as_the_delivery_ends_is_carried_out_by_the_command() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    let sink_dir = Env::new();
+    let Some(sink) = Sink::start(&sink_dir.dir, &[]) else {
+        return;
+    };
+    let table = sink_dir.dir.join("relays");
+    fs::write(
+        &table,
+        format!("example.net 127.0.0.1:{}\n", closed_tcp_port()),
+    )
+    .unwrap();
+    let env = relay_env(sink.port, &format!("RELAYTABLE {}\n", table.display()));
+    let maillog = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", maillog.display()));
+    let id = queue(&env, "bob@example.net");
+    let mut run = slowed_run(&env, &id, "connect", "delay_enter");
+    // The command alone (not the delivery it starts for the report) held up.
+    let out = Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "-e", "trace=rename"])
+        .args(["-e", "inject=rename:delay_enter=15000000:when=1", "--"])
+        .arg(admin_bin())
+        .args(["-C", env.conf.to_str().unwrap(), "bounce", &id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = run.wait();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let line = stdout.lines().last().unwrap_or_default();
+    report_queued(line, &id);
+    wait_until(Duration::from_secs(20), "the report at the sink", || {
+        !sink.dumps().is_empty()
+    });
+    crate::harness::holds_for(Duration::from_secs(1), "no second report", || {
+        sink.dumps().len() == 1
+    });
+    let dumps = sink.dumps();
+    assert!(
+        dumps[0].contains("MAILER-DAEMON")
+            && dumps[0].contains("alice@example.org")
+            && dumps[0].contains("bob@example.net"),
+        "{dumps:?}"
+    );
+    assert!(!queued(&env, &id) && !held(&env, &id), "{}", env.listing());
+    assert!(
+        !env.spool.join(format!("kf{id}")).exists(),
+        "{}",
+        env.listing()
+    );
+    // Carried out by the command, its delivery having let go of the entry.
+    let log = fs::read_to_string(&maillog).unwrap_or_default();
+    assert!(
+        log.contains(&format!(
+            "{id}: marked for return to the sender, and carried out (its delivery had just \
+             ended)"
+        )),
+        "{log}"
+    );
+}
+
 /// An entry deleted between another command's open of its queue file and that
 /// command's look at what it opened (the open held up 1.5 s under strace, the `delete`
 /// run meanwhile): the entry is gone, said as such (66, "delivered or removed
