@@ -569,6 +569,64 @@ fn the_to_probe_sends_mail_and_rcpt_then_rset_and_nothing_else() {
     }
 }
 
+/// `check --to` with a control character in the address refuses it (64) and echoes it
+/// as every admin message echoes text from outside: each such character as its octets
+/// in octal (`\033`), never as `?` (the command line's refusal, sendmail's form) nor raw.
+#[test]
+fn the_to_address_is_echoed_with_octal_escapes() {
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\n",
+        closed_tcp_port()
+    ));
+    for (bad, shown) in [
+        ("c\u{1b}[31md@example.org", "\"c\\033[31md@example.org\""),
+        ("a\u{1}b@example.org", "\"a\\001b@example.org\""),
+        ("e\u{7f}f@example.org", "\"e\\177f@example.org\""),
+        (
+            "x\u{1b}y@example.org, z@example.org",
+            "\"x\\033y@example.org\"",
+        ),
+        ("a\nb@example.org", "a\\012b@example.org... line breaks"),
+    ] {
+        let r = admin(&env, &["check", "--to", bad]);
+        r.code(64);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(said.contains(shown), "{bad:?}: {said}");
+        assert!(
+            !said.contains('?') && !said.contains('\u{1b}') && !said.contains('\u{7f}'),
+            "{bad:?}: {said}"
+        );
+    }
+}
+
+/// A file in the spool whose name holds a control character, or octets that are not
+/// UTF-8, is named by `check` with each as its octets in octal, as every other name
+/// from outside: never `?`.
+#[test]
+fn spool_file_names_are_echoed_with_octal_escapes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    let index = env.spool.join("index");
+    fs::create_dir_all(&index).unwrap();
+    chgrp_chmod(&index, spool_gid(), 0o2770);
+    for name in [&b"a\x1b[2Jb"[..], &b"c\xffd"[..]] {
+        let p = index.join(OsStr::from_bytes(name));
+        fs::write(&p, "x").unwrap();
+        chmod(&p, 0o604);
+    }
+    let r = run();
+    let said = line(&r, "FAIL spool: 2 file(s) in ");
+    assert!(
+        said.contains("a\\033[2Jb") && said.contains("c\\377d") && !said.contains('?'),
+        "{said}"
+    );
+}
+
 /// `config` and `check`, which change nothing, log nothing (their failures included:
 /// a bad `-O`, a spool that is not there) and make no MAILLOG.
 #[test]

@@ -3317,7 +3317,9 @@ fn files_step(
         let ok = md.mode() & 0o7777 == file_mode
             && (private || want.group_fits(md.gid()))
             && (!private || md.uid() == want.uid);
-        let name = || crate::text::printable(&ent.file_name().to_string_lossy()).into_owned();
+        // A name anyone with the spool's group chose: each control character and each
+        // octet that is not UTF-8 as its octets in octal, as every other name is shown.
+        let name = || crate::text::os_argument_shown(ent.file_name().as_encoded_bytes());
         if only_entries
             && md.uid() != 0
             && ent.file_name().as_encoded_bytes().starts_with(b"qf")
