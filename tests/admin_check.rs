@@ -627,6 +627,30 @@ fn spool_file_names_are_echoed_with_octal_escapes() {
     );
 }
 
+/// Root's check of a user's own install (the spool and the configuration hers): the
+/// spool step fails, saying so, and the network steps are skipped naming that step,
+/// not "the configuration has errors" (no configuration line is in error).
+#[test]
+fn roots_check_of_a_users_install_skips_the_network_naming_the_spool() {
+    let Some(inst) = root_install(true) else {
+        return;
+    };
+    let u = test_user();
+    chown_r(&inst.spool, &format!("{}:{}", u.uid, u.gid));
+    std::os::unix::fs::chown(&inst.conf, Some(u.uid), Some(u.gid)).unwrap();
+    let r = inst.check();
+    r.code(78);
+    assert!(line(&r, "FAIL spool: ").contains("is the per-user spool of"));
+    assert!(!r.stdout.contains("FAIL config"), "{}", r.stdout);
+    let last = r.stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("skip network: not checked: the spool failed")
+            && !last.contains("configuration"),
+        "{}",
+        r.stdout
+    );
+}
+
 /// `config` and `check`, which change nothing, log nothing (their failures included:
 /// a bad `-O`, a spool that is not there) and make no MAILLOG.
 #[test]
