@@ -7379,3 +7379,51 @@ fn a_huge_mail_name_is_quoted_cut() {
         }
     }
 }
+
+/// A domain longer than DNS allows (RFC 1035: 253 octets, a label 63), a 300,000
+/// character one among them: in `RELAYTABLE` it is refused with the table's file and
+/// line, in `O RelayDomains=` and `O FastFlushDomains=` with the configuration's, 78
+/// (EX_CONFIG), the domain shown cut, by a submission (nothing queued) and by `check`.
+#[test]
+fn a_domain_longer_than_dns_allows_is_refused_with_its_line() {
+    let huge = format!("{}.example", "a".repeat(300_000));
+    let long_label = format!("{}.example", "b".repeat(64));
+    for domain in [&huge, &long_label] {
+        let env = Env::new();
+        let table = env.dir.join("relays");
+        fs::write(&table, format!("# relays\n{domain} 127.0.0.1\n")).unwrap();
+        chmod(&table, 0o644);
+        env.add_config(&format!(
+            "SMARTHOST 127.0.0.1\nRELAYTABLE {}\n",
+            table.display()
+        ));
+        let at = format!("{}: line 2: invalid domain ", table.display());
+        let r = env.sendmail(&["-odq", "bob@example.org"], MSG);
+        r.code(78);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(said.contains(&at) && said.len() < 2000, "{said}");
+        assert!(env.entries().is_empty(), "{}", env.listing());
+        let r = admin(&env, &["check"]);
+        r.code(78);
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with("FAIL config: ") && l.contains(&at)),
+            "{}",
+            r.stdout
+        );
+        for option in ["RelayDomains", "FastFlushDomains"] {
+            let env = Env::with_config(&format!("O {option}=a.example,{domain}\n"));
+            let at = format!(
+                "{}: line {}: Invalid value for {option}: ",
+                env.conf.display(),
+                env.config_line(&format!("O {option}"))
+            );
+            let r = env.sendmail(&["-odq", "bob@example.org"], MSG);
+            r.code(78);
+            let said = format!("{}{}", r.stdout, r.stderr);
+            assert!(said.contains(&at) && said.len() < 2000, "{option}: {said}");
+            assert!(env.entries().is_empty(), "{}", env.listing());
+        }
+    }
+}
