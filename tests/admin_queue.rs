@@ -169,6 +169,44 @@ fn hostile_arguments_come_back_bounded_and_named() {
     }
 }
 
+/// A control character in an argument clap echoes in a usage error (a subcommand or
+/// an option it does not know, an argument too many) is shown as its octets in octal,
+/// as every other message shows one: never dropped, never raw (clap's own rendering
+/// drops BS, SOH and DEL, and takes ESC and what follows it for an escape sequence).
+#[test]
+fn control_characters_in_usage_errors_are_shown_in_octal() {
+    let env = Env::new();
+    for (c, octal) in [
+        ('\u{8}', "\\010"),
+        ('\u{1}', "\\001"),
+        ('\u{7f}', "\\177"),
+        ('\u{1b}', "\\033"),
+    ] {
+        for (args, echoed) in [
+            (vec![format!("fro{c}b")], format!("'fro{octal}b'")),
+            (vec![format!("fro{c}[2Jb")], format!("'fro{octal}[2Jb'")),
+            (
+                vec!["list".to_string(), format!("--bo{c}gus")],
+                format!("'--bo{octal}gus'"),
+            ),
+            (
+                vec![
+                    "show".to_string(),
+                    "6AUIIquc023976".to_string(),
+                    format!("x{c}y"),
+                ],
+                format!("'x{octal}y'"),
+            ),
+        ] {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let r = admin(&env, &args);
+            r.code(64);
+            assert!(r.stderr.contains(&echoed), "{args:?}: {}", r.stderr);
+            assert!(!r.stderr.contains(c), "{args:?}: {}", r.stderr);
+        }
+    }
+}
+
 /// Every fix printed inline is a command to paste: a path that needs it shell-quoted,
 /// and an `rsendmail-admin` command with the `-C FILE` this spool needs.
 #[test]
