@@ -233,6 +233,11 @@ fn locate(spool: &Spool, id: &str) -> Result<Option<(Spool, bool)>, (PathBuf, st
 /// What happened to one ID.
 type Done = Result<(), Sysexit>;
 
+/// What an action's check of one ID gives [`each_locked`]: the spool whose lock to
+/// take and what the action needs, `None` when nothing is left to do under a lock, or
+/// the failure (said).
+type Prepared<T> = Result<Option<(Spool, T)>, Sysexit>;
+
 /// How long a delivery may hold an entry, from the timeouts in force (set by [`run`]):
 /// when to try again.
 static ATTEMPT_BOUND: std::sync::OnceLock<(u64, u64, u64)> = std::sync::OnceLock::new();
@@ -1412,7 +1417,7 @@ pub fn delete(
             );
             Ok(())
         };
-        let prepare = |id: &str| -> Result<Option<(Spool, (Spool, bool))>, Sysexit> {
+        let prepare = |id: &str| -> Prepared<(Spool, bool)> {
             if !listed
                 && matches!(locate(&s.spool, id), Ok(None))
                 && let Some(aside) = set_aside(&s.spool, id)
