@@ -1863,6 +1863,22 @@ pub fn parse_relay_table_quoting(
         if !valid_pattern || pattern == "." {
             return Err(bad(&format!("invalid domain {}", shown(pattern))));
         }
+        // A domain longer than DNS allows (RFC 1035 §2.3.4) is no domain a recipient
+        // has: a mistake, said with the domain cut (a long one is shown as a long
+        // argument is).
+        if pattern != "*"
+            && let Some(why) = crate::message::address::domain_length_problem(
+                keyed.trim_start_matches('.').trim_end_matches('.'),
+            )
+        {
+            return Err(bad(&match quoted {
+                true => format!(
+                    "invalid domain {}: {why}",
+                    crate::text::argument_shown(pattern)
+                ),
+                false => format!("invalid domain {}: {why}", shown(pattern)),
+            }));
+        }
         if let Some((m, was)) = first_at.get(&keyed) {
             return Err(bad(&match quoted {
                 true => format!("domain {pattern} is already routed by {name}: line {m} ({was})"),
@@ -3245,6 +3261,61 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    /// A relay table's domain longer than DNS allows (RFC 1035: 253 octets, a label 63),
+    /// as written or as its A-labels, is refused with its line (EX_CONFIG), a long one
+    /// shown cut with its length; 253 octets and labels of 63 are taken.
+    #[test]
+    fn a_relay_table_domain_longer_than_dns_allows_is_refused() {
+        let label = |n: usize| "a".repeat(n);
+        let longest = format!("{}.{}.{}.{}", label(63), label(63), label(63), label(61));
+        assert_eq!(longest.len(), 253);
+        for ok in [
+            longest.clone(),
+            format!(".{longest}"),
+            format!("{}.example", label(63)),
+        ] {
+            let text = format!("{ok} relay.example\n");
+            assert!(parse_relay_table(&text, "rt", 25).is_ok(), "{ok}");
+        }
+        let huge = format!("{}.example", label(300_000));
+        for (domain, why) in [
+            (
+                format!("x{longest}"),
+                "longer than 253 octets (254 octets)".to_string(),
+            ),
+            (
+                format!(".x{longest}"),
+                "longer than 253 octets (254 octets)".to_string(),
+            ),
+            (
+                format!("{}.example", label(64)),
+                "a label longer than 63 octets (64 octets)".to_string(),
+            ),
+            (
+                format!("{}\u{fc}.example", label(60)),
+                "a label longer than 63 octets (68 octets)".to_string(),
+            ),
+            (
+                huge.clone(),
+                "longer than 253 octets (300008 octets)".to_string(),
+            ),
+        ] {
+            let text = format!("# relays\n{domain} relay.example\n");
+            let e = parse_relay_table(&text, "rt", 25).unwrap_err();
+            assert_eq!(e.code, Sysexit::Config, "{domain}");
+            assert!(
+                e.message.starts_with("rt: line 2: invalid domain ")
+                    && e.message.ends_with(&format!(": {why}")),
+                "{}",
+                e.message
+            );
+            assert!(e.message.len() < 600, "{} octets", e.message.len());
+        }
+        // A file not everyone may read: its text is not quoted.
+        let e = parse_relay_table_quoting(&format!("{huge} r\n"), "rt", 25, false).unwrap_err();
+        assert!(!e.message.contains("aaaa"), "{}", e.message);
     }
 
     /// A domain on two lines of the relay table, however it is written (case, a

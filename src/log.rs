@@ -336,6 +336,19 @@ pub fn configure(maillog: Option<&Path>, long_running: bool, group: Option<u32>)
     }
 }
 
+/// This process changes nothing: it only looks (`rsendmail-admin list`, `show`,
+/// `config`, `check` and the deliverer's network steps for it, `delete --dry-run`).
+/// Nothing is logged from now on, its own failures included (they are printed to the
+/// caller, who asked), and MAILLOG is neither made nor opened. The log is the record of
+/// what the mail system did: a look at the queue or the configuration is no such event,
+/// and a log line for each would bury the actions (an entry deleted, held, returned) in
+/// noise anyone able to run the command could make. Call before the configuration is
+/// read (the first choice of where lines go is the one kept).
+pub fn looks_only() {
+    configure(None, false, None);
+    log::set_max_level(log::LevelFilter::Off);
+}
+
 /// Whether lines go to this process's stderr (a long-running process without a usable
 /// MAILLOG or syslog).
 pub fn to_stderr() -> bool {

@@ -223,7 +223,7 @@ fn scan(
         }
         each(Listed {
             busy: spool.is_busy(&entry.file),
-            mark: (has_state && !held).then(|| spool.mark(&id)).flatten(),
+            mark: (has_state && !held).then(|| spool.read_mark(&id)).flatten(),
             held,
             priority: priority(&entry),
             written: entry.written,

@@ -820,10 +820,19 @@ pub fn parse_domains(name: &str, value: &str) -> Result<Vec<String>, Fatal> {
                 && key
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-            if ok {
-                Ok(key)
-            } else {
-                Err(invalid(name, value))
+            if !ok {
+                return Err(invalid(name, value));
+            }
+            // Longer than DNS allows (RFC 1035 §2.3.4): no recipient has it.
+            match crate::message::address::domain_length_problem(key.trim_end_matches('.')) {
+                Some(why) => Err(Fatal::new(
+                    Sysexit::Usage,
+                    format!(
+                        "Invalid value for {name}: {} ({why})",
+                        crate::text::argument_shown(d)
+                    ),
+                )),
+                None => Ok(key),
             }
         })
         .collect()
@@ -1976,6 +1985,32 @@ mod tests {
             let got = parse_domains("RelayDomains", v).ok();
             let want = want.map(|w| w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
             assert_eq!(got, want, "{v:?}");
+        }
+        // Longer than DNS allows (RFC 1035): refused, the domain shown cut; 253 octets
+        // and labels of 63 are taken.
+        let label = |n: usize| "a".repeat(n);
+        let longest = format!("{}.{}.{}.{}", label(63), label(63), label(63), label(61));
+        assert!(parse_domains("RelayDomains", &format!("b.example {longest}")).is_ok());
+        for (v, why) in [
+            (
+                format!("x{longest}"),
+                "(longer than 253 octets (254 octets))",
+            ),
+            (
+                format!("b.example,{}.example", label(64)),
+                "(a label longer than 63 octets (64 octets))",
+            ),
+            (label(300_000), "(longer than 253 octets (300000 octets))"),
+        ] {
+            let e = parse_domains("FastFlushDomains", &v).unwrap_err();
+            assert!(
+                e.message
+                    .starts_with("Invalid value for FastFlushDomains: ")
+                    && e.message.ends_with(why)
+                    && e.message.len() < 600,
+                "{}",
+                e.message
+            );
         }
     }
 

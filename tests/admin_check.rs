@@ -569,6 +569,115 @@ fn the_to_probe_sends_mail_and_rcpt_then_rset_and_nothing_else() {
     }
 }
 
+/// `check --to` with a control character in the address refuses it (64) and echoes it
+/// as every admin message echoes text from outside: each such character as its octets
+/// in octal (`\033`), never as `?` (the command line's refusal, sendmail's form) nor raw.
+#[test]
+fn the_to_address_is_echoed_with_octal_escapes() {
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\n",
+        closed_tcp_port()
+    ));
+    for (bad, shown) in [
+        ("c\u{1b}[31md@example.org", "\"c\\033[31md@example.org\""),
+        ("a\u{1}b@example.org", "\"a\\001b@example.org\""),
+        ("e\u{7f}f@example.org", "\"e\\177f@example.org\""),
+        (
+            "x\u{1b}y@example.org, z@example.org",
+            "\"x\\033y@example.org\"",
+        ),
+        ("a\nb@example.org", "a\\012b@example.org... line breaks"),
+    ] {
+        let r = admin(&env, &["check", "--to", bad]);
+        r.code(64);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(said.contains(shown), "{bad:?}: {said}");
+        assert!(
+            !said.contains('?') && !said.contains('\u{1b}') && !said.contains('\u{7f}'),
+            "{bad:?}: {said}"
+        );
+    }
+}
+
+/// A file in the spool whose name holds a control character, or octets that are not
+/// UTF-8, is named by `check` with each as its octets in octal, as every other name
+/// from outside: never `?`.
+#[test]
+fn spool_file_names_are_echoed_with_octal_escapes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let (_, run) = install_check(&env);
+    let index = env.spool.join("index");
+    fs::create_dir_all(&index).unwrap();
+    chgrp_chmod(&index, spool_gid(), 0o2770);
+    for name in [&b"a\x1b[2Jb"[..], &b"c\xffd"[..]] {
+        let p = index.join(OsStr::from_bytes(name));
+        fs::write(&p, "x").unwrap();
+        chmod(&p, 0o604);
+    }
+    let r = run();
+    let said = line(&r, "FAIL spool: 2 file(s) in ");
+    assert!(
+        said.contains("a\\033[2Jb") && said.contains("c\\377d") && !said.contains('?'),
+        "{said}"
+    );
+}
+
+/// Root's check of a user's own install (the spool and the configuration hers): the
+/// spool step fails, saying so, and the network steps are skipped naming that step,
+/// not "the configuration has errors" (no configuration line is in error).
+#[test]
+fn roots_check_of_a_users_install_skips_the_network_naming_the_spool() {
+    let Some(inst) = root_install(true) else {
+        return;
+    };
+    let u = test_user();
+    chown_r(&inst.spool, &format!("{}:{}", u.uid, u.gid));
+    std::os::unix::fs::chown(&inst.conf, Some(u.uid), Some(u.gid)).unwrap();
+    let r = inst.check();
+    r.code(78);
+    assert!(line(&r, "FAIL spool: ").contains("is the per-user spool of"));
+    assert!(!r.stdout.contains("FAIL config"), "{}", r.stdout);
+    let last = r.stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("skip network: not checked: the spool failed")
+            && !last.contains("configuration"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// `config` and `check`, which change nothing, log nothing (their failures included:
+/// a bad `-O`, a spool that is not there) and make no MAILLOG.
+#[test]
+fn config_and_check_log_nothing() {
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let prog = PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-admin"));
+    admin_of(&env, &prog, &["config"]).code(0);
+    admin_of(&env, &prog, &["config", "-O", "MaxHopCount=many"]).code(78);
+    admin_of(&env, &prog, &["check", "-O", "MaxHopCount=many"]).code(78);
+    admin_of(&env, &prog, &["check"]);
+    assert!(
+        !log.exists(),
+        "{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    fs::write(&env.conf, env.config_naming_spool(&env.dir.join("nospool"))).unwrap();
+    admin_of(&env, &prog, &["config"]).code(78);
+    admin_of(&env, &prog, &["check"]).code(78);
+    assert!(
+        !log.exists(),
+        "{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
 #[test]
 fn every_config_problem_is_named_with_its_line() {
     let env =
@@ -639,11 +748,19 @@ fn an_auth_conf_readable_by_others_is_reported() {
             && fix_of(a) == Some(&format!("chmod o-r {}", auth.display())),
         "{a}"
     );
+    // (The network steps' line names the step that failed.)
     assert_eq!(
-        r.stdout.lines().filter(|l| l.contains("auth.conf")).count(),
+        r.stdout
+            .lines()
+            .filter(|l| l.contains("auth.conf") && !l.starts_with("skip network: "))
+            .count(),
         1,
         "{}",
         r.stdout
+    );
+    line(
+        &r,
+        "skip network: not checked: auth.conf failed (others may read it)",
     );
     assert!(!r.stdout.contains("FAIL config: AUTHPATH"), "{}", r.stdout);
 }
@@ -7268,6 +7385,54 @@ fn a_huge_mail_name_is_quoted_cut() {
                 "{in_file}: {}: {said}",
                 r.cmd
             );
+        }
+    }
+}
+
+/// A domain longer than DNS allows (RFC 1035: 253 octets, a label 63), a 300,000
+/// character one among them: in `RELAYTABLE` it is refused with the table's file and
+/// line, in `O RelayDomains=` and `O FastFlushDomains=` with the configuration's, 78
+/// (EX_CONFIG), the domain shown cut, by a submission (nothing queued) and by `check`.
+#[test]
+fn a_domain_longer_than_dns_allows_is_refused_with_its_line() {
+    let huge = format!("{}.example", "a".repeat(300_000));
+    let long_label = format!("{}.example", "b".repeat(64));
+    for domain in [&huge, &long_label] {
+        let env = Env::new();
+        let table = env.dir.join("relays");
+        fs::write(&table, format!("# relays\n{domain} 127.0.0.1\n")).unwrap();
+        chmod(&table, 0o644);
+        env.add_config(&format!(
+            "SMARTHOST 127.0.0.1\nRELAYTABLE {}\n",
+            table.display()
+        ));
+        let at = format!("{}: line 2: invalid domain ", table.display());
+        let r = env.sendmail(&["-odq", "bob@example.org"], MSG);
+        r.code(78);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(said.contains(&at) && said.len() < 2000, "{said}");
+        assert!(env.entries().is_empty(), "{}", env.listing());
+        let r = admin(&env, &["check"]);
+        r.code(78);
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with("FAIL config: ") && l.contains(&at)),
+            "{}",
+            r.stdout
+        );
+        for option in ["RelayDomains", "FastFlushDomains"] {
+            let env = Env::with_config(&format!("O {option}=a.example,{domain}\n"));
+            let at = format!(
+                "{}: line {}: Invalid value for {option}: ",
+                env.conf.display(),
+                env.config_line(&format!("O {option}"))
+            );
+            let r = env.sendmail(&["-odq", "bob@example.org"], MSG);
+            r.code(78);
+            let said = format!("{}{}", r.stdout, r.stderr);
+            assert!(said.contains(&at) && said.len() < 2000, "{option}: {said}");
+            assert!(env.entries().is_empty(), "{}", env.listing());
         }
     }
 }

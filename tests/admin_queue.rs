@@ -169,6 +169,44 @@ fn hostile_arguments_come_back_bounded_and_named() {
     }
 }
 
+/// A control character in an argument clap echoes in a usage error (a subcommand or
+/// an option it does not know, an argument too many) is shown as its octets in octal,
+/// as every other message shows one: never dropped, never raw (clap's own rendering
+/// drops BS, SOH and DEL, and takes ESC and what follows it for an escape sequence).
+#[test]
+fn control_characters_in_usage_errors_are_shown_in_octal() {
+    let env = Env::new();
+    for (c, octal) in [
+        ('\u{8}', "\\010"),
+        ('\u{1}', "\\001"),
+        ('\u{7f}', "\\177"),
+        ('\u{1b}', "\\033"),
+    ] {
+        for (args, echoed) in [
+            (vec![format!("fro{c}b")], format!("'fro{octal}b'")),
+            (vec![format!("fro{c}[2Jb")], format!("'fro{octal}[2Jb'")),
+            (
+                vec!["list".to_string(), format!("--bo{c}gus")],
+                format!("'--bo{octal}gus'"),
+            ),
+            (
+                vec![
+                    "show".to_string(),
+                    "6AUIIquc023976".to_string(),
+                    format!("x{c}y"),
+                ],
+                format!("'x{octal}y'"),
+            ),
+        ] {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let r = admin(&env, &args);
+            r.code(64);
+            assert!(r.stderr.contains(&echoed), "{args:?}: {}", r.stderr);
+            assert!(!r.stderr.contains(c), "{args:?}: {}", r.stderr);
+        }
+    }
+}
+
 /// Every fix printed inline is a command to paste: a path that needs it shell-quoted,
 /// and an `rsendmail-admin` command with the `-C FILE` this spool needs.
 #[test]
@@ -3004,6 +3042,51 @@ fn recipient_selection_takes_both_forms_of_an_idn_domain() {
     assert_eq!(env.entries().len(), 1, "{}", env.listing());
 }
 
+/// A command that only looks (`list`, `show`, `delete --dry-run`) logs nothing, its
+/// failures included (an ID that names no entry, one that is no ID, a selection that
+/// matches nothing, a spool that is not there): MAILLOG is left as it was, and is not
+/// made when it is not there. An action's failure is logged.
+#[test]
+fn commands_that_only_look_log_nothing() {
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let id = queue(&env, "bob@example.org");
+    let before = fs::read_to_string(&log).unwrap();
+    let looks: &[(&[&str], i32)] = &[
+        (&["show", "6AUIIquc023976"], 66),
+        (&["show", "nosuchid"], 64),
+        (&["show", &id], 0),
+        (&["list"], 0),
+        (&["list", "--json"], 0),
+        (&["delete", "--dry-run", "6AUIIquc023976"], 66),
+        (&["delete", "--dry-run", &id], 0),
+        (&["delete", "--dry-run", "--all"], 0),
+        (&["delete", "--dry-run", "--recipient", "nobody"], 0),
+    ];
+    for (args, code) in looks {
+        admin(&env, args).code(*code);
+        assert_eq!(fs::read_to_string(&log).unwrap(), before, "{args:?}");
+    }
+    // An action's failure is logged.
+    admin(&env, &["hold", "6AUIIquc023976"]).code(66);
+    assert!(
+        fs::read_to_string(&log)
+            .unwrap()
+            .contains("6AUIIquc023976: no such entry"),
+        "{}",
+        env.listing()
+    );
+    // No MAILLOG made either, the spool's refusal (78) not logged.
+    fs::remove_file(&log).unwrap();
+    let missing = env.dir.join("nospool");
+    fs::write(&env.conf, env.config_naming_spool(&missing)).unwrap();
+    for (args, _) in looks {
+        admin(&env, args).code(78);
+        assert!(!log.exists(), "{args:?}");
+    }
+}
+
 /// `delete --dry-run`: every selection `delete` takes (IDs, `--recipient`, `--all`)
 /// prints each entry it would delete (ID, sender, open recipients; a held one marked),
 /// refuses what `delete` refuses with its status, and deletes nothing.
@@ -3535,6 +3618,47 @@ fn an_id_given_twice_is_acted_on_once() {
     );
     drop(f);
     assert!(queued(&env, &id), "{}", env.listing());
+}
+
+/// `delete --recipient` by a user whose every match is refused (her own entry, held by
+/// root: only root or the spool's group may end that hold) says its count as the
+/// deletion does, with `--dry-run` too: none would be deleted, one refused (said on
+/// stderr), 77; never a silent stdout.
+#[test]
+fn a_dry_run_whose_matches_are_all_refused_prints_its_count() {
+    let Some(sys) = setgid_system("admin-dry-refused") else {
+        return;
+    };
+    let mine = sys.users_entry();
+    let out = sys.root(&["hold", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for (dry, line) in [
+        (
+            true,
+            "dry run: 0 entries would be deleted, 1 entry refused (said above); nothing was \
+             deleted\n",
+        ),
+        (false, "0 entries deleted; 1 entry refused (said above)\n"),
+    ] {
+        let mut args = vec!["delete", "--recipient", "bob"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let out = sys.user(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(77),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(&format!("{mine}: permission denied: held by")),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), line, "{args:?}");
+        assert!(sys.spool.join(format!("hold/qf{mine}")).exists());
+    }
 }
 
 /// A hold is the administrator's quarantine (sendmail's `-Q`, Postfix's `postsuper -h`,
@@ -5311,6 +5435,75 @@ fn a_command_acts_itself_on_an_entry_with_a_mark_that_cannot_be_read() {
     }
 }
 
+/// A mark that cannot be read (garbage, or a directory planted where it belongs) is
+/// logged once by a command that acts on its entry (`hold`, `release`, `retry`,
+/// `delete`, `bounce`: the line that it was removed and the command acted on the
+/// entry), however often the command looks at the mark; `list`, `show` and `delete
+/// --dry-run`, which change nothing, log nothing of it. A queue run that takes it as a
+/// hold logs it once too.
+#[test]
+fn a_mark_that_cannot_be_read_is_logged_once_per_command() {
+    let actions: &[&[&str]] = &[
+        &["hold"],
+        &["release"],
+        &["retry"],
+        &["delete"],
+        &["bounce"],
+        &["list"],
+        &["show"],
+        &["delete", "--dry-run"],
+    ];
+    for planted_dir in [false, true] {
+        for action in actions {
+            let env = relay_env(closed_tcp_port(), "");
+            let log = env.dir.join("maillog");
+            env.add_config(&format!("MAILLOG {}\n", log.display()));
+            let id = queue(&env, "bob@example.org");
+            let kf = env.spool.join(format!("kf{id}"));
+            if planted_dir {
+                fs::create_dir(&kf).unwrap();
+            } else {
+                fs::write(&kf, "not a mark\n").unwrap();
+            }
+            let mut args = action.to_vec();
+            if action[0] != "list" {
+                args.push(&id);
+            }
+            let r = admin(&env, &args);
+            r.code(0);
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            let said = text
+                .lines()
+                .filter(|l| l.contains(&format!("kf{id}")))
+                .count();
+            let changes = !matches!(action, ["list"] | ["show"] | ["delete", "--dry-run"]);
+            assert_eq!(
+                said,
+                usize::from(changes),
+                "{action:?} (a directory: {planted_dir}):\n{text}"
+            );
+        }
+        // A queue run holds the entry for it, and says so once.
+        let env = relay_env(closed_tcp_port(), "");
+        let log = env.dir.join("maillog");
+        env.add_config(&format!("MAILLOG {}\n", log.display()));
+        let id = queue(&env, "bob@example.org");
+        let kf = env.spool.join(format!("kf{id}"));
+        if planted_dir {
+            fs::create_dir(&kf).unwrap();
+        } else {
+            fs::write(&kf, "not a mark\n").unwrap();
+        }
+        env.sendmail(&["-qf"], b"").code(0);
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        let said = text
+            .lines()
+            .filter(|l| l.contains(&format!("kf{id}:")))
+            .count();
+        assert_eq!(said, 1, "-qf (a directory: {planted_dir}):\n{text}");
+    }
+}
+
 /// `hold` of an entry whose delivery lets go of it just as the mark is made (the run
 /// held up 3 s before it connects, under strace, to a closed port; the command's
 /// `rename(2)` of its mark into place (its first) held up 15 s, past the end of the delivery): the delivery's last look found no
@@ -5343,6 +5536,78 @@ fn a_hold_marked_as_the_delivery_ends_is_carried_out_by_the_command() {
         !env.spool.join(format!("kf{id}")).exists(),
         "{}",
         env.listing()
+    );
+}
+
+/// `bounce` of an entry whose delivery lets go of it just as the mark is made (as in
+/// `a_hold_marked_as_the_delivery_ends_is_carried_out_by_the_command`: the run held up
+/// 3 s before it connects, under strace, to a closed port its RELAYTABLE names for the
+/// recipient's domain; the command's `rename(2)` of its mark into place held up 15 s):
+/// the command carries the return out itself. It says the entry is returned (0), one
+/// report reaches the sender (through SMARTHOST, at the sink), the entry is gone and no
+/// mark is left.
+#[test]
+fn a_return_marked_as_the_delivery_ends_is_carried_out_by_the_command() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    let sink_dir = Env::new();
+    let Some(sink) = Sink::start(&sink_dir.dir, &[]) else {
+        return;
+    };
+    let table = sink_dir.dir.join("relays");
+    fs::write(
+        &table,
+        format!("example.net 127.0.0.1:{}\n", closed_tcp_port()),
+    )
+    .unwrap();
+    let env = relay_env(sink.port, &format!("RELAYTABLE {}\n", table.display()));
+    let maillog = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", maillog.display()));
+    let id = queue(&env, "bob@example.net");
+    let mut run = slowed_run(&env, &id, "connect", "delay_enter");
+    // The command alone (not the delivery it starts for the report) held up.
+    let out = Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "-e", "trace=rename"])
+        .args(["-e", "inject=rename:delay_enter=15000000:when=1", "--"])
+        .arg(admin_bin())
+        .args(["-C", env.conf.to_str().unwrap(), "bounce", &id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = run.wait();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let line = stdout.lines().last().unwrap_or_default();
+    report_queued(line, &id);
+    wait_until(Duration::from_secs(20), "the report at the sink", || {
+        !sink.dumps().is_empty()
+    });
+    crate::harness::holds_for(Duration::from_secs(1), "no second report", || {
+        sink.dumps().len() == 1
+    });
+    let dumps = sink.dumps();
+    assert!(
+        dumps[0].contains("MAILER-DAEMON")
+            && dumps[0].contains("alice@example.org")
+            && dumps[0].contains("bob@example.net"),
+        "{dumps:?}"
+    );
+    assert!(!queued(&env, &id) && !held(&env, &id), "{}", env.listing());
+    assert!(
+        !env.spool.join(format!("kf{id}")).exists(),
+        "{}",
+        env.listing()
+    );
+    // Carried out by the command, its delivery having let go of the entry.
+    let log = fs::read_to_string(&maillog).unwrap_or_default();
+    assert!(
+        log.contains(&format!(
+            "{id}: marked for return to the sender, and carried out (its delivery had just \
+             ended)"
+        )),
+        "{log}"
     );
 }
 

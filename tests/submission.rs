@@ -264,6 +264,57 @@ fn version_and_help_answer() {
         ));
 }
 
+/// A usage error that echoes an argument holding a control character (BS, SOH, DEL,
+/// ESC) shows each as its octets in octal on the stream sendmail uses, with sendmail's
+/// status: never dropped, never raw (sendmail 8.17 echoes the octet as it is, which a
+/// terminal hides or acts on: compat-tests/differences/opt-ctl-*). Nothing is queued.
+#[test]
+fn control_characters_in_option_errors_are_shown_in_octal() {
+    let env = Env::new();
+    let sendmail = env.link("sendmail").display().to_string();
+    for (c, octal) in [
+        ('\u{8}', "\\010"),
+        ('\u{1}', "\\001"),
+        ('\u{7f}', "\\177"),
+        ('\u{1b}', "\\033"),
+    ] {
+        env.sendmail(&[&format!("-{c}"), "bob@example.org"], MSG)
+            .code(64)
+            .stdout_is("")
+            .stderr_is(&format!("{sendmail}: illegal option -- {octal}\n"));
+        for (args, code, said) in [
+            (
+                vec![format!("-od{c}")],
+                64,
+                format!("Unknown delivery mode {octal}\n"),
+            ),
+            (
+                vec![format!("-b{c}")],
+                64,
+                format!("Invalid operation mode {octal}\n"),
+            ),
+            (
+                vec!["-O".to_string(), format!("{c}x=1")],
+                70,
+                format!("readcf: unknown option name {octal}x\n"),
+            ),
+            (
+                vec!["-O".to_string(), format!("MaxHopCount={c}")],
+                64,
+                format!("Invalid value for MaxHopCount: {octal}\n"),
+            ),
+        ] {
+            let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+            args.push("bob@example.org");
+            env.sendmail(&args, MSG)
+                .code(code)
+                .stdout_is(&said)
+                .stderr_is("");
+        }
+    }
+    assert!(env.entries().is_empty(), "{}", env.listing());
+}
+
 #[test]
 fn option_errors_and_where_they_go() {
     let env = Env::new();

@@ -149,19 +149,20 @@ impl Tally {
 
 /// Run the check; see the module.
 pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
-    // The check changes nothing itself: no MAILLOG is made or opened (the first
-    // choice of where lines go is the one kept).
-    crate::log::configure(None, false, None);
+    // The check changes nothing itself: nothing is logged, no MAILLOG is made or
+    // opened.
+    crate::log::looks_only();
     let mut t = Tally::default();
-    let skip = |t: &mut Tally| {
+    // The network steps' line when they cannot run: what failed, each step named.
+    let skip = |t: &mut Tally, why: &[String]| {
         t.say(
             Mark::Skip,
             "network",
-            "not checked: the configuration has errors",
+            &format!("not checked: {}", why.join("; ")),
         );
     };
-    let Some((s, usable)) = config_step(&mut t, ctx) else {
-        skip(&mut t);
+    let Some((s, mut unusable)) = config_step(&mut t, ctx) else {
+        skip(&mut t, &[CONFIG_HAS_ERRORS.to_string()]);
         return t.status();
     };
     if s.dropped_group {
@@ -171,7 +172,10 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
     names_step(&mut t, &s.cfg);
     aliases_step(&mut t, &s);
     mail_spool_step(&mut t, &s);
-    let usable = trust_step(&mut t, &s) && usable;
+    if !trust_step(&mut t, &s) {
+        unusable
+            .push("a file the configuration names failed (the files or maillog step above)".into());
+    }
     install_steps(&mut t, &s);
     program_paths_step(&mut t, &s);
     config_readable_step(&mut t, &s);
@@ -218,8 +222,8 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
         sendmail_step(&mut t, &s);
         other_names_step(&mut t, &s);
     }
-    if !usable {
-        skip(&mut t);
+    if !unusable.is_empty() {
+        skip(&mut t, &unusable);
         return t.status();
     }
     // The network steps, by the deliverer (it prints their lines).
@@ -263,12 +267,16 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
     t.status()
 }
 
+/// Why the network steps are not run when the configuration's lines are in error.
+const CONFIG_HAS_ERRORS: &str = "the configuration has errors";
+
 /// The configuration: every problem of the file with its line (each line in error is
 /// set aside and the file read again, so that one typo does not hide the next), then
 /// the whole setup as the programs make it (the mail name, the files named).
-/// `Some((setup, usable))`: the setup, and whether the files it names are fit for
-/// delivery (the network steps need them); `None`: the configuration cannot be read.
-fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
+/// `Some((setup, unusable))`: the setup, and why what it names is not fit for delivery
+/// (the network steps need it), each naming the step that fails for it (empty: fit);
+/// `None`: the configuration cannot be read.
+fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, Vec<String>)> {
     let path = ctx.config.clone().unwrap_or_else(config::system_config);
     let name = path.display().to_string();
     if ctx.config.is_none() && !config::exists(&path) {
@@ -377,8 +385,23 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, bool)> {
     for w in idle_settings(&s.cfg) {
         t.say(Mark::Warn, "config", &w);
     }
-    let usable = files.is_ok() && unsafe_config.is_empty() && theirs.is_empty() && !auth_open;
-    Some((s, usable))
+    let mut unusable = Vec::new();
+    if files.is_err() || !unsafe_config.is_empty() {
+        unusable.push(CONFIG_HAS_ERRORS.to_string());
+    }
+    // Root's check of a user's own install: the spool step fails, saying whose it is
+    // and how to check it; the configuration itself has no error.
+    if !theirs.is_empty() {
+        unusable.push(
+            "the spool failed (a user's own install: check it as she uses it, as the spool \
+             step says)"
+                .to_string(),
+        );
+    }
+    if auth_open {
+        unusable.push("auth.conf failed (others may read it)".to_string());
+    }
+    Some((s, unusable))
 }
 
 /// Whether the configuration's auth.conf is one the programs refuse as readable by
@@ -3317,7 +3340,9 @@ fn files_step(
         let ok = md.mode() & 0o7777 == file_mode
             && (private || want.group_fits(md.gid()))
             && (!private || md.uid() == want.uid);
-        let name = || crate::text::printable(&ent.file_name().to_string_lossy()).into_owned();
+        // A name anyone with the spool's group chose: each control character and each
+        // octet that is not UTF-8 as its octets in octal, as every other name is shown.
+        let name = || crate::text::os_argument_shown(ent.file_name().as_encoded_bytes());
         if only_entries
             && md.uid() != 0
             && ent.file_name().as_encoded_bytes().starts_with(b"qf")

@@ -45,7 +45,9 @@
 //! state from it, and `release` (or `hold` again) takes it along.
 //!
 //! Every action is logged (syslog or MAILLOG, as the rest logs): who (login and uid),
-//! what, and which ID.
+//! what, and which ID; so is a failure of a command that changes the queue. A command
+//! that only looks (`list`, `show`, `delete --dry-run`) logs nothing
+//! ([`crate::log::looks_only`]).
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
@@ -232,6 +234,11 @@ fn locate(spool: &Spool, id: &str) -> Result<Option<(Spool, bool)>, (PathBuf, st
 /// What happened to one ID.
 type Done = Result<(), Sysexit>;
 
+/// What an action's check of one ID gives [`each_locked`]: the spool whose lock to
+/// take and what the action needs, `None` when nothing is left to do under a lock, or
+/// the failure (said).
+type Prepared<T> = Result<Option<(Spool, T)>, Sysexit>;
+
 /// How long a delivery may hold an entry, from the timeouts in force (set by [`run`]):
 /// when to try again.
 static ATTEMPT_BOUND: std::sync::OnceLock<(u64, u64, u64)> = std::sync::OnceLock::new();
@@ -271,7 +278,8 @@ fn bound_span(s: u64) -> String {
     }
 }
 
-/// Say a failure for an ID (stderr, and the log) and give its status.
+/// Say a failure for an ID (stderr, and the log of a command that changes the queue:
+/// [`crate::log::looks_only`]) and give its status.
 fn fail(code: Sysexit, msg: String) -> Sysexit {
     crate::errln!("rsendmail-admin: {msg}");
     // Logged too, unless the log is this process's stderr (said just now).
@@ -322,7 +330,9 @@ fn try_lock(sp: &Spool, id: &str, wait: Duration) -> Result<Locked, Sysexit> {
         // Its deletion was asked for while a delivery held it ([`delete`]): every holder
         // of its lock removes it, as a delivery does.
         Ok(spool::LiveLock::Held(f, _))
-            if sp.mark(id).is_some_and(|m| m.request == Request::Delete) =>
+            if sp
+                .read_mark(id)
+                .is_some_and(|m| m.request == Request::Delete) =>
         {
             sp.note_removed_unsent(id);
             remove(sp, id, &f)?;
@@ -332,7 +342,7 @@ fn try_lock(sp: &Spool, id: &str, wait: Duration) -> Result<Locked, Sysexit> {
         // A file where a mark belongs that no rsendmail wrote, or that cannot be read
         // (a delivery takes it as a hold): this command, which holds the lock, acts on
         // the entry itself, and the file goes, said in the log.
-        Ok(spool::LiveLock::Held(f, _)) if sp.mark(id).is_some_and(|m| m.is_unreadable()) => {
+        Ok(spool::LiveLock::Held(f, _)) if sp.read_mark(id).is_some_and(|m| m.is_unreadable()) => {
             let removed = sp.withdraw_mark(id, spool::Mark::is_unreadable);
             log::warn!(
                 "{id}: {}: not a mark that can be read; {}",
@@ -910,7 +920,7 @@ pub fn show(ctx: &Context, id: &str) -> Sysexit {
                     &e,
                     held,
                     sp.is_busy(&e.file),
-                    (!held).then(|| sp.mark(&id)).flatten().as_ref(),
+                    (!held).then(|| sp.read_mark(&id)).flatten().as_ref(),
                     crate::clock::now()
                 )
             );
@@ -1408,68 +1418,81 @@ pub fn delete(
             );
             Ok(())
         };
+        let prepare = |id: &str| -> Prepared<(Spool, bool)> {
+            if !listed
+                && matches!(locate(&s.spool, id), Ok(None))
+                && let Some(aside) = set_aside(&s.spool, id)
+            {
+                // Its queue file cannot be read: whose it is is unknown.
+                if !who.any {
+                    return Err(fail(
+                        Sysexit::NoPerm,
+                        format!(
+                            "{id}: {}, so whose entry it is is unknown: only root or \
+                             the spool's group may delete it",
+                            set_aside_text(&s.spool)
+                        ),
+                    ));
+                }
+                if dry_run {
+                    crate::outln!("{id}: would be deleted: {}", set_aside_text(&s.spool));
+                    bump(&would);
+                    return Ok(None);
+                }
+                // No run ever takes it: nothing to lock. Unlinked, never followed.
+                unlink_odd(&aside, id, odd_file(&aside, id).unwrap_or("damaged"))?;
+                crate::outln!("{id}: deleted (it was {})", set_aside_text(&s.spool));
+                bump(&deleted);
+                logged(who, id, "deleted (set aside as damaged)");
+                return Ok(None);
+            }
+            let Some((sp, held)) = find_listed(&s.spool, who, id, listed)? else {
+                bump(&gone);
+                return Ok(None);
+            };
+            if held {
+                may_clear_hold(&s.spool, who, id, "delete")?;
+            }
+            if dry_run {
+                crate::outln!("{}", would_delete(&sp, id, held));
+                bump(&would);
+                return Ok(None);
+            }
+            if let Some(kind) = odd_file(&sp, id) {
+                // Nothing to lock: no run ever delivers it. Unlinked, never followed.
+                unlink_odd(&sp, id, kind)?;
+                from_spool.set(from_spool.get() || !held);
+                crate::outln!(
+                    "{id}: deleted (its queue file was {kind}, removed without following it)"
+                );
+                bump(&deleted);
+                logged(who, id, &format!("deleted (its queue file was {kind})"));
+                return Ok(None);
+            }
+            // Marked by an earlier `delete`: taking its lock removes it.
+            if sp
+                .read_mark(id)
+                .is_some_and(|m| m.request == Request::Delete)
+            {
+                marked.borrow_mut().insert(id.to_string());
+                if let Ok(f) = fs::File::open(sp.kf_path(id)) {
+                    marks.borrow_mut().insert(id.to_string(), f);
+                }
+            }
+            Ok(Some((sp.clone(), (sp, held))))
+        };
+        // A selection's entries refused to this caller (whose hold she may not end),
+        // each said on stderr, counted in the selection's line.
+        let refused = std::cell::Cell::new(0usize);
         let (status, busy) = each_locked_held(
             &ids,
             MARK_WAIT,
             |id| {
-                if !listed
-                    && matches!(locate(&s.spool, id), Ok(None))
-                    && let Some(aside) = set_aside(&s.spool, id)
-                {
-                    // Its queue file cannot be read: whose it is is unknown.
-                    if !who.any {
-                        return Err(fail(
-                            Sysexit::NoPerm,
-                            format!(
-                                "{id}: {}, so whose entry it is is unknown: only root or \
-                                 the spool's group may delete it",
-                                set_aside_text(&s.spool)
-                            ),
-                        ));
-                    }
-                    if dry_run {
-                        crate::outln!("{id}: would be deleted: {}", set_aside_text(&s.spool));
-                        bump(&would);
-                        return Ok(None);
-                    }
-                    // No run ever takes it: nothing to lock. Unlinked, never followed.
-                    unlink_odd(&aside, id, odd_file(&aside, id).unwrap_or("damaged"))?;
-                    crate::outln!("{id}: deleted (it was {})", set_aside_text(&s.spool));
-                    bump(&deleted);
-                    logged(who, id, "deleted (set aside as damaged)");
-                    return Ok(None);
+                let r = prepare(id);
+                if listed && matches!(r, Err(Sysexit::NoPerm)) {
+                    bump(&refused);
                 }
-                let Some((sp, held)) = find_listed(&s.spool, who, id, listed)? else {
-                    bump(&gone);
-                    return Ok(None);
-                };
-                if held {
-                    may_clear_hold(&s.spool, who, id, "delete")?;
-                }
-                if dry_run {
-                    crate::outln!("{}", would_delete(&sp, id, held));
-                    bump(&would);
-                    return Ok(None);
-                }
-                if let Some(kind) = odd_file(&sp, id) {
-                    // Nothing to lock: no run ever delivers it. Unlinked, never followed.
-                    unlink_odd(&sp, id, kind)?;
-                    from_spool.set(from_spool.get() || !held);
-                    crate::outln!(
-                        "{id}: deleted (its queue file was {kind}, removed without following it)"
-                    );
-                    bump(&deleted);
-                    logged(who, id, &format!("deleted (its queue file was {kind})"));
-                    return Ok(None);
-                }
-                // Marked by an earlier `delete`: taking its lock removes it.
-                if sp.mark(id).is_some_and(|m| m.request == Request::Delete) {
-                    marked.borrow_mut().insert(id.to_string());
-                    if let Ok(f) = fs::File::open(sp.kf_path(id)) {
-                        marks.borrow_mut().insert(id.to_string(), f);
-                    }
-                }
-                Ok(Some((sp.clone(), (sp, held))))
+                r
             },
             |id, (sp, held), lock| match lock {
                 Some(lock) => {
@@ -1529,7 +1552,9 @@ pub fn delete(
                     // Held meanwhile by another command: still in the selection (which
                     // takes held entries too), deleted from `hold/` as one found there.
                     if let Ok(Some((hsp, true))) = locate(&s.spool, id) {
-                        may_clear_hold(&s.spool, who, id, "delete")?;
+                        may_clear_hold(&s.spool, who, id, "delete").inspect_err(|_| {
+                            bump(&refused);
+                        })?;
                         match try_lock(&hsp, id, LOCK_WAIT)? {
                             Locked::File(lock) => {
                                 delete_locked(&hsp, id, &lock, who)?;
@@ -1554,7 +1579,8 @@ pub fn delete(
         );
         let marked = marked.into_inner();
         let busy: Vec<String> = busy.into_iter().filter(|id| !marked.contains(id)).collect();
-        let (would, deleted, gone) = (would.get(), deleted.get(), gone.get());
+        let (would, deleted, gone, refused) =
+            (would.get(), deleted.get(), gone.get(), refused.get());
         if from_held.get() {
             sync_after_removal(&s.spool.held());
         }
@@ -1622,17 +1648,35 @@ pub fn delete(
                     n(gone)
                 ));
             }
+            if refused > 0 {
+                line.push_str(&format!("; {}", refused_text(refused)));
+            }
             crate::outln!("{line}");
         }
-        // Nothing would go because every ID was refused: the refusals said it all.
-        if dry_run && (would > 0 || status == Sysexit::Ok) {
+        // A selection says its count as the deletion does, its refusals too; IDs given
+        // that would all be refused are said by their refusals alone.
+        if dry_run && (listed || would > 0 || status == Sysexit::Ok) {
             crate::outln!(
-                "dry run: {would} {} would be deleted; nothing was deleted",
-                if would == 1 { "entry" } else { "entries" }
+                "dry run: {would} {} would be deleted{}; nothing was deleted",
+                if would == 1 { "entry" } else { "entries" },
+                if refused > 0 {
+                    format!(", {}", refused_text(refused))
+                } else {
+                    String::new()
+                }
             );
         }
         Ok(status)
     })
+}
+
+/// How a selection's line counts the entries refused to its caller, each said on
+/// stderr: `1 entry refused (said above)`.
+fn refused_text(refused: usize) -> String {
+    format!(
+        "{refused} {} refused (said above)",
+        if refused == 1 { "entry" } else { "entries" }
+    )
 }
 
 /// Remove entry `id` of `sp`, whose lock `lock` holds, and say so (stdout, the log);
@@ -2168,7 +2212,7 @@ fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Result<Mar
         )
     };
     let marks = sp.lock_marks();
-    if let Some(m) = sp.mark(id) {
+    if let Some(m) = sp.read_mark(id) {
         if m.request == Request::Delete && request != Request::Delete {
             return Err(delete_stays(&m));
         }
@@ -2344,7 +2388,7 @@ pub fn release(ctx: &Context, ids: &[String]) -> Sysexit {
                     // out): the hold is carried out now, as the next queue run would
                     // carry it out, whoever asked for it, and released as any (or
                     // refused as any: a user's release of root's hold).
-                    let mark = s.spool.mark(id).filter(|m| m.request == Request::Hold);
+                    let mark = s.spool.read_mark(id).filter(|m| m.request == Request::Hold);
                     if mark.is_some()
                         && matches!(try_lock(&s.spool, id, Duration::ZERO)?, Locked::Gone)
                         && matches!(locate(&s.spool, id), Ok(Some((_, true))))
@@ -2647,7 +2691,7 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                         Ok(Some((_, true))) => {
                             let bounce_stays = s
                                 .spool
-                                .mark(id)
+                                .read_mark(id)
                                 .is_some_and(|m| matches!(m.request, Request::Bounce { .. }));
                             return Err(fail(
                                 Sysexit::TempFail,

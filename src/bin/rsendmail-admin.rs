@@ -8,7 +8,7 @@
 //! for the steps that talk to the network. The work is in the library
 //! (`rsendmail::admin`); this file only parses the command line.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use rsendmail::admin;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -156,9 +156,12 @@ impl clap::builder::TypedValueParser for Text {
 /// that must not reach a terminal in it as [`rsendmail::text::os_argument_shown`]
 /// shows it (clap
 /// echoes an argument it does not know whole), and no line longer than
-/// [`USAGE_LINE_MAX`] characters.
+/// [`USAGE_LINE_MAX`] characters. `e` comes from a command without styles
+/// ([`plain_usage_error`]) and is rendered as it is: clap's own rendering drops the
+/// control characters of what it echoes (a BS, SOH or DEL vanishes, ESC and what follows
+/// it go as an escape sequence), which would leave the argument shown without them.
 fn bounded_usage_error(e: &clap::Error) -> String {
-    let mut text = e.render().to_string();
+    let mut text = e.render().ansi().to_string();
     // Each as clap echoes it (not UTF-8: with U+FFFD) and as it is shown instead.
     let mut args: Vec<(String, String)> = std::env::args_os()
         .skip(1)
@@ -195,6 +198,20 @@ fn bounded_usage_error(e: &clap::Error) -> String {
 /// The longest line of a usage error printed whole ([`bounded_usage_error`]).
 const USAGE_LINE_MAX: usize = 600;
 
+/// The usage error `e` as the command line gives it to a command without styles, whose
+/// rendering holds no escape sequence of clap's own: what it echoes is then the
+/// argument as given, for [`bounded_usage_error`] to show. `e` itself when that parse
+/// says nothing else.
+fn plain_usage_error(e: clap::Error) -> clap::Error {
+    match Cli::command()
+        .styles(clap::builder::Styles::plain())
+        .try_get_matches()
+    {
+        Err(plain) if plain.kind() == e.kind() => plain,
+        _ => e,
+    }
+}
+
 fn main() -> ExitCode {
     // Before anything is opened: no spool file may become a caller's stdout.
     rsendmail::privs::fix_std_fds();
@@ -204,6 +221,7 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
+            let e = plain_usage_error(e);
             rsendmail::errln!("{}", bounded_usage_error(&e).trim_end());
             return ExitCode::from(rsendmail::exit::Sysexit::Usage.code());
         }
@@ -222,6 +240,18 @@ fn main() -> ExitCode {
         config: cli.config,
         options,
     };
+    // Only the commands that change the queue (or make the spool) log: a look logs
+    // nothing, not even its own failures, which it prints.
+    if matches!(
+        cli.command,
+        Command::List { .. }
+            | Command::Show { .. }
+            | Command::Config { .. }
+            | Command::Check { .. }
+            | Command::Delete { dry_run: true, .. }
+    ) {
+        rsendmail::log::looks_only();
+    }
     let status = match cli.command {
         Command::List { json } => admin::queue::list(&ctx, json),
         Command::Show { id } => admin::queue::show(&ctx, &id),

@@ -578,8 +578,24 @@ fn apply_letter(inv: &mut Invocation, text: &str) -> Result<(), Fatal> {
     Ok(())
 }
 
-/// Parse argv (argv[0] first).
+/// Parse argv (argv[0] first). An error that echoes an argument (`illegal option --
+/// c`, `Unknown delivery mode c`, `Invalid operation mode c`, `readcf: unknown option
+/// name X`, `Invalid value for NAME: VALUE`) shows each control character of it (BS,
+/// SOH, ESC, DEL, C1) and each invisible format character as its octets in octal
+/// (`illegal option -- \001`, [`crate::text::escaped_lines`]), as every other program
+/// of rsendmail shows text from outside. sendmail 8.17 echoes the octet as it is
+/// (recorded), which a terminal acts on or hides: compat-tests/DIFFERENCES.md.
 pub fn parse(args: Vec<OsString>) -> Result<Invocation, Fatal> {
+    parse_raw(args).map_err(|mut f| {
+        if let std::borrow::Cow::Owned(shown) = crate::text::escaped_lines(&f.message) {
+            f.message = shown;
+        }
+        f
+    })
+}
+
+/// [`parse`], its errors' arguments as given.
+fn parse_raw(args: Vec<OsString>) -> Result<Invocation, Fatal> {
     let mut args = args.into_iter();
     let argv0 = args.next().unwrap_or_else(|| OsString::from("sendmail"));
     let personality = Personality::from_argv0(argv0.as_bytes());
@@ -821,7 +837,7 @@ pub fn verp_request(value: &str) -> Option<Result<Option<String>, Fatal>> {
             Sysexit::Usage,
             format!(
                 "Invalid -XV delimiters ({}): two characters from {} are required",
-                crate::text::printable(rest),
+                crate::text::escaped(rest),
                 crate::verp::DELIMITER_FILTER
             ),
         )),
@@ -937,7 +953,7 @@ mod tests {
             (&["-X", "V+=-", "a"], "+=-"),
             (&["-XVlog", "a"], "log"),
             (&["-XV+\u{e9}", "a"], "+\u{e9}"),
-            (&["-XV\t=", "a"], " ="),
+            (&["-XV\t=", "a"], "\\011="),
         ] {
             let f = p(args).err().unwrap_or_else(|| panic!("{args:?} accepted"));
             assert_eq!(f.code, Sysexit::Usage, "{args:?}");
@@ -1078,6 +1094,60 @@ mod tests {
             p(&["--foo"]).unwrap_err().message,
             "sendmail: illegal option -- -"
         );
+    }
+
+    /// A control character an error echoes from an argument is shown as its octets in
+    /// octal, never as it is (sendmail 8.17 echoes it raw: a terminal hides BS, SOH and
+    /// DEL, and acts on ESC) nor dropped; the status and stream stay sendmail's.
+    #[test]
+    fn control_characters_an_error_echoes_are_shown_in_octal() {
+        for (args, message, code) in [
+            (
+                &["-\u{1}"][..],
+                "sendmail: illegal option -- \\001",
+                Sysexit::Usage,
+            ),
+            (
+                &["-\u{8}"],
+                "sendmail: illegal option -- \\010",
+                Sysexit::Usage,
+            ),
+            (
+                &["-\u{7f}"],
+                "sendmail: illegal option -- \\177",
+                Sysexit::Usage,
+            ),
+            (
+                &["-\u{1b}"],
+                "sendmail: illegal option -- \\033",
+                Sysexit::Usage,
+            ),
+            (&["-od\u{1}"], "Unknown delivery mode \\001", Sysexit::Usage),
+            (
+                &["-b\u{7f}"],
+                "Invalid operation mode \\177",
+                Sysexit::Usage,
+            ),
+            (
+                &["-O", "\u{8}x=1"],
+                "readcf: unknown option name \\010x",
+                Sysexit::Software,
+            ),
+            (
+                &["-O", "MaxHopCount=\u{1b}[2J"],
+                "Invalid value for MaxHopCount: \\033[2J",
+                Sysexit::Usage,
+            ),
+            (
+                &["-O", "DeliveryMode=\u{9b}"],
+                "Unknown delivery mode \\302\\233",
+                Sysexit::Usage,
+            ),
+        ] {
+            let e = p(args).unwrap_err();
+            assert_eq!((e.message.as_str(), e.code), (message, code), "{args:?}");
+        }
+        assert!(p(&["-\u{1}"]).unwrap_err().to_stderr);
     }
 
     #[test]

@@ -255,11 +255,22 @@ fn relay_table_hosts(
 /// no address or more than one.
 fn one_address(s: &Setup, given: &str) -> Result<String, Fatal> {
     let usage = |why: String| Fatal::new(Sysexit::Usage, format!("check --to: {why}"));
+    // The command line's refusal shows a control character as sendmail shows it (`?`,
+    // [`rsendmail::message::address::shown`]); here the address is echoed as every
+    // admin message echoes an argument: each such character as its octets in octal
+    // ([`rsendmail::text::argument_shown`]), so that `\033` is seen for what it is.
+    let octal = |text: &str, address: &str| {
+        let sendmails = rsendmail::message::address::shown(address);
+        if sendmails == address {
+            return text.to_string();
+        }
+        text.replacen(&sendmails, &rsendmail::text::argument_shown(address), 1)
+    };
     let mut style = rsendmail::submit::old_style(&s.settings);
     let (mut addrs, refused) = rsendmail::submit::argv_recipients(&[given.to_string()], &mut style)
-        .map_err(|f| usage(f.message))?;
+        .map_err(|f| usage(octal(&f.message, given)))?;
     if let Some(r) = refused.first() {
-        return Err(usage(r.text.clone()));
+        return Err(usage(octal(&r.text, &r.address)));
     }
     match (addrs.pop(), addrs.is_empty()) {
         (Some(a), true) => Ok(a.address),

@@ -497,10 +497,10 @@ pub fn main(args: Vec<OsString>) -> Sysexit {
 fn run(internal: Internal) -> Result<Sysexit, Fatal> {
     use rsendmail::app::Operation;
     let argv = internal.argv.clone();
-    // The check's network steps change nothing on this host: no MAILLOG is made or
-    // opened (the first choice of where lines go is the one kept).
+    // The check's network steps change nothing on this host: nothing is logged, no
+    // MAILLOG is made or opened.
     if internal.check.is_some() {
-        rsendmail::log::configure(None, false, None);
+        rsendmail::log::looks_only();
     }
     let s = app::setup(internal.argv)?;
     let daemon = matches!(

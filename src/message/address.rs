@@ -2177,6 +2177,24 @@ const MAX_DOMAIN: usize = 253;
 /// The longest label, in octets (RFC 1035 §2.3.4).
 const MAX_LABEL: usize = 63;
 
+/// Why `name`, a domain as it is compared and sent (its A-labels, no trailing dot), is
+/// longer than DNS allows (RFC 1035 §2.3.4): more than 253 octets in all, or a label of
+/// more than 63; `None` when it is not. For the configured domains whose characters are
+/// checked otherwise (`RELAYTABLE`'s patterns, `RelayDomains`, `FastFlushDomains`): no
+/// such domain can be asked for or named by a recipient, so a longer one is a mistake.
+pub fn domain_length_problem(name: &str) -> Option<String> {
+    if name.len() > MAX_DOMAIN {
+        return Some(format!(
+            "longer than {MAX_DOMAIN} octets ({} octets)",
+            name.len()
+        ));
+    }
+    name.split('.')
+        .map(str::len)
+        .find(|&n| n > MAX_LABEL)
+        .map(|n| format!("a label longer than {MAX_LABEL} octets ({n} octets)"))
+}
+
 /// Why `name` (no brackets, no trailing dot) is not a host name, if it is not: labels of
 /// letters, digits and inner hyphens (RFC 5321 §4.1.2 `Let-dig [Ldh-str]`), 1 to 63
 /// octets each, 253 in all. `underscore` also allows `_` (names resolvers look up, which

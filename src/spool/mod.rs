@@ -509,6 +509,30 @@ impl Request {
 /// Who asked for a mark that cannot be read ([`Mark::is_unreadable`]).
 const UNREADABLE_MARK: &str = "an unreadable mark";
 
+/// The marks this process has found unreadable and logged ([`Spool::mark`]), by path.
+static UNREADABLE_MARKS_LOGGED: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Whether the unreadable mark at `path` was logged by this process already; it counts
+/// as logged from now on. One process (a command, a queue run) says it once, not at
+/// each of its looks at the mark.
+fn unreadable_mark_logged(path: &Path) -> bool {
+    match UNREADABLE_MARKS_LOGGED.lock() {
+        Ok(mut logged) => !logged.insert(path.to_path_buf()),
+        Err(_) => false,
+    }
+}
+
+/// The mark at `path` is gone or readable: an unreadable one put there later is logged
+/// again.
+fn unreadable_mark_gone(path: &Path) {
+    if let Ok(mut logged) = UNREADABLE_MARKS_LOGGED.lock()
+        && !logged.is_empty()
+    {
+        logged.remove(path);
+    }
+}
+
 /// The line a delivery adds to a hold's or a return's mark when it ended every
 /// recipient of the entry before the mark could take effect ([`Spool::mark_outlived`]).
 pub const OUTLIVED: &str = "outlived";
@@ -1430,25 +1454,51 @@ impl Spool {
 
     /// The mark of entry `id` ([`Spool::request`]), `None` when it has none. A mark
     /// that cannot be read or understood (written by no rsendmail: a mark is renamed
-    /// into place whole) is taken as a hold, which sends and loses nothing.
+    /// into place whole) is taken as a hold, which sends and loses nothing, and logged
+    /// once by this process while it stays there ([`unreadable_mark_logged`]), however
+    /// often the process looks at it: for a holder of the entry's lock, which holds the
+    /// entry for it. A look that takes no action on the mark is [`Spool::read_mark`].
     pub fn mark(&self, id: &str) -> Option<Mark> {
+        let path = self.kf_path(id);
+        let (mark, why) = self.read_mark_why(id);
+        match why {
+            Some(why) if !unreadable_mark_logged(&path) => {
+                log::warn!("kf{id}: {why}: taken as a hold");
+            }
+            Some(_) => {}
+            None => unreadable_mark_gone(&path),
+        }
+        mark
+    }
+
+    /// [`Spool::mark`] without the log line of a mark that cannot be read: for a look
+    /// that changes nothing (`mailq`, `rsendmail-admin list` and `show`), or one whose
+    /// caller says itself what it does with such a mark (`rsendmail-admin` removes it and
+    /// acts on the entry, or replaces it by its own request, each logged once).
+    pub fn read_mark(&self, id: &str) -> Option<Mark> {
+        self.read_mark_why(id).0
+    }
+
+    /// The mark of entry `id`, and why it cannot be read when it cannot (it is then
+    /// [`Mark::unreadable`]).
+    fn read_mark_why(&self, id: &str) -> (Option<Mark>, Option<String>) {
         let bytes = match read_safely(&self.kf_path(id)) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return (None, None),
             Err(e) => {
-                log::warn!("kf{id}: cannot read it ({}): taken as a hold", io_text(&e));
-                return Some(Mark::unreadable());
+                return (
+                    Some(Mark::unreadable()),
+                    Some(format!("cannot read it ({})", io_text(&e))),
+                );
             }
         };
-        Some(
-            std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(Mark::parse)
-                .unwrap_or_else(|| {
-                    log::warn!("kf{id}: not a mark rsendmail wrote: taken as a hold");
-                    Mark::unreadable()
-                }),
-        )
+        match std::str::from_utf8(&bytes).ok().and_then(Mark::parse) {
+            Some(m) => (Some(m), None),
+            None => (
+                Some(Mark::unreadable()),
+                Some("not a mark rsendmail wrote".to_string()),
+            ),
+        }
     }
 
     /// Record that `request` is to be carried out on entry `id`, which a delivery holds
@@ -1471,7 +1521,7 @@ impl Spool {
         by: &str,
         request: Request,
     ) -> io::Result<Requested> {
-        let before = self.mark(id);
+        let before = self.read_mark(id);
         if let Some(m) = &before
             && m.request == Request::Delete
         {
@@ -1527,7 +1577,7 @@ impl Spool {
     /// meanwhile, withdrawn by another) or `which` refused the one there.
     pub fn withdraw_mark(&self, id: &str, which: impl FnOnce(&Mark) -> bool) -> io::Result<bool> {
         let _marks = self.lock_marks();
-        match self.mark(id) {
+        match self.read_mark(id) {
             Some(m) if which(&m) => {}
             _ => return Ok(false),
         }
