@@ -3519,6 +3519,20 @@ fn following_each_fix_makes_check_pass() {
         let mut r = run();
         let mut cmds = fixes(&r);
         assert!(!cmds.is_empty(), "{what}: no fix in\n{}", r.stdout);
+        // A file the programs read that others could write may have been changed
+        // already: its line says to read it through.
+        if what.starts_with("config") {
+            let file = env.conf.clone();
+            assert!(
+                r.stdout.contains(&format!(
+                    "; read {} through once it is fixed: whoever could write it may have \
+                     changed what it says (fix: ",
+                    file.display()
+                )),
+                "{what}: {}",
+                r.stdout
+            );
+        }
         // One round, or one more for each that said it waits (the spool, then what
         // is in it).
         for round in 0.. {
@@ -5643,6 +5657,43 @@ fn a_new_spool_far_from_one_with_entries_is_no_typo() {
     let r = run_admin(&env, &prog, "check");
     assert!(!r.stdout.contains("spool: SPOOLDIR"), "{}", r.stdout);
     assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
+}
+
+/// A configuration given as a relative `-C` path: the commands check prints name it
+/// absolute, so that they do what they say run from any directory (here `init`, run
+/// from `/`).
+#[test]
+fn a_relative_config_path_is_printed_absolute_in_fixes() {
+    let Some((env, prog, _)) = spooldir_typo(&["bob@example.org"]) else {
+        return;
+    };
+    let far = env.dir.join("instance-two");
+    let text = fs::read_to_string(&env.conf).unwrap();
+    let rest = text.split_once('\n').unwrap().1;
+    fs::write(&env.conf, format!("SPOOLDIR {}\n{rest}", far.display())).unwrap();
+    let dir = env.conf.parent().unwrap();
+    let name = env.conf.file_name().unwrap().to_str().unwrap();
+    let out = std::process::Command::new(&prog)
+        .args(["-C", name, "check"])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let r = env.finish(&prog, &["-C", name, "check"], out);
+    r.code(78);
+    let l = line(&r, "FAIL spool: ");
+    let cmd = fix_of(l).unwrap();
+    assert!(
+        cmd.contains(&format!(" -C {} ", env.conf.display())) && cmd.ends_with(" init"),
+        "{l}"
+    );
+    let st = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .current_dir("/")
+        .status()
+        .unwrap();
+    assert!(st.success(), "{cmd}");
+    assert!(far.is_dir());
 }
 
 /// FINGERPRINT (and CERTFILE, `O CACertFile`) where no TLS is configured changes

@@ -627,7 +627,19 @@ fn placed_repair(u: &crate::config::UntrustedFile, repair: String, otherwise: &s
     let touched: Vec<&Path> = std::iter::once(u.path.as_path())
         .chain(u.risks.iter().map(|r| r.path.as_path()))
         .collect();
-    placed_fix(&touched, &[cmds.to_string()], otherwise)
+    let placed = placed_fix(&touched, &[cmds.to_string()], otherwise);
+    // A file the programs read (the configuration, auth.conf, the aliases, a table)
+    // that others could change: whoever could may have changed what it says already,
+    // which no mode shows; root reads it through once its fix is run.
+    if placed.starts_with(" (fix: ") && !matches!(u.what, "MAILLOG" | "MAILSPOOL") {
+        format!(
+            "; read {} through once it is fixed: whoever could write it may have changed \
+             what it says{placed}",
+            sh_word(&u.path)
+        )
+    } else {
+        placed
+    }
 }
 
 /// The repair [`trust_step`] and [`config_step`] offer for `u`: never a change of the
@@ -1769,12 +1781,25 @@ fn owner_mode(md: &std::fs::Metadata) -> String {
 /// `rsendmail-admin [-C FILE] init [--group GROUP]` for the configuration this check
 /// read, as root runs it: this program by its path, and `--group` when the spool's
 /// group `group` is not the one init gives when told none.
+/// `-C FILE` (with a blank before it) for a command printed for root to run, when a
+/// configuration file was given: FILE absolute, so that the command does what it says
+/// from any directory; else nothing.
+fn conf_option(s: &app::Setup) -> String {
+    match &s.inv.config_file {
+        Some(c) => format!(" -C {}", sh_word(&absolute(c))),
+        None => String::new(),
+    }
+}
+
+/// `p` made absolute against the current directory (links not resolved), or as given
+/// when that cannot be done.
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
 fn init_command(s: &app::Setup, group: &str) -> String {
     let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rsendmail-admin"));
-    let conf = match &s.inv.config_file {
-        Some(c) => format!(" -C {}", sh_word(c)),
-        None => String::new(),
-    };
+    let conf = conf_option(s);
     let group = if group == init::DEFAULT_GROUP {
         String::new()
     } else {
@@ -1943,8 +1968,8 @@ fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
         let conf = s
             .inv
             .config_file
-            .clone()
-            .unwrap_or_else(config::system_config);
+            .as_deref()
+            .map_or_else(config::system_config, absolute);
         let found = super::elsewhere::spools_with_entries(dir, &conf);
         if let Some(first) = found.first() {
             let text = super::elsewhere::problem(&s.spool, &found, &conf);
@@ -2055,8 +2080,8 @@ fn stranded_step(t: &mut Tally, s: &app::Setup) {
     let conf = s
         .inv
         .config_file
-        .clone()
-        .unwrap_or_else(config::system_config);
+        .as_deref()
+        .map_or_else(config::system_config, absolute);
     let found = super::elsewhere::spools_with_entries(&s.spool.dir, &conf);
     let Some(first) = found.first() else {
         return;
@@ -2065,10 +2090,7 @@ fn stranded_step(t: &mut Tally, s: &app::Setup) {
         // In use since: the other spool's entries wait all the same, for as long as
         // they are there (a queue run of that spool sends them).
         let text = super::elsewhere::problem_left(&s.spool, &found, &conf);
-        let conf_word = match &s.inv.config_file {
-            Some(c) => format!(" -C {}", sh_word(c)),
-            None => String::new(),
-        };
+        let conf_word = conf_option(s);
         let runs: Vec<String> = found
             .iter()
             .map(|e| {
@@ -2145,10 +2167,7 @@ fn root_only_step(t: &mut Tally, s: &app::Setup, spool_md: &std::fs::Metadata) {
                         .collect::<Vec<_>>()
                         .join(" and "),
                     if unready.len() == 1 { "is" } else { "are" },
-                    match &s.inv.config_file {
-                        Some(c) => format!(" -C {}", sh_word(c)),
-                        None => String::new(),
-                    }
+                    conf_option(s)
                 )
             }
         ),
@@ -2253,7 +2272,7 @@ fn per_user_install(s: &app::Setup, spool_md: &std::fs::Metadata) -> Option<Stri
             crate::spool::safety::the_user_id(uid),
             conf.display(),
             sh_word(Path::new(&user)),
-            sh_word(conf)
+            sh_word(&absolute(conf))
         )
     })
 }
@@ -3627,7 +3646,7 @@ fn runner_advice(s: &app::Setup) -> String {
     // tree's build).
     let bin = sh_word(&rsendmail_path());
     let by_hand = match &s.inv.config_file {
-        Some(c) => format!("`{bin} -q30m -C {}`", sh_word(c)),
+        Some(c) => format!("`{bin} -q30m -C {}`", sh_word(&absolute(c))),
         None => format!("`{bin} -q30m`"),
     };
     if s.spool.private {
@@ -3685,10 +3704,7 @@ fn wakeup_step(
     // The fix that makes the step pass at once wherever the spool is: a periodic
     // runner for this configuration, which listens as soon as it starts.
     let start_now = {
-        let conf = match &s.inv.config_file {
-            Some(c) => format!(" -C {}", sh_word(c)),
-            None => String::new(),
-        };
+        let conf = conf_option(s);
         fix(&[format!("{}{conf} -q30m", sh_word(&rsendmail_path()))])
     };
     let no_runner = |t: &mut Tally, shown: String, absent: bool| match only_runner {
@@ -3843,10 +3859,7 @@ fn out_of_reach(s: &app::Setup) -> String {
 /// The way to see what [`out_of_reach`] hides: the check run as root, or by a member of
 /// the spool's group.
 fn run_as_admin(s: &app::Setup, want: &SpoolOwner) -> String {
-    let conf = match &s.inv.config_file {
-        Some(c) => format!(" -C {}", sh_word(c)),
-        None => String::new(),
-    };
+    let conf = conf_option(s);
     format!(
         "run `rsendmail-admin{conf} check` as root or as a member of the group {} to \
          check it",
