@@ -1235,12 +1235,15 @@ fn sendmail_step(t: &mut Tally, s: &app::Setup) {
     let link = Path::new(SYSTEM_SENDMAIL);
     let bin = rsendmail_path();
     let ours = std::fs::canonicalize(&bin).unwrap_or_else(|_| bin.clone());
-    let make = unless_swappable(
-        s,
-        link,
-        false,
-        &[format!("ln -s {} {}", sh_word(&bin), sh_word(link))],
-    );
+    let uninstalled = not_installed(&ours, link);
+    let make = uninstalled.clone().unwrap_or_else(|| {
+        unless_swappable(
+            s,
+            link,
+            false,
+            &[format!("ln -s {} {}", sh_word(&bin), sh_word(link))],
+        )
+    });
     match std::fs::canonicalize(link) {
         Ok(p) if p == ours => t.say(
             Mark::Ok,
@@ -1250,17 +1253,26 @@ fn sendmail_step(t: &mut Tally, s: &app::Setup) {
         Ok(p) => t.say(
             Mark::Warn,
             "sendmail",
-            &format!(
-                "{} runs {}, not rsendmail ({}): mail sent with it (mail, cron, most \
-                 programs) does not go through rsendmail (repair: remove the other mail \
-                 system's package, or move its programs aside: `mv {l} {l}.orig`, then \
-                 `ln -s {b} {l}`, and the same for mailq and newaliases)",
-                link.display(),
-                p.display(),
-                bin.display(),
-                l = sh_word(link),
-                b = sh_word(&bin),
-            ),
+            &match &uninstalled {
+                Some(why) => format!(
+                    "{} runs {}, not rsendmail ({}): mail sent with it (mail, cron, most \
+                     programs) does not go through rsendmail{why}",
+                    link.display(),
+                    p.display(),
+                    bin.display(),
+                ),
+                None => format!(
+                    "{} runs {}, not rsendmail ({}): mail sent with it (mail, cron, most \
+                     programs) does not go through rsendmail (repair: remove the other mail \
+                     system's package, or move its programs aside: `mv {l} {l}.orig`, then \
+                     `ln -s {b} {l}`, and the same for mailq and newaliases)",
+                    link.display(),
+                    p.display(),
+                    bin.display(),
+                    l = sh_word(link),
+                    b = sh_word(&bin),
+                ),
+            },
         ),
         Err(_) => t.say(
             Mark::Warn,
@@ -1275,6 +1287,28 @@ fn sendmail_step(t: &mut Tally, s: &app::Setup) {
 
 /// Where programs look for sendmail.
 const SYSTEM_SENDMAIL: &str = "/usr/sbin/sendmail";
+
+/// The directories an install puts programs in (the package's /usr/sbin, README's
+/// /usr/local/sbin, /opt for a vendor's tree): a system name (`/usr/sbin/sendmail`) is
+/// linked only to a program below one of them.
+const INSTALLED_UNDER: [&str; 4] = ["/usr", "/bin", "/sbin", "/opt"];
+
+/// Why no link is offered from the system name `link` to the rsendmail at `real`
+/// (resolved): ` (no link offered: ...)` when it is not an installed program (a build
+/// tree's, a copy in /tmp): the system's sendmail would then be a scratch binary that
+/// goes with its directory. None when it is below one of [`INSTALLED_UNDER`].
+fn not_installed(real: &Path, link: &Path) -> Option<String> {
+    if INSTALLED_UNDER.iter().any(|d| real.starts_with(d)) {
+        return None;
+    }
+    Some(format!(
+        " (no link offered: {} is not an installed program, not being under /usr, /bin, \
+         /sbin or /opt; install rsendmail first, as README says, then link {} to the \
+         installed one)",
+        real.display(),
+        link.display()
+    ))
+}
 
 /// The other names of the system's mail programs: `newaliases` (in /usr/sbin with
 /// Debian's sendmail, Postfix and exim, first in root's PATH; /usr/bin elsewhere) and
@@ -1303,13 +1337,14 @@ fn other_names_step(t: &mut Tally, s: &app::Setup) {
                     Ok(p) => format!("runs {}", p.display()),
                     Err(e) => format!("cannot be followed ({})", config::io_text(&e)),
                 };
+                let uninstalled = not_installed(&ours, link);
                 t.say(
                     Mark::Warn,
                     "sendmail",
                     &format!(
                         "{name} {runs}, not rsendmail ({}){}",
                         bin.display(),
-                        unless_swappable(
+                        uninstalled.unwrap_or_else(|| unless_swappable(
                             s,
                             link,
                             false,
@@ -1317,7 +1352,7 @@ fn other_names_step(t: &mut Tally, s: &app::Setup) {
                                 format!("mv {n} {n}.orig", n = sh_word(link)),
                                 format!("ln -s {} {}", sh_word(&bin), sh_word(link)),
                             ]
-                        )
+                        ))
                     ),
                 );
             }
@@ -4390,6 +4425,38 @@ fn program_paths_step(t: &mut Tally, s: &app::Setup) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The system's sendmail is linked only to an installed rsendmail: one in a build
+    /// tree or a copy in /tmp gets no link, and is told why.
+    #[test]
+    fn only_an_installed_program_is_offered_the_system_names() {
+        let link = Path::new(SYSTEM_SENDMAIL);
+        for installed in [
+            "/usr/sbin/rsendmail",
+            "/usr/local/sbin/rsendmail",
+            "/opt/rsendmail/bin/rsendmail",
+            "/sbin/rsendmail",
+        ] {
+            assert_eq!(
+                not_installed(Path::new(installed), link),
+                None,
+                "{installed}"
+            );
+        }
+        for scratch in [
+            "/tmp/rsmt/bin/rsendmail",
+            "/home/alice/src/rsendmail/target/release/rsendmail",
+            "/usrx/rsendmail",
+            "/work/rsendmail",
+        ] {
+            let why = not_installed(Path::new(scratch), link).unwrap_or_default();
+            assert!(
+                why.starts_with(&format!(" (no link offered: {scratch} is not an installed"))
+                    && why.ends_with("then link /usr/sbin/sendmail to the installed one)"),
+                "{why}"
+            );
+        }
+    }
 
     /// Root's group and a user's primary group are each refused as a spool's group,
     /// with why; a group with members (the spool's administrators) is not.
