@@ -5,7 +5,8 @@
 //! store and `O CACertFile=` unless `INSECURE` (without `VERIFYCERT`); with `FINGERPRINT` the server
 //! certificate's SHA-256 is the trust anchor instead. A failed handshake or a certificate
 //! that does not pass ends the session with a `451 4.7.5` reply (the message stays
-//! queued); so does a required STARTTLS the server does not offer (`4.7.4`) or refuses.
+//! queued), a handshake that runs out of time with `451 4.4.2`; so does a required
+//! STARTTLS the server does not offer (`4.7.4`) or refuses.
 //! Anything the server sent before the handshake is dropped, and after STARTTLS the
 //! server's extensions are asked for again (RFC 3207 §4.2). The whole handshake, of
 //! either mode, is held to `Timeout.helo` as one deadline, not per read (sendmail's
