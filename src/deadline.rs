@@ -23,6 +23,17 @@ use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+/// A timeout as sendmail writes one: `5m`, `30s`, `1h` (under a second, `500ms`).
+pub fn span(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => format!("{}ms", d.as_millis()),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// What the next reads must keep to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Limit {

@@ -7487,3 +7487,131 @@ fn a_domain_longer_than_dns_allows_is_refused_with_its_line() {
         }
     }
 }
+
+/// A listener on 127.0.0.1 that accepts every connection for `secs` seconds and counts
+/// them; each is handed to `serve` on a thread of its own (which may hold it silent).
+struct CountingListener {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingListener {
+    fn start(
+        secs: u64,
+        serve: impl Fn(std::net::TcpStream) + Send + Sync + Clone + 'static,
+    ) -> CountingListener {
+        use std::sync::atomic::Ordering;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        l.set_nonblocking(true).unwrap();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+            while std::time::Instant::now() < end {
+                match l.accept() {
+                    Ok((s, _)) => {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let _ = s.set_nonblocking(false);
+                        let serve = serve.clone();
+                        std::thread::spawn(move || serve(s));
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            }
+        });
+        CountingListener { port, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// An SMTPS relay (SECURETRANSFER) that accepts the connection and never sends a byte
+/// of the handshake: `check` says before the wait that the handshake is waited for and
+/// how long (Timeout.helo), then that it timed out, after how long and which option sets
+/// it, within about that time, with one connection: no second one to fetch a
+/// certificate there is none of (75).
+#[test]
+fn an_smtps_server_that_never_answers_the_handshake_is_said_to_time_out() {
+    let silent = CountingListener::start(60, |s| {
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        drop(s);
+    });
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nSECURETRANSFER\nO Timeout.connect=5s\n\
+         O Timeout.initial=20s\n",
+        silent.port
+    ));
+    let t = std::time::Instant::now();
+    let r = admin(&env, &["check", "-O", "Timeout.helo=2s"]);
+    let took = t.elapsed();
+    r.code(75);
+    assert_eq!(
+        line(&r, "info connect: "),
+        format!(
+            "info connect: connecting to 127.0.0.1 port {} (up to 5s, Timeout.connect), then \
+             the TLS handshake (up to 2s, Timeout.helo), then waiting for its greeting (up \
+             to 20s, Timeout.initial)",
+            silent.port
+        )
+    );
+    assert_eq!(
+        line(&r, "FAIL tls: "),
+        "FAIL tls: TLS handshake with [127.0.0.1] timed out after 2s (Timeout.helo): the \
+         server accepted the connection but did not complete the handshake in that time"
+    );
+    assert!(!r.stdout.contains("interrupted"), "{}", r.stdout);
+    assert_eq!(silent.accepted(), 1, "{}", r.stdout);
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+}
+
+/// An SMTPS relay whose certificate is for another name, and which never greets: `check`
+/// fails at the handshake, then fetches the certificate again to show it, on a second
+/// connection that ends with its handshake (no wait for a greeting, Timeout.initial).
+#[test]
+fn a_refused_smtps_certificate_is_shown_without_waiting_for_a_greeting() {
+    let env0 = Env::new();
+    let Some(pki) = Pki::make(&env0.dir) else {
+        return;
+    };
+    let acceptor = {
+        use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+        b.set_private_key_file(pki.path("wrong.key"), SslFiletype::PEM)
+            .unwrap();
+        b.set_certificate_chain_file(pki.path("wrong.pem")).unwrap();
+        std::sync::Arc::new(b.build())
+    };
+    let server = CountingListener::start(60, move |s| {
+        // The handshake, then silence (no greeting) while the client waits.
+        if let Ok(tls) = acceptor.accept(s) {
+            std::thread::sleep(std::time::Duration::from_secs(30));
+            drop(tls);
+        }
+    });
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nSECURETRANSFER\nO Timeout.connect=5s\n\
+         O Timeout.initial=30s\nO CACertFile={}\n",
+        server.port,
+        pki.path("ca.pem")
+    ));
+    let t = std::time::Instant::now();
+    let r = admin(&env, &["check"]);
+    let took = t.elapsed();
+    r.code(75);
+    let fail = line(&r, "FAIL tls: ");
+    assert!(
+        fail.contains("the server's certificate could not be verified"),
+        "{fail}"
+    );
+    let shown = line(&r, "info tls: the certificate 127.0.0.1 offers: ");
+    assert!(shown.contains("issuer CN=rsendmail test CA"), "{shown}");
+    line(
+        &r,
+        "info tls: it is not for 127.0.0.1: it names other.example",
+    );
+    assert_eq!(server.accepted(), 2, "{}", r.stdout);
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+}

@@ -3661,6 +3661,31 @@ fn a_dry_run_whose_matches_are_all_refused_prints_its_count() {
     }
 }
 
+/// A delivery to an SMTPS relay (SECURETRANSFER without STARTTLS) waits for the TLS
+/// handshake between the connection and the greeting: the "being delivered" line counts
+/// that wait (Timeout.helo) in the time a server that does not answer holds the entry.
+#[test]
+fn the_bound_said_for_an_smtps_relay_counts_the_handshake() {
+    let env = Env::with_config(
+        "SECURETRANSFER\nO Timeout.connect=30s\nO Timeout.helo=1m\nO Timeout.initial=2m\n",
+    );
+    let id = queue(&env, "bob@example.org");
+    let f = fs::File::open(env.spool.join(format!("qf{id}"))).unwrap();
+    f.lock().unwrap();
+    let r = admin(&env, &["retry", &id]);
+    r.code(75);
+    assert!(
+        r.stderr.contains(
+            "for each address it tries, a server that does not answer holds it up to \
+             210 s (Timeout.connect 30 s + Timeout.helo 1 min (the TLS handshake) + \
+             Timeout.initial 2 min; until "
+        ),
+        "{}",
+        r.stderr
+    );
+    drop(f);
+}
+
 /// A hold is the administrator's quarantine (sendmail's `-Q`, Postfix's `postsuper -h`,
 /// which are theirs alone): a user may not end one that root or the spool's group made
 /// on her entry, by `release`, `retry`, `bounce` or `delete` (77, naming who held it and

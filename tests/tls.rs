@@ -806,3 +806,52 @@ fn client_certificate_in_any_order_and_key_form() {
     );
     assert_eq!(peer.messages().len(), good.len());
 }
+
+/// An SMTPS relay (SECURETRANSFER) that accepts the connection and never sends a byte
+/// of the handshake: the queue run gives up after Timeout.helo, and the reason kept with
+/// the message (`mailq`, `rsendmail-admin show`) says the handshake timed out, after how
+/// long, and which option sets that (`mailq` as much of it as its line holds); the
+/// message stays queued.
+#[test]
+fn an_smtps_handshake_that_never_comes_is_deferred_as_timed_out() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let silent = std::thread::spawn(move || {
+        // Held open, silent, until the client gives up.
+        if let Ok((mut s, _)) = l.accept() {
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+            let mut b = [0u8; 4096];
+            while matches!(std::io::Read::read(&mut s, &mut b), Ok(n) if n > 0) {}
+        }
+    });
+    let env = relay(port, "SECURETRANSFER\nO Timeout.initial=30s\n");
+    env.sendmail(&["-odq", "ok@example.org"], MSG).code(0);
+    let t = std::time::Instant::now();
+    env.sendmail(&["-qf", "-O", "Timeout.helo=2s"], b"").code(0);
+    let took = t.elapsed();
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+    let want = "TLS handshake with [127.0.0.1] timed out after 2s (Timeout.helo)";
+    let q = env.mailq(&[]);
+    // mailq's line is cut at sendmail's width.
+    assert!(
+        q.contains("(Deferred: TLS handshake with [127.0.0.1] timed out after 2s"),
+        "{q}"
+    );
+    assert!(!q.contains("interrupted"), "{q}");
+    let ids = crate::harness::queued_ids(&env.spool);
+    assert_eq!(ids.len(), 1, "{q}");
+    let id = &ids[0];
+    let show = env.run_raw(
+        &std::path::PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-admin")),
+        &["-C", env.conf.to_str().unwrap(), "show", id],
+        b"",
+    );
+    show.code(0);
+    let reason = show
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Reason:"))
+        .unwrap_or_else(|| panic!("{}", show.stdout));
+    assert!(reason.contains(want), "{reason}");
+    let _ = silent.join();
+}

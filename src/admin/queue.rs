@@ -241,31 +241,51 @@ type Prepared<T> = Result<Option<(Spool, T)>, Sysexit>;
 
 /// How long a delivery may hold an entry, from the timeouts in force (set by [`run`]):
 /// when to try again.
-static ATTEMPT_BOUND: std::sync::OnceLock<(u64, u64, u64)> = std::sync::OnceLock::new();
+static ATTEMPT_BOUND: std::sync::OnceLock<AttemptBound> = std::sync::OnceLock::new();
+
+/// The timeouts that bound a delivery's wait on a server that does not answer, in
+/// seconds.
+struct AttemptBound {
+    connect: u64,
+    /// `Timeout.helo`, when the relay is reached with TLS from the first byte (SMTPS:
+    /// `SECURETRANSFER` without `STARTTLS`), whose handshake comes before the greeting.
+    handshake: Option<u64>,
+    initial: u64,
+    block: u64,
+}
 
 /// The end of the "being delivered" line: when to try again, which is when the delivery
 /// has ended; no time bounds that (a transfer under way goes on as long as the message
 /// takes), so the bounds the timeouts give are said each for what it bounds: a server
-/// that does not answer (Timeout.connect + Timeout.initial per address tried, and the
-/// time that gives from now for the first), a transfer (Timeout.datablock a block).
+/// that does not answer (Timeout.connect + Timeout.initial per address tried, with
+/// Timeout.helo between them for an SMTPS relay's TLS handshake, and the time that gives
+/// from now for the first), a transfer (Timeout.datablock a block).
 fn busy_hint() -> String {
-    let Some(&(connect, initial, block)) = ATTEMPT_BOUND.get() else {
+    let Some(b) = ATTEMPT_BOUND.get() else {
         return " when its delivery has ended".to_string();
     };
-    let bound = connect.saturating_add(initial);
+    let bound = b
+        .connect
+        .saturating_add(b.handshake.unwrap_or(0))
+        .saturating_add(b.initial);
     let at = crate::clock::ctime16(&crate::clock::local(
         crate::clock::now().saturating_add(i64::try_from(bound).unwrap_or(i64::MAX)),
     ));
+    let handshake = b
+        .handshake
+        .map(|h| format!(" + Timeout.helo {} (the TLS handshake)", bound_span(h)))
+        .unwrap_or_default();
     format!(
         " when its delivery has ended: for each address it tries, a server that does not \
-         answer holds it up to {} (Timeout.connect {} + Timeout.initial {}; until {at} for \
-         the first address), a transfer under way up to {} a block (Timeout.datablock) and \
-         as long as the message takes (the timeouts as configured: a run given other \
-         Timeout options on its command line takes as long as those say)",
+         answer holds it up to {} (Timeout.connect {}{handshake} + Timeout.initial {}; \
+         until {at} for the first address), a transfer under way up to {} a block \
+         (Timeout.datablock) and as long as the message takes (the timeouts as \
+         configured: a run given other Timeout options on its command line takes as long \
+         as those say)",
         bound_span(bound),
-        bound_span(connect),
-        bound_span(initial),
-        bound_span(block)
+        bound_span(b.connect),
+        bound_span(b.initial),
+        bound_span(b.block)
     )
 }
 
@@ -743,11 +763,13 @@ fn run(
     };
     let t = &s.settings.timeouts;
     let b = crate::options::Settings::builtin().timeouts;
-    let _ = ATTEMPT_BOUND.set((
-        t.connect.or(b.connect).unwrap_or_default(),
-        t.initial.or(b.initial).unwrap_or_default(),
-        t.datablock.or(b.datablock).unwrap_or_default(),
-    ));
+    let _ = ATTEMPT_BOUND.set(AttemptBound {
+        connect: t.connect.or(b.connect).unwrap_or_default(),
+        handshake: (s.cfg.secure_transfer && !s.cfg.starttls)
+            .then(|| t.helo.or(b.helo).unwrap_or_default()),
+        initial: t.initial.or(b.initial).unwrap_or_default(),
+        block: t.datablock.or(b.datablock).unwrap_or_default(),
+    });
     if uses == Use::Writes
         && let Err(f) = s.spool.check_safe()
     {

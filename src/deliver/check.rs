@@ -25,10 +25,12 @@ use super::engine::Engine;
 use super::plan::{self, Route};
 use super::reply::Reply;
 use super::smtp::{
-    CHECK_LABEL, CONNECTED, Credentials, OpenFailure, Session, State, TlsMode, TlsPolicy,
+    CERTIFICATE_WAIT, CHECK_LABEL, CONNECTED, Credentials, OpenFailure, Session, State, TlsMode,
+    TlsPolicy,
 };
 use rsendmail::admin::check::{Mark, Tally};
 use rsendmail::app::Setup;
+use rsendmail::deadline::span;
 use rsendmail::exit::{Fatal, Sysexit};
 use std::net::IpAddr;
 
@@ -719,12 +721,21 @@ fn session(
     };
     // What the check waits for, and how long, before the connect line can come (the
     // delivery's own timeouts: what passes here passes in a delivery).
+    // SMTPS: the handshake comes before the greeting, and is waited for too.
+    let handshake = if policy.mode == TlsMode::Implicit {
+        format!(
+            ", then the TLS handshake (up to {}, Timeout.helo)",
+            span(engine.timeouts.helo)
+        )
+    } else {
+        String::new()
+    };
     t.say(
         Mark::Info,
         "connect",
         &format!(
-            "connecting to {bare} port {port} (up to {}, Timeout.connect), then waiting \
-             for its greeting (up to {}, Timeout.initial)",
+            "connecting to {bare} port {port} (up to {}, Timeout.connect){handshake}, then \
+             waiting for its greeting (up to {}, Timeout.initial)",
             span(engine.timeouts.connect),
             span(engine.timeouts.initial)
         ),
@@ -789,7 +800,12 @@ fn session(
         }
         Err(failure) => {
             let failure_no_greeting = failure.no_greeting();
-            let OpenFailure { reply, phase, .. } = failure;
+            let OpenFailure {
+                reply,
+                phase,
+                certificate_refused,
+                ..
+            } = failure;
             let why = reply.text_in_full();
             let code = if reply.is_permanent() {
                 Sysexit::Unavailable
@@ -849,10 +865,33 @@ fn session(
                                 t.say(Mark::Ok, "greeting", &greeting);
                                 t.say(Mark::Ok, "ehlo", &ehlo_words(&transcript));
                             }
+                            // A handshake that ran out of time: what the wait was.
+                            let why = if why.contains(" timed out after ") {
+                                format!(
+                                    "{why}: the server accepted the connection but did not \
+                                     complete the handshake in that time"
+                                )
+                            } else {
+                                why
+                            };
                             t.fail(Sysexit::TempFail, "tls", &why);
-                            if let Some(der) =
-                                offered_certificate(engine, host, port, addrs, policy)
-                            {
+                            // The certificate it refused, fetched again to show it, not
+                            // verified, for a few seconds at most; never after a timeout,
+                            // a closed connection or an I/O error, which a second try
+                            // would only repeat.
+                            let offered = if certificate_refused {
+                                Session::certificate_of(
+                                    host,
+                                    port,
+                                    addrs,
+                                    &engine.host_name,
+                                    policy.mode,
+                                    CERTIFICATE_WAIT,
+                                )
+                            } else {
+                                None
+                            };
+                            if let Some(der) = offered {
                                 t.say(
                                     Mark::Info,
                                     "tls",
@@ -1207,40 +1246,6 @@ fn offers(s: &Session) -> String {
     }
 }
 
-/// The certificate the server offers, fetched on a second connection that checks
-/// nothing and sends no credentials (after a TLS failure, to show what did not pass);
-/// `None` when there is none to get (the server does not speak TLS at all).
-fn offered_certificate(
-    engine: &Engine,
-    host: &str,
-    port: u16,
-    addrs: &[IpAddr],
-    policy: &TlsPolicy,
-) -> Option<Vec<u8>> {
-    let look = TlsPolicy {
-        mode: policy.mode,
-        verify: false,
-        ..TlsPolicy::default()
-    };
-    let s = Session::open(
-        host,
-        port,
-        addrs,
-        &engine.host_name,
-        &engine.timeouts,
-        &look,
-        None,
-        &mut None,
-        "check",
-        "check",
-        false,
-    )
-    .ok()?;
-    let der = s.peer_certificate();
-    s.close(&mut None);
-    der
-}
-
 /// The TLS step of an open session: the certificate, how it was checked.
 fn tls_lines(t: &mut Tally, s: &Session, policy: &TlsPolicy, name: &str) {
     if !s.tls {
@@ -1325,17 +1330,6 @@ fn days_left(der: &[u8]) -> Option<i32> {
     let x = openssl::x509::X509::from_der(der).ok()?;
     let now = openssl::asn1::Asn1Time::days_from_now(0).ok()?;
     now.diff(x.not_after()).ok().map(|d| d.days)
-}
-
-/// A timeout as sendmail writes one: `5m`, `30s`, `1h`.
-fn span(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0 => format!("{}ms", d.as_millis()),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
 }
 
 /// The SHA-256 digest (hex, as FINGERPRINT takes it) of the certificate `der` when it

@@ -80,7 +80,7 @@ pub use wire::{Stream, Timeouts};
 pub use auth::cram_md5;
 #[allow(unused_imports)]
 pub use probe::Probe;
-pub use probe::{CHECK_LABEL, CONNECTED};
+pub use probe::{CERTIFICATE_WAIT, CHECK_LABEL, CONNECTED};
 #[allow(unused_imports)]
 pub use transaction::{Stored, xtext};
 
@@ -185,6 +185,9 @@ pub struct Session {
     pub lost_unused: bool,
     /// The commands of the message sent ahead (see [`State::Primed`]).
     primed: Option<transaction::Primed>,
+    /// The TLS handshake failed over the certificate the server sent (its chain, name or
+    /// dates, or FINGERPRINT): see [`OpenFailure::certificate_refused`].
+    certificate_refused: bool,
 }
 
 /// `Session::used`: whether a transaction has been started on the connection.
@@ -218,6 +221,10 @@ pub struct OpenFailure {
     /// system config error`), the report's transcript gives [`loop_line`], and the
     /// exit status is EX_SOFTWARE.
     pub loops: bool,
+    /// The TLS handshake failed because the certificate the server sent was refused
+    /// (not a timeout, a closed connection or an I/O error): the one failure after which
+    /// `rsendmail-admin check` fetches the certificate again to show it.
+    pub certificate_refused: bool,
 }
 
 impl OpenFailure {
@@ -289,6 +296,7 @@ impl From<Reply> for OpenFailure {
             closing: None,
             phase: None,
             loops: false,
+            certificate_refused: false,
         }
     }
 }
@@ -347,29 +355,7 @@ impl Session {
                     let sock = stream
                         .try_clone()
                         .map_err(|e| io_reply(&e, State::Greeting, host))?;
-                    let mut s = Session {
-                        conn: BufReader::new(Stream::Plain(Timed::new(stream))),
-                        sock,
-                        wbuf: Vec::with_capacity(4096),
-                        tls: false,
-                        caps: Caps::default(),
-                        peer: addr,
-                        host: host.to_string(),
-                        state: State::Greeting,
-                        timeouts: timeouts.clone(),
-                        verbose: out.is_some(),
-                        data_refused: false,
-                        used: Used::No,
-                        quit_sent: false,
-                        // The greeting.
-                        awaiting: 1,
-                        desynchronised: false,
-                        spent: false,
-                        peer_closed: false,
-                        carried: false,
-                        lost_unused: false,
-                        primed: None,
-                    };
+                    let mut s = Session::new(stream, sock, addr, host, timeouts, out.is_some());
                     let closing = Some(format!("Closing connection to [{}]", addr.ip()));
                     match s.greet(helo_name, tls, creds, out) {
                         Ok(()) => return Ok(s),
@@ -388,6 +374,7 @@ impl Session {
                                 closing,
                                 phase: Some(State::EhloReply),
                                 loops: true,
+                                certificate_refused: false,
                             });
                         }
                         Err((phase, reply)) => {
@@ -397,6 +384,7 @@ impl Session {
                                 closing,
                                 phase: Some(phase),
                                 loops: false,
+                                certificate_refused: s.certificate_refused,
                             });
                         }
                     }
@@ -416,6 +404,41 @@ impl Session {
             }
         }
         Err(last.into())
+    }
+
+    /// A session on a connection just made, awaiting the greeting.
+    fn new(
+        stream: TcpStream,
+        sock: TcpStream,
+        peer: SocketAddr,
+        host: &str,
+        timeouts: &Timeouts,
+        verbose: bool,
+    ) -> Session {
+        Session {
+            conn: BufReader::new(Stream::Plain(Timed::new(stream))),
+            sock,
+            wbuf: Vec::with_capacity(4096),
+            tls: false,
+            caps: Caps::default(),
+            peer,
+            host: host.to_string(),
+            state: State::Greeting,
+            timeouts: timeouts.clone(),
+            verbose,
+            data_refused: false,
+            used: Used::No,
+            quit_sent: false,
+            // The greeting.
+            awaiting: 1,
+            desynchronised: false,
+            spent: false,
+            peer_closed: false,
+            carried: false,
+            lost_unused: false,
+            primed: None,
+            certificate_refused: false,
+        }
     }
 
     /// Give up a session that failed before it was ready: a server that still listens

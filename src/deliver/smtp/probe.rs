@@ -6,8 +6,16 @@
 #![deny(clippy::string_slice)]
 
 use super::reply::Expect;
-use super::wire::Stream;
-use super::{Reply, Session, State, Transcript};
+use super::wire::{Stream, Timeouts};
+use super::{Reply, Session, State, TlsMode, TlsPolicy, Transcript};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// How long `rsendmail-admin check` spends fetching again, to show it, a certificate it
+/// refused ([`Session::certificate_of`]): the connection, for STARTTLS the greeting, EHLO
+/// and STARTTLS, and the handshake, all within this, whatever the configured timeouts
+/// (the first try has waited those already).
+pub const CERTIFICATE_WAIT: Duration = Duration::from_secs(5);
 
 /// The label `rsendmail-admin check` opens its sessions with: [`Session::open`] then
 /// writes a `check... Connected to [IP]` line ([`CONNECTED`]) to the transcript as soon
@@ -68,5 +76,97 @@ impl Session {
                 .and_then(|c| c.to_der().ok()),
             _ => None,
         }
+    }
+}
+
+impl Session {
+    /// The certificate `host` sends on `port` (DER), by a connection to the first of
+    /// `addrs` that takes one, with `mode`'s TLS and no check of the certificate: for
+    /// `rsendmail-admin check` to show one it refused. Everything, from the connection
+    /// to the end of the handshake, within `within`; no greeting is waited for after an
+    /// SMTPS handshake. None when the server gives none in that time.
+    pub fn certificate_of(
+        host: &str,
+        port: u16,
+        addrs: &[IpAddr],
+        helo_name: &str,
+        mode: TlsMode,
+        within: Duration,
+    ) -> Option<Vec<u8>> {
+        let end = Instant::now() + within;
+        let left = || {
+            end.checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+        };
+        let look = TlsPolicy {
+            mode,
+            verify: false,
+            ..TlsPolicy::default()
+        };
+        for &ip in addrs {
+            let addr = SocketAddr::new(ip, port);
+            let Ok(stream) = TcpStream::connect_timeout(&addr, left()?) else {
+                continue;
+            };
+            let sock = stream.try_clone().ok()?;
+            let t = left()?;
+            let timeouts = Timeouts {
+                connect: t,
+                initial: t,
+                helo: t,
+                mail: t,
+                rcpt: t,
+                datainit: t,
+                datablock: t,
+                datafinal: t,
+                rset: t,
+                quit: t,
+            };
+            let mut s = Session::new(stream, sock, addr, host, &timeouts, false);
+            let der = s.fetch_certificate(helo_name, &look, left);
+            if look.mode == TlsMode::Implicit {
+                // Nothing was said on this connection: it is closed as it is.
+                s.state = State::Closed;
+            }
+            s.abandon(&mut None);
+            return der;
+        }
+        None
+    }
+
+    /// [`Session::certificate_of`] once connected: each step within the time `left`
+    /// gives.
+    fn fetch_certificate(
+        &mut self,
+        helo_name: &str,
+        look: &TlsPolicy,
+        left: impl Fn() -> Option<Duration>,
+    ) -> Option<Vec<u8>> {
+        if look.mode != TlsMode::Implicit {
+            let g = self
+                .read_expect(left()?, &mut None, Expect::Ready, "the greeting")
+                .ok()?;
+            if g.code != 220 {
+                return None;
+            }
+            self.timeouts.helo = left()?;
+            self.ehlo(helo_name, &mut None).ok()?;
+            if !self.caps.starttls {
+                return None;
+            }
+            self.state = State::StartTlsReply;
+            self.put("STARTTLS", &mut None).ok()?;
+            let t = left()?;
+            self.flush(t).ok()?;
+            let r = self
+                .read_expect(left()?, &mut None, Expect::Ready, "STARTTLS")
+                .ok()?;
+            if r.code != 220 {
+                return None;
+            }
+        }
+        self.timeouts.helo = left()?;
+        self.handshake(look).ok()?;
+        self.peer_certificate()
     }
 }

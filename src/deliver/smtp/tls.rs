@@ -5,10 +5,14 @@
 //! store and `O CACertFile=` unless `INSECURE` (without `VERIFYCERT`); with `FINGERPRINT` the server
 //! certificate's SHA-256 is the trust anchor instead. A failed handshake or a certificate
 //! that does not pass ends the session with a `451 4.7.5` reply (the message stays
-//! queued); so does a required STARTTLS the server does not offer (`4.7.4`) or refuses.
+//! queued), a handshake that runs out of time with `451 4.4.2`; so does a required
+//! STARTTLS the server does not offer (`4.7.4`) or refuses.
 //! Anything the server sent before the handshake is dropped, and after STARTTLS the
-//! server's extensions are asked for again (RFC 3207 §4.2). The whole handshake is held
-//! to `Timeout.helo` as one deadline, not per read.
+//! server's extensions are asked for again (RFC 3207 §4.2). The whole handshake, of
+//! either mode, is held to `Timeout.helo` as one deadline, not per read (sendmail's
+//! `Timeout.starttls`, an hour by default, is accepted and not acted on: an hour would
+//! hold a queue run on one silent server); one that runs out says so, with the time and
+//! the option (`TLS handshake with HOST [IP] timed out after 5m (Timeout.helo)`).
 
 #![deny(clippy::string_slice)]
 
@@ -142,12 +146,21 @@ impl Session {
         tcp.write_limit(Limit::Whole(self.timeouts.helo));
         let tls = match connector.connect(&name, tcp) {
             Ok(t) => t,
-            Err(e) => {
+            // The TCP stream's deadline passed (its reads and writes then fail with
+            // `EAGAIN`, which native-tls gives back as an interrupted handshake).
+            Err(native_tls::HandshakeError::WouldBlock(_)) => {
+                self.state = State::Closed;
+                let why = handshake_timeout(&self.host, self.peer.ip(), self.timeouts.helo);
+                log::warn!("{why}");
+                return Err(Reply::with_status(451, status::BAD_CONNECTION, why));
+            }
+            Err(native_tls::HandshakeError::Failure(e)) => {
                 self.state = State::Closed;
                 let raw = e.to_string();
                 // The library's own text stays in the log; the reason the queue and the
                 // sender see is in plain words where it is a common one.
                 log::warn!("TLS handshake with {} failed: {raw}", self.host);
+                self.certificate_refused = refused_certificate(&raw);
                 let why = plain_handshake_reason(&raw).unwrap_or(raw);
                 return Err(fail(format!(
                     "TLS handshake with {} failed: {why}",
@@ -169,6 +182,7 @@ impl Session {
                 .collect();
             if &got != want {
                 self.state = State::Closed;
+                self.certificate_refused = true;
                 return Err(fail(format!(
                     "certificate of {} does not match FINGERPRINT (SHA-256 {got})",
                     self.host
@@ -211,6 +225,29 @@ pub fn client_identity(pem: &[u8]) -> Result<native_tls::Identity, String> {
         chain.extend(c.to_pem().map_err(|e| e.to_string())?);
     }
     native_tls::Identity::from_pkcs8(&chain, &pkcs8).map_err(|e| e.to_string())
+}
+
+/// What a handshake that ran out of time says: the server by the name it was reached by
+/// and its address, the time waited and the option that sets it.
+pub fn handshake_timeout(host: &str, ip: std::net::IpAddr, wait: std::time::Duration) -> String {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let who = if bare.parse::<std::net::IpAddr>().is_ok() {
+        format!("[{ip}]")
+    } else {
+        format!("{bare} [{ip}]")
+    };
+    format!(
+        "TLS handshake with {who} timed out after {} (Timeout.helo)",
+        rsendmail::deadline::span(wait)
+    )
+}
+
+/// Whether an OpenSSL handshake error is a refusal of the certificate the server sent
+/// (its chain, its name, its dates): the one failure after which the certificate is
+/// worth fetching again to show it.
+fn refused_certificate(raw: &str) -> bool {
+    raw.to_ascii_lowercase()
+        .contains("certificate verify failed")
 }
 
 /// Plain words for the reason in an OpenSSL handshake error such as
