@@ -569,6 +569,31 @@ fn the_to_probe_sends_mail_and_rcpt_then_rset_and_nothing_else() {
     }
 }
 
+/// `check --to` an address it cannot take (empty, blanks, `<>`, a list) is a usage error
+/// at once (64, said on stderr): no step runs before it, the network's included.
+#[test]
+fn an_unfit_to_address_is_refused_before_any_step() {
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\n",
+        closed_tcp_port()
+    ));
+    for (bad, said) in [
+        ("", "not an address: \"\""),
+        (" ", "not an address: \" \""),
+        ("<>", "<>"),
+        ("x@example.org,y@example.org", "is a list"),
+    ] {
+        let r = admin(&env, &["check", "--to", bad]);
+        r.code(64);
+        assert_eq!(r.stdout, "", "{bad:?}: no step runs");
+        assert!(
+            r.stderr.starts_with("rsendmail-admin check --to: ") && r.stderr.contains(said),
+            "{bad:?}: {}",
+            r.stderr
+        );
+    }
+}
+
 /// `check --to` with a control character in the address refuses it (64) and echoes it
 /// as every admin message echoes text from outside: each such character as its octets
 /// in octal (`\033`), never as `?` (the command line's refusal, sendmail's form) nor raw.

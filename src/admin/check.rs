@@ -152,6 +152,19 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
     // The check changes nothing itself: nothing is logged, no MAILLOG is made or
     // opened.
     crate::log::looks_only();
+    // An address `--to` cannot take (empty, `<>`, a list in every list style) is a
+    // usage error at once, before any step: the deliverer, which parses it in the
+    // configuration's list style, would refuse it only after every other step ran.
+    if let Some(a) = to {
+        use crate::message::address::OldStyle;
+        if let (Err(why), Err(_)) = (
+            crate::submit::one_address(a, OldStyle(true)),
+            crate::submit::one_address(a, OldStyle(false)),
+        ) {
+            crate::errln!("rsendmail-admin check --to: {why}");
+            return Sysexit::Usage;
+        }
+    }
     let mut t = Tally::default();
     // The network steps' line when they cannot run: what failed, each step named.
     let skip = |t: &mut Tally, why: &[String]| {
