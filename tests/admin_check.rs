@@ -451,6 +451,42 @@ fn a_wrong_password_fails_at_auth_with_the_servers_reply() {
     assert!(!r.stdout.contains("not-the-password"), "{}", r.stdout);
 }
 
+/// An AUTHPATH that the auth.conf step refuses as not rsendmail's (here a file with
+/// another link) is never used by the check: the network steps are skipped, naming it,
+/// and no AUTH reaches the server.
+#[test]
+fn credentials_from_an_auth_conf_that_is_not_rsendmails_are_not_sent() {
+    let Some((env, _pki, peer, _keep)) = tls_auth("srv", "s3cret-pw") else {
+        return;
+    };
+    let auth = env.dir.join("auth.conf");
+    fs::hard_link(&auth, env.dir.join("auth-link")).unwrap();
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let l = line(&r, "FAIL auth.conf: AUTHPATH names ");
+    assert!(
+        l.contains("not rsendmail's (a file with other links)"),
+        "{l}"
+    );
+    let skip = line(&r, "skip network: ");
+    assert!(
+        skip.contains(&format!(
+            "AUTHPATH names {}, which is not rsendmail's",
+            auth.display()
+        )),
+        "{skip}"
+    );
+    assert!(
+        !r.stdout
+            .lines()
+            .any(|l| l.contains(" auth:") || l.starts_with("ok   auth ")),
+        "{}",
+        r.stdout
+    );
+    let t = peer.transcript();
+    assert!(!t.contains("AUTH"), "{t}");
+}
+
 #[test]
 fn a_closed_port_fails_at_connect() {
     let env = Env::with_config(&format!(

@@ -228,6 +228,22 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
             );
         }
     }
+    // An AUTHPATH the auth.conf step refused as not rsendmail's (a file with other links,
+    // a system file, a device): its credentials are never sent by this check, which
+    // has just said the file is not to be used.
+    if t.failed_steps.iter().any(|f| f == "auth.conf")
+        && let Some(p) = s.cfg.auth_path.as_ref()
+        && std::fs::metadata(p)
+            .ok()
+            .and_then(|md| not_rsendmails(&s.cfg, "AUTHPATH", p, &md, false))
+            .is_some()
+    {
+        unusable.push(format!(
+            "AUTHPATH names {}, which is not rsendmail's (the auth.conf step above): its \
+             credentials are not sent",
+            p.display()
+        ));
+    }
     pid_file_step(&mut t, &s);
     reload_step(&mut t, &s);
     corrupt_step(&mut t, &s);
