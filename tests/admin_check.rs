@@ -739,6 +739,36 @@ fn config_and_check_log_nothing() {
     );
 }
 
+/// A configuration with more lines in error than check lists (100) says how many it
+/// left out, after the 100 it names, with the same exit status.
+#[test]
+fn config_problems_beyond_the_first_hundred_are_counted() {
+    let bad: String = (0..1100).map(|i| format!("NOSUCHKEY{i} x\n")).collect();
+    let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\n{bad}"));
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let conf = env.conf.display().to_string();
+    let fails: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("FAIL config: "))
+        .collect();
+    assert_eq!(fails.len(), 101, "{}", r.stdout);
+    assert!(
+        fails[99].contains("unknown keyword NOSUCHKEY99"),
+        "{}",
+        fails[99]
+    );
+    assert_eq!(
+        fails[100],
+        format!("FAIL config: {conf}: and 1,000 more problems (only the first 100 shown)")
+    );
+    line(
+        &r,
+        "skip network: not checked: the configuration has errors",
+    );
+}
+
 #[test]
 fn every_config_problem_is_named_with_its_line() {
     let env =

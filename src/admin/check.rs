@@ -486,29 +486,71 @@ pub fn read_config_text(
     Ok((text, crate::text::readable_by_all(&md), not_utf8))
 }
 
+/// The most problems [`file_problems`] lists of one file.
+pub const MAX_FILE_PROBLEMS: usize = 100;
+
 /// Each problem `Config::parse` finds in `text`, with its file and line: the line of
-/// each is blanked and the text read again (at most 100 problems). With `quoted` false
-/// (a file not everyone may read) no problem quotes the line's text
-/// ([`Config::parse_quoting`]).
+/// each is blanked and the text read again (at most [`MAX_FILE_PROBLEMS`]; when more
+/// remain, a last item says how many: `FILE: and 19,900 more problems (only the first
+/// 100 shown)`). With `quoted` false (a file not everyone may read) no problem quotes
+/// the line's text ([`Config::parse_quoting`]).
 pub fn file_problems(text: &str, name: &str, quoted: bool) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let mut out = Vec::new();
     let prefix = format!("{name}: line ");
-    for _ in 0..100 {
-        let mut cfg = Config::builtin(&config::Paths::system());
-        let Err(f) = cfg.parse_quoting(&lines.join("\n"), name, &[], quoted) else {
-            break;
-        };
-        let line = f
-            .message
+    let line_of = |f: &crate::exit::Fatal| {
+        f.message
             .strip_prefix(&prefix)
             .and_then(|r| r.split(':').next())
-            .and_then(|n| n.parse::<usize>().ok());
+            .and_then(|n| n.parse::<usize>().ok())
+    };
+    let parse = |text: &str| {
+        Config::builtin(&config::Paths::system()).parse_quoting(text, name, &[], quoted)
+    };
+    loop {
+        let Err(f) = parse(&lines.join("\n")) else {
+            break;
+        };
+        let line = line_of(&f);
+        if out.len() == MAX_FILE_PROBLEMS {
+            // The rest are counted, not listed: each line from the next problem's on
+            // read on its own (reading the whole text again for each would take as
+            // long as the lines' count squared).
+            let more = line
+                .map(|n| {
+                    lines
+                        .iter()
+                        .skip(n.saturating_sub(1))
+                        .filter(|l| !l.trim().is_empty() && parse(l).is_err())
+                        .count()
+                })
+                .unwrap_or(0)
+                .max(1);
+            out.push(format!(
+                "{name}: and {} more {} (only the first {MAX_FILE_PROBLEMS} shown)",
+                grouped(more),
+                if more == 1 { "problem" } else { "problems" }
+            ));
+            break;
+        }
         out.push(f.message);
         match line.and_then(|n| lines.get_mut(n.wrapping_sub(1))) {
             Some(l) => l.clear(),
             None => break,
         }
+    }
+    out
+}
+
+/// `n` with its thousands set apart by commas (`19,900`).
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
     }
     out
 }
