@@ -7360,6 +7360,64 @@ fn a_link_or_a_special_file_in_an_entrys_place_fails_the_spool_step() {
     assert_eq!(env.only_id(), live);
 }
 
+/// A symbolic link (a user's) in place of the index's `recipients`, and a FIFO in
+/// `slots/`, where the spool keeps regular files only, fail the spool step, a line each
+/// with the link's target said, never followed, and the removal of the name itself; run
+/// as printed, the check passes and what the link pointed to is untouched.
+#[test]
+fn a_link_or_a_special_file_in_the_index_or_slots_fails_the_spool_step() {
+    let Some(env) = root_install(false) else {
+        return;
+    };
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let index = env.spool.join("index");
+    let slots = env.spool.join("slots");
+    for d in [&index, &slots] {
+        fs::create_dir_all(d).unwrap();
+        chgrp_chmod(d, spool_gid(), 0o2770);
+    }
+    let r = env.check();
+    r.code(0);
+    let target = env.dir.join("users-file");
+    fs::write(&target, "kept\n").unwrap();
+    let link = index.join("recipients");
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    let fifo = slots.join("a-fifo");
+    mkfifo(&fifo);
+    let r = env.check();
+    r.code(78);
+    for (p, is, rm_dir) in [
+        (
+            &link,
+            format!("a symbolic link to {}", target.display()),
+            &index,
+        ),
+        (&fifo, "a FIFO".to_string(), &slots),
+    ] {
+        let l = line(&r, &format!("FAIL spool: {} is ", p.display()));
+        assert!(
+            l.starts_with(&format!(
+                "FAIL spool: {} is {is}, in {}, where the spool keeps regular files only: ",
+                p.display(),
+                rm_dir.display()
+            )) && l.ends_with(&format!("(fix: rm -- {})", p.display())),
+            "{l}"
+        );
+    }
+    for cmd in fixes_in(&r.stdout)
+        .into_iter()
+        .filter(|c| c.starts_with("rm "))
+    {
+        assert!(sh(&cmd).success(), "{cmd}");
+    }
+    let r = env.check();
+    r.code(0);
+    assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
+    assert_eq!(fs::read_to_string(&target).unwrap(), "kept\n");
+}
+
 /// A queued entry's file with another name (a hard link made outside the spool): the
 /// programs refuse to open it, so `check` fails the spool step naming it and its link
 /// count, with the `find` that shows the other name; once that name is removed, the

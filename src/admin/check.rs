@@ -3396,8 +3396,11 @@ fn files_step(
         // Directories (index/domains) are checked as sub-directories. In an entry's
         // place, anything but a regular file is refused by every program that opens
         // it, and failed here.
+        // In the index, slots/ and waiting/, where the programs keep regular files
+        // alone, a symbolic link, a FIFO, a socket or a device is failed too (a
+        // directory there is index/domains, a sub-directory of its own).
         if !md.is_file() {
-            if only_entries {
+            if only_entries || !md.is_dir() {
                 odd.push((ent.path(), md.file_type()));
             }
             continue;
@@ -3483,15 +3486,25 @@ fn files_step(
         } else {
             ("rm --", "remove it")
         };
+        let belongs = if only_entries {
+            format!(
+                "where the {} of entry {id} belongs",
+                entry_file_what(prefix)
+            )
+        } else {
+            format!(
+                "in {}, where the spool keeps regular files only",
+                dir.display()
+            )
+        };
         t.fail(
             Sysexit::Config,
             "spool",
             &format!(
-                "{} is {}{to}, where the {} of entry {id} belongs: not a file rsendmail \
-                 wrote, and every program refuses to open it, never following it; {what}{}",
+                "{} is {}{to}, {belongs}: not a file rsendmail wrote, and every program \
+                 refuses to open it, never following it; {what}{}",
                 p.display(),
                 crate::spool::safety::kind_of(ft),
-                entry_file_what(prefix),
                 in_dir(&[format!("{rm} {}", sh_word(p))])
             ),
         );
@@ -3502,13 +3515,19 @@ fn files_step(
             Sysexit::Config,
             "spool",
             &format!(
-                "{} more files in {} where entries' files belong are not regular files, as \
-                 those above{}",
+                "{} more files in {}{} are not regular files, as those above{}",
                 odd.len() - FILES_SHOWN,
                 dir.display(),
-                in_dir(&[format!(
-                    "find {d} -maxdepth 1{names} \\! -type f -exec rm -r -- {{}} +"
-                )])
+                if only_entries {
+                    " where entries' files belong"
+                } else {
+                    ""
+                },
+                in_dir(&[if only_entries {
+                    format!("find {d} -maxdepth 1{names} \\! -type f -exec rm -r -- {{}} +")
+                } else {
+                    format!("find {d} -maxdepth 1 \\! -type f \\! -type d -exec rm -- {{}} +")
+                }])
             ),
         );
     }
