@@ -507,10 +507,7 @@ pub fn file_problems(text: &str, name: &str, quoted: bool) -> Vec<String> {
     let parse = |text: &str| {
         Config::builtin(&config::Paths::system()).parse_quoting(text, name, &[], quoted)
     };
-    loop {
-        let Err(f) = parse(&lines.join("\n")) else {
-            break;
-        };
+    while let Err(f) = parse(&lines.join("\n")) {
         let line = line_of(&f);
         if out.len() == MAX_FILE_PROBLEMS {
             // The rest are counted, not listed: each line from the next problem's on
@@ -547,7 +544,7 @@ fn grouped(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
