@@ -729,6 +729,41 @@ pub fn old_style(settings: &Settings) -> address::OldStyle {
     address::OldStyle(settings.old_style_headers.unwrap_or(true))
 }
 
+/// The one address `check --to` takes, parsed as the command line parses its
+/// recipients ([`argv_recipients`]) in list style `style`: the address, or why it is
+/// refused (no address, more than one, one the command line refuses).
+pub fn one_address(given: &str, mut style: address::OldStyle) -> Result<String, String> {
+    // The command line's refusal shows a control character as sendmail shows it (`?`,
+    // [`address::shown`]); here the address is echoed as every admin message echoes an
+    // argument: each such character as its octets in octal
+    // ([`crate::text::argument_shown`]), so that `\033` is seen for what it is.
+    let octal = |text: &str, addr: &str| {
+        let sendmails = address::shown(addr);
+        if sendmails == addr {
+            return text.to_string();
+        }
+        text.replacen(&sendmails, &crate::text::argument_shown(addr), 1)
+    };
+    let (mut addrs, refused) =
+        argv_recipients(&[given.to_string()], &mut style).map_err(|f| octal(&f.message, given))?;
+    if let Some(r) = refused.first() {
+        return Err(octal(&r.text, &r.address));
+    }
+    match (addrs.pop(), addrs.is_empty()) {
+        (Some(a), true) => Ok(a.address),
+        // The argument echoed as every admin message echoes one: escaped, a long one
+        // cut with its length.
+        (Some(_), false) => Err(format!(
+            "\"{}\" is a list: give one address",
+            crate::text::argument_shown(given)
+        )),
+        (None, _) => Err(format!(
+            "not an address: \"{}\"",
+            crate::text::argument_shown(given)
+        )),
+    }
+}
+
 /// Split argv recipients into lists as sendmail does (at commas, or at blanks while the
 /// message's [`address::OldStyle`] holds) and check every address: the good ones, and
 /// the refused. A line break or NUL in an argument refuses the whole invocation (it can

@@ -451,6 +451,42 @@ fn a_wrong_password_fails_at_auth_with_the_servers_reply() {
     assert!(!r.stdout.contains("not-the-password"), "{}", r.stdout);
 }
 
+/// An AUTHPATH that the auth.conf step refuses as not rsendmail's (here a file with
+/// another link) is never used by the check: the network steps are skipped, naming it,
+/// and no AUTH reaches the server.
+#[test]
+fn credentials_from_an_auth_conf_that_is_not_rsendmails_are_not_sent() {
+    let Some((env, _pki, peer, _keep)) = tls_auth("srv", "s3cret-pw") else {
+        return;
+    };
+    let auth = env.dir.join("auth.conf");
+    fs::hard_link(&auth, env.dir.join("auth-link")).unwrap();
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let l = line(&r, "FAIL auth.conf: AUTHPATH names ");
+    assert!(
+        l.contains("not rsendmail's (a file with other links)"),
+        "{l}"
+    );
+    let skip = line(&r, "skip network: ");
+    assert!(
+        skip.contains(&format!(
+            "AUTHPATH names {}, which is not rsendmail's",
+            auth.display()
+        )),
+        "{skip}"
+    );
+    assert!(
+        !r.stdout
+            .lines()
+            .any(|l| l.contains(" auth:") || l.starts_with("ok   auth ")),
+        "{}",
+        r.stdout
+    );
+    let t = peer.transcript();
+    assert!(!t.contains("AUTH"), "{t}");
+}
+
 #[test]
 fn a_closed_port_fails_at_connect() {
     let env = Env::with_config(&format!(
@@ -569,6 +605,31 @@ fn the_to_probe_sends_mail_and_rcpt_then_rset_and_nothing_else() {
     }
 }
 
+/// `check --to` an address it cannot take (empty, blanks, `<>`, a list) is a usage error
+/// at once (64, said on stderr): no step runs before it, the network's included.
+#[test]
+fn an_unfit_to_address_is_refused_before_any_step() {
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\n",
+        closed_tcp_port()
+    ));
+    for (bad, said) in [
+        ("", "not an address: \"\""),
+        (" ", "not an address: \" \""),
+        ("<>", "<>"),
+        ("x@example.org,y@example.org", "is a list"),
+    ] {
+        let r = admin(&env, &["check", "--to", bad]);
+        r.code(64);
+        assert_eq!(r.stdout, "", "{bad:?}: no step runs");
+        assert!(
+            r.stderr.starts_with("rsendmail-admin check --to: ") && r.stderr.contains(said),
+            "{bad:?}: {}",
+            r.stderr
+        );
+    }
+}
+
 /// `check --to` with a control character in the address refuses it (64) and echoes it
 /// as every admin message echoes text from outside: each such character as its octets
 /// in octal (`\033`), never as `?` (the command line's refusal, sendmail's form) nor raw.
@@ -675,6 +736,36 @@ fn config_and_check_log_nothing() {
         !log.exists(),
         "{}",
         fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
+/// A configuration with more lines in error than check lists (100) says how many it
+/// left out, after the 100 it names, with the same exit status.
+#[test]
+fn config_problems_beyond_the_first_hundred_are_counted() {
+    let bad: String = (0..1100).map(|i| format!("NOSUCHKEY{i} x\n")).collect();
+    let env = Env::with_config(&format!("SMARTHOST 127.0.0.1\n{bad}"));
+    let r = admin(&env, &["check"]);
+    r.code(78);
+    let conf = env.conf.display().to_string();
+    let fails: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("FAIL config: "))
+        .collect();
+    assert_eq!(fails.len(), 101, "{}", r.stdout);
+    assert!(
+        fails[99].contains("unknown keyword NOSUCHKEY99"),
+        "{}",
+        fails[99]
+    );
+    assert_eq!(
+        fails[100],
+        format!("FAIL config: {conf}: and 1,000 more problems (only the first 100 shown)")
+    );
+    line(
+        &r,
+        "skip network: not checked: the configuration has errors",
     );
 }
 
@@ -7318,6 +7409,64 @@ fn a_link_or_a_special_file_in_an_entrys_place_fails_the_spool_step() {
     assert_eq!(fs::read_to_string(outside.join("keep")).unwrap(), "kept");
     assert!(fs::metadata("/etc/shadow").is_ok());
     assert_eq!(env.only_id(), live);
+}
+
+/// A symbolic link (a user's) in place of the index's `recipients`, and a FIFO in
+/// `slots/`, where the spool keeps regular files only, fail the spool step, a line each
+/// with the link's target said, never followed, and the removal of the name itself; run
+/// as printed, the check passes and what the link pointed to is untouched.
+#[test]
+fn a_link_or_a_special_file_in_the_index_or_slots_fails_the_spool_step() {
+    let Some(env) = root_install(false) else {
+        return;
+    };
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let index = env.spool.join("index");
+    let slots = env.spool.join("slots");
+    for d in [&index, &slots] {
+        fs::create_dir_all(d).unwrap();
+        chgrp_chmod(d, spool_gid(), 0o2770);
+    }
+    let r = env.check();
+    r.code(0);
+    let target = env.dir.join("users-file");
+    fs::write(&target, "kept\n").unwrap();
+    let link = index.join("recipients");
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    let fifo = slots.join("a-fifo");
+    mkfifo(&fifo);
+    let r = env.check();
+    r.code(78);
+    for (p, is, rm_dir) in [
+        (
+            &link,
+            format!("a symbolic link to {}", target.display()),
+            &index,
+        ),
+        (&fifo, "a FIFO".to_string(), &slots),
+    ] {
+        let l = line(&r, &format!("FAIL spool: {} is ", p.display()));
+        assert!(
+            l.starts_with(&format!(
+                "FAIL spool: {} is {is}, in {}, where the spool keeps regular files only: ",
+                p.display(),
+                rm_dir.display()
+            )) && l.ends_with(&format!("(fix: rm -- {})", p.display())),
+            "{l}"
+        );
+    }
+    for cmd in fixes_in(&r.stdout)
+        .into_iter()
+        .filter(|c| c.starts_with("rm "))
+    {
+        assert!(sh(&cmd).success(), "{cmd}");
+    }
+    let r = env.check();
+    r.code(0);
+    assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
+    assert_eq!(fs::read_to_string(&target).unwrap(), "kept\n");
 }
 
 /// A queued entry's file with another name (a hard link made outside the spool): the

@@ -1589,12 +1589,15 @@ fn two_users_act_only_on_their_own_entries() {
     assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{mine}: held\n"));
     assert!(spool.join("hold").join(format!("qf{mine}")).exists());
-    // --all takes only her own entries.
+    // --all takes only her own entries, and says how many it left.
     let out = as_nobody(&adm, &["delete", "--all"], &envs);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        format!("{theirs}: deleted\n1 entry deleted\n")
+        format!(
+            "{theirs}: deleted\n1 entry deleted; 1 entry left, not yours (the user \
+             \"nobody\" may act only on the entries that user submitted)\n"
+        )
     );
     assert!(spool.join("hold").join(format!("qf{mine}")).exists());
     // nobody may not release or delete the test user's held entry.
@@ -3684,6 +3687,63 @@ fn the_bound_said_for_an_smtps_relay_counts_the_handshake() {
         r.stderr
     );
     drop(f);
+}
+
+/// `delete --recipient` by a user whose only match is another user's entry (which
+/// `mailq` shows her) refuses it as `delete ID` does (the ID named on stderr, 77), and
+/// never says that no recipient contains the pattern; her `--all`, which takes her own
+/// entries only, says how many it left as not hers. The entry stays.
+#[test]
+fn a_users_selection_of_another_users_entry_says_it_is_not_hers() {
+    let Some(sys) = setgid_system("admin-rcpt-others") else {
+        return;
+    };
+    let out = sys.root_runs(&crate::harness::bin(), &["-odq", "r1@example.org"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let theirs = crate::harness::queued_ids(&sys.spool).pop().unwrap();
+    let who = format!("the user \"{TEST_USER}\"");
+    for dry in [false, true] {
+        let mut args = vec!["delete", "--recipient", "r1"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let out = sys.user(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(77),
+            "{args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(&format!(
+                "{theirs}: permission denied: {who} may act only on the entries that user \
+                 submitted"
+            )),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            !text(&out.stdout).contains("no entries matched"),
+            "{args:?}: {}",
+            text(&out.stdout)
+        );
+        assert!(
+            text(&out.stdout).contains("1 entry refused (said above)"),
+            "{args:?}: {}",
+            text(&out.stdout)
+        );
+    }
+    let out = sys.user(&["delete", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "no entries matched: 1 entry left, not yours ({who} may act only on the entries \
+             that user submitted)\n"
+        )
+    );
+    assert!(sys.spool.join(format!("qf{theirs}")).exists());
 }
 
 /// A hold is the administrator's quarantine (sendmail's `-Q`, Postfix's `postsuper -h`,

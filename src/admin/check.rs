@@ -152,6 +152,19 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
     // The check changes nothing itself: nothing is logged, no MAILLOG is made or
     // opened.
     crate::log::looks_only();
+    // An address `--to` cannot take (empty, `<>`, a list in every list style) is a
+    // usage error at once, before any step: the deliverer, which parses it in the
+    // configuration's list style, would refuse it only after every other step ran.
+    if let Some(a) = to {
+        use crate::message::address::OldStyle;
+        if let (Err(why), Err(_)) = (
+            crate::submit::one_address(a, OldStyle(true)),
+            crate::submit::one_address(a, OldStyle(false)),
+        ) {
+            crate::errln!("rsendmail-admin check --to: {why}");
+            return Sysexit::Usage;
+        }
+    }
     let mut t = Tally::default();
     // The network steps' line when they cannot run: what failed, each step named.
     let skip = |t: &mut Tally, why: &[String]| {
@@ -214,6 +227,22 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
                 ),
             );
         }
+    }
+    // An AUTHPATH the auth.conf step refused as not rsendmail's (a file with other links,
+    // a system file, a device): its credentials are never sent by this check, which
+    // has just said the file is not to be used.
+    if t.failed_steps.iter().any(|f| f == "auth.conf")
+        && let Some(p) = s.cfg.auth_path.as_ref()
+        && std::fs::metadata(p)
+            .ok()
+            .and_then(|md| not_rsendmails(&s.cfg, "AUTHPATH", p, &md, false))
+            .is_some()
+    {
+        unusable.push(format!(
+            "AUTHPATH names {}, which is not rsendmail's (the auth.conf step above): its \
+             credentials are not sent",
+            p.display()
+        ));
     }
     pid_file_step(&mut t, &s);
     reload_step(&mut t, &s);
@@ -457,29 +486,68 @@ pub fn read_config_text(
     Ok((text, crate::text::readable_by_all(&md), not_utf8))
 }
 
+/// The most problems [`file_problems`] lists of one file.
+pub const MAX_FILE_PROBLEMS: usize = 100;
+
 /// Each problem `Config::parse` finds in `text`, with its file and line: the line of
-/// each is blanked and the text read again (at most 100 problems). With `quoted` false
-/// (a file not everyone may read) no problem quotes the line's text
-/// ([`Config::parse_quoting`]).
+/// each is blanked and the text read again (at most [`MAX_FILE_PROBLEMS`]; when more
+/// remain, a last item says how many: `FILE: and 19,900 more problems (only the first
+/// 100 shown)`). With `quoted` false (a file not everyone may read) no problem quotes
+/// the line's text ([`Config::parse_quoting`]).
 pub fn file_problems(text: &str, name: &str, quoted: bool) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let mut out = Vec::new();
     let prefix = format!("{name}: line ");
-    for _ in 0..100 {
-        let mut cfg = Config::builtin(&config::Paths::system());
-        let Err(f) = cfg.parse_quoting(&lines.join("\n"), name, &[], quoted) else {
-            break;
-        };
-        let line = f
-            .message
+    let line_of = |f: &crate::exit::Fatal| {
+        f.message
             .strip_prefix(&prefix)
             .and_then(|r| r.split(':').next())
-            .and_then(|n| n.parse::<usize>().ok());
+            .and_then(|n| n.parse::<usize>().ok())
+    };
+    let parse = |text: &str| {
+        Config::builtin(&config::Paths::system()).parse_quoting(text, name, &[], quoted)
+    };
+    while let Err(f) = parse(&lines.join("\n")) {
+        let line = line_of(&f);
+        if out.len() == MAX_FILE_PROBLEMS {
+            // The rest are counted, not listed: each line from the next problem's on
+            // read on its own (reading the whole text again for each would take as
+            // long as the lines' count squared).
+            let more = line
+                .map(|n| {
+                    lines
+                        .iter()
+                        .skip(n.saturating_sub(1))
+                        .filter(|l| !l.trim().is_empty() && parse(l).is_err())
+                        .count()
+                })
+                .unwrap_or(0)
+                .max(1);
+            out.push(format!(
+                "{name}: and {} more {} (only the first {MAX_FILE_PROBLEMS} shown)",
+                grouped(more),
+                if more == 1 { "problem" } else { "problems" }
+            ));
+            break;
+        }
         out.push(f.message);
         match line.and_then(|n| lines.get_mut(n.wrapping_sub(1))) {
             Some(l) => l.clear(),
             None => break,
         }
+    }
+    out
+}
+
+/// `n` with its thousands set apart by commas (`19,900`).
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
     }
     out
 }
@@ -3379,8 +3447,11 @@ fn files_step(
         // Directories (index/domains) are checked as sub-directories. In an entry's
         // place, anything but a regular file is refused by every program that opens
         // it, and failed here.
+        // In the index, slots/ and waiting/, where the programs keep regular files
+        // alone, a symbolic link, a FIFO, a socket or a device is failed too (a
+        // directory there is index/domains, a sub-directory of its own).
         if !md.is_file() {
-            if only_entries {
+            if only_entries || !md.is_dir() {
                 odd.push((ent.path(), md.file_type()));
             }
             continue;
@@ -3466,15 +3537,25 @@ fn files_step(
         } else {
             ("rm --", "remove it")
         };
+        let belongs = if only_entries {
+            format!(
+                "where the {} of entry {id} belongs",
+                entry_file_what(prefix)
+            )
+        } else {
+            format!(
+                "in {}, where the spool keeps regular files only",
+                dir.display()
+            )
+        };
         t.fail(
             Sysexit::Config,
             "spool",
             &format!(
-                "{} is {}{to}, where the {} of entry {id} belongs: not a file rsendmail \
-                 wrote, and every program refuses to open it, never following it; {what}{}",
+                "{} is {}{to}, {belongs}: not a file rsendmail wrote, and every program \
+                 refuses to open it, never following it; {what}{}",
                 p.display(),
                 crate::spool::safety::kind_of(ft),
-                entry_file_what(prefix),
                 in_dir(&[format!("{rm} {}", sh_word(p))])
             ),
         );
@@ -3485,13 +3566,19 @@ fn files_step(
             Sysexit::Config,
             "spool",
             &format!(
-                "{} more files in {} where entries' files belong are not regular files, as \
-                 those above{}",
+                "{} more files in {}{} are not regular files, as those above{}",
                 odd.len() - FILES_SHOWN,
                 dir.display(),
-                in_dir(&[format!(
-                    "find {d} -maxdepth 1{names} \\! -type f -exec rm -r -- {{}} +"
-                )])
+                if only_entries {
+                    " where entries' files belong"
+                } else {
+                    ""
+                },
+                in_dir(&[if only_entries {
+                    format!("find {d} -maxdepth 1{names} \\! -type f -exec rm -r -- {{}} +")
+                } else {
+                    format!("find {d} -maxdepth 1 \\! -type f \\! -type d -exec rm -- {{}} +")
+                }])
             ),
         );
     }

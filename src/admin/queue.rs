@@ -1252,10 +1252,20 @@ fn unlink_odd(sp: &Spool, id: &str, kind: &str) -> Done {
     Ok(())
 }
 
-/// The IDs of `--all` or `--recipient SUBSTR`: the entries (queued and held) the caller
-/// may act on, whose open recipients (any, for `--all`) hold `substr`, ignoring case.
-fn matching(spool: &Spool, who: &Caller, substr: Option<&str>) -> Result<Vec<String>, Fatal> {
+/// The IDs of `--all` or `--recipient SUBSTR`: the entries (queued and held) whose open
+/// recipients (any, for `--all`) hold `substr`, ignoring case, and how many entries
+/// `--all` left out as not the caller's. `--all` takes the entries the caller may act
+/// on; `--recipient` also takes the other users' entries that match, which are refused
+/// one by one as their IDs would be (77: `mailq` shows them to her, so a match of hers
+/// is not said to be none). Under restrictmailq the other users' entries are not seen:
+/// neither taken nor counted.
+fn matching(
+    spool: &Spool,
+    who: &Caller,
+    substr: Option<&str>,
+) -> Result<(Vec<String>, usize), Fatal> {
     let mut out = Vec::new();
+    let mut others = 0usize;
     for sp in [spool.clone(), spool.held()] {
         let ids = match sp.ids() {
             Ok(ids) => ids,
@@ -1269,7 +1279,11 @@ fn matching(spool: &Spool, who: &Caller, substr: Option<&str>) -> Result<Vec<Str
                 continue;
             }
             let e = sp.read_entry(&id).ok();
-            if !who.may_act_on(e.as_ref().map(|e| e.envelope.uid)) {
+            let hers = who.may_act_on(e.as_ref().map(|e| e.envelope.uid));
+            if !hers && (who.private || substr.is_none()) {
+                if !who.private {
+                    others = others.saturating_add(1);
+                }
                 continue;
             }
             let hit = match (substr, &e) {
@@ -1286,7 +1300,7 @@ fn matching(spool: &Spool, who: &Caller, substr: Option<&str>) -> Result<Vec<Str
     }
     out.sort();
     out.dedup();
-    Ok(out)
+    Ok((out, others))
 }
 
 /// What `delete --dry-run` prints for an entry it would delete: its ID, `(held)` when
@@ -1363,8 +1377,10 @@ pub fn delete(
         return Sysexit::Usage;
     }
     run(ctx, Use::Writes, |s, who| {
+        let mut others = 0usize;
         let ids = if all || rcpt.is_some() {
-            let found = matching(&s.spool, who, rcpt)?;
+            let found;
+            (found, others) = matching(&s.spool, who, rcpt)?;
             if found.is_empty() {
                 // The pattern shown back as every program shows text from outside, so
                 // that an invisible character in it can be seen; a long one cut, with
@@ -1374,6 +1390,9 @@ pub fn delete(
                         "no entries matched: no recipient contains \"{}\"",
                         crate::text::argument_shown(r)
                     ),
+                    None if others > 0 => {
+                        crate::outln!("no entries matched: {}", others_text(others, &who.login))
+                    }
                     None => crate::outln!("no entries matched"),
                 }
             }
@@ -1673,6 +1692,9 @@ pub fn delete(
             if refused > 0 {
                 line.push_str(&format!("; {}", refused_text(refused)));
             }
+            if others > 0 {
+                line.push_str(&format!("; {}", others_text(others, &who.login)));
+            }
             crate::outln!("{line}");
         }
         // A selection says its count as the deletion does, its refusals too; IDs given
@@ -1683,6 +1705,10 @@ pub fn delete(
                 if would == 1 { "entry" } else { "entries" },
                 if refused > 0 {
                     format!(", {}", refused_text(refused))
+                } else {
+                    String::new()
+                } + &if others > 0 {
+                    format!(", {}", others_text(others, &who.login))
                 } else {
                     String::new()
                 }
@@ -1698,6 +1724,16 @@ fn refused_text(refused: usize) -> String {
     format!(
         "{refused} {} refused (said above)",
         if refused == 1 { "entry" } else { "entries" }
+    )
+}
+
+/// What a user's `--all` says of the entries it left out as not hers: `1 entry left,
+/// not yours (the user "ann" may act only on the entries that user submitted)`.
+fn others_text(others: usize, login: &str) -> String {
+    format!(
+        "{others} {} left, not yours ({} may act only on the entries that user submitted)",
+        if others == 1 { "entry" } else { "entries" },
+        crate::spool::safety::the_user(login)
     )
 }
 

@@ -252,41 +252,12 @@ fn relay_table_hosts(
     }
 }
 
-/// The one address `check --to` takes, parsed as the command line parses its
-/// recipients ([`rsendmail::submit::argv_recipients`]): refused (EX_USAGE) when it is
-/// no address or more than one.
+/// The one address `check --to` takes ([`rsendmail::submit::one_address`], in the
+/// configuration's list style): refused (EX_USAGE) when it is no address or more than
+/// one. (`rsendmail-admin check` refuses at once one that no list style takes.)
 fn one_address(s: &Setup, given: &str) -> Result<String, Fatal> {
-    let usage = |why: String| Fatal::new(Sysexit::Usage, format!("check --to: {why}"));
-    // The command line's refusal shows a control character as sendmail shows it (`?`,
-    // [`rsendmail::message::address::shown`]); here the address is echoed as every
-    // admin message echoes an argument: each such character as its octets in octal
-    // ([`rsendmail::text::argument_shown`]), so that `\033` is seen for what it is.
-    let octal = |text: &str, address: &str| {
-        let sendmails = rsendmail::message::address::shown(address);
-        if sendmails == address {
-            return text.to_string();
-        }
-        text.replacen(&sendmails, &rsendmail::text::argument_shown(address), 1)
-    };
-    let mut style = rsendmail::submit::old_style(&s.settings);
-    let (mut addrs, refused) = rsendmail::submit::argv_recipients(&[given.to_string()], &mut style)
-        .map_err(|f| usage(octal(&f.message, given)))?;
-    if let Some(r) = refused.first() {
-        return Err(usage(octal(&r.text, &r.address)));
-    }
-    match (addrs.pop(), addrs.is_empty()) {
-        (Some(a), true) => Ok(a.address),
-        // The argument echoed as every admin message echoes one: escaped, a long one
-        // cut with its length.
-        (Some(_), false) => Err(usage(format!(
-            "\"{}\" is a list: give one address",
-            rsendmail::text::argument_shown(given)
-        ))),
-        (None, _) => Err(usage(format!(
-            "not an address: \"{}\"",
-            rsendmail::text::argument_shown(given)
-        ))),
-    }
+    rsendmail::submit::one_address(given, rsendmail::submit::old_style(&s.settings))
+        .map_err(|why| Fatal::new(Sysexit::Usage, format!("check --to: {why}")))
 }
 
 /// A local address through the aliases, lists and users' `.forward` files, as `-bv`
