@@ -266,7 +266,23 @@ impl Config {
     /// file may be absent.
     /// `sticky` names the options given on the command line: sendmail does not read those
     /// from the config at all (so a bad value there is not an error either).
+    /// Errors: what is wrong (the file's name, `FILE: line N: ...` for each line in
+    /// error), each control character from outside (of the name, of a line) as its
+    /// octets in octal ([`crate::text::escaped_lines`]), as `check` shows them.
     pub fn load(
+        path: &Path,
+        required: bool,
+        paths: &Paths,
+        sticky: &[String],
+    ) -> Result<Config, Fatal> {
+        Config::load_raw(path, required, paths, sticky).map_err(|mut f| {
+            f.message = crate::text::escaped_lines(&f.message).into_owned();
+            f
+        })
+    }
+
+    /// [`Config::load`], its errors' text as made.
+    fn load_raw(
         path: &Path,
         required: bool,
         paths: &Paths,

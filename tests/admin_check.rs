@@ -3616,8 +3616,8 @@ fn following_each_fix_makes_check_pass() {
             let file = env.conf.clone();
             assert!(
                 r.stdout.contains(&format!(
-                    "; read {} through once it is fixed: whoever could write it may have \
-                     changed what it says (fix: ",
+                    "; read {} through once it is put right: whoever could write it may \
+                     have changed what it says (fix: ",
                     file.display()
                 )),
                 "{what}: {}",
@@ -5785,6 +5785,27 @@ fn a_relative_config_path_is_printed_absolute_in_fixes() {
         .unwrap();
     assert!(st.success(), "{cmd}");
     assert!(far.is_dir());
+    // A configuration others may write is judged where it is, as given absolute: the
+    // same line either way (never "cannot be resolved").
+    chmod(&env.conf, 0o666);
+    let config_line = |relative: bool| {
+        let c = if relative {
+            name.to_string()
+        } else {
+            env.conf.display().to_string()
+        };
+        let out = std::process::Command::new(&prog)
+            .args(["-C", &c, "check"])
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let r = env.finish(&prog, &["-C", &c, "check"], out);
+        line(&r, "FAIL config: ").to_string()
+    };
+    let relative = config_line(true);
+    assert!(!relative.contains("cannot be resolved"), "{relative}");
+    assert_eq!(relative, config_line(false));
 }
 
 /// FINGERPRINT (and CERTFILE, `O CACertFile`) where no TLS is configured changes
@@ -6021,6 +6042,39 @@ fn config_and_check_print_control_characters_escaped() {
             said.contains("Invalid value for Timeout.connect: 9\\033[1m\\007"),
             "{cmd}: {said}"
         );
+    }
+    // A keyword that is none, and a configuration file that is not there, refused by
+    // every program that loads the configuration: escaped there too.
+    let bogus = Env::with_config("BOGUS\u{1b}[2J x\n");
+    let missing = format!("{}/\u{1b}[31mx", bogus.dir.display());
+    for (args, said) in [
+        (
+            vec!["-C", bogus.conf.to_str().unwrap(), "-bv", "root"],
+            "unknown keyword BOGUS\\033[2J".to_string(),
+        ),
+        (
+            vec!["-C", &missing, "-bv", "root"],
+            format!("cannot open {}/\\033[31mx", bogus.dir.display()),
+        ),
+    ] {
+        for r in [
+            bogus.run_raw(&crate::harness::bin(), &args, b""),
+            bogus.run_raw(
+                Path::new(env!("CARGO_BIN_EXE_rsendmail-admin")),
+                &[args[0], args[1], "list"],
+                b"",
+            ),
+        ] {
+            r.code(78);
+            assert!(no_raw_controls(&r.stdout), "{:?}", r.stdout);
+            assert!(no_raw_controls(&r.stderr), "{:?}", r.stderr);
+            assert!(
+                format!("{}{}", r.stdout, r.stderr).contains(&said),
+                "{said}: {} {}",
+                r.stdout,
+                r.stderr
+            );
+        }
     }
     // A host name of the file that is refused: its line quoted, escaped.
     let env = Env::with_config("SMARTHOST relay\u{1b}[31m.example\rX\n");
@@ -7467,6 +7521,43 @@ fn a_link_or_a_special_file_in_the_index_or_slots_fails_the_spool_step() {
     r.code(0);
     assert!(!r.stdout.contains("FAIL spool"), "{}", r.stdout);
     assert_eq!(fs::read_to_string(&target).unwrap(), "kept\n");
+    // Names with control characters (anyone's choice of name): shown escaped on one
+    // line, removed by their fix as printed (ANSI-C quoting, bash's), the files beside
+    // them (a name the escaped form would read as) untouched.
+    let odd = [index.join("esc\u{1b}[2Jz"), slots.join("line\nok   spool")];
+    let decoy = index.join("esc\\033[2Jz");
+    std::os::unix::fs::symlink(&target, &odd[0]).unwrap();
+    mkfifo(&odd[1]);
+    std::os::unix::fs::symlink(&target, &decoy).unwrap();
+    let r = env.check();
+    r.code(78);
+    assert!(
+        !r.stdout.contains('\u{1b}') && !r.stdout.lines().any(|l| l.starts_with("spool")),
+        "{}",
+        r.stdout
+    );
+    line(
+        &r,
+        &format!("FAIL spool: {}/esc\\033[2Jz is ", index.display()),
+    );
+    line(
+        &r,
+        &format!("FAIL spool: {}/line\\012ok   spool is ", slots.display()),
+    );
+    for cmd in fixes_in(&r.stdout)
+        .into_iter()
+        .filter(|c| c.starts_with("rm ") && c.contains("$'"))
+    {
+        let st = std::process::Command::new("bash")
+            .args(["-c", &cmd])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{cmd}");
+    }
+    for p in &odd {
+        assert!(fs::symlink_metadata(p).is_err(), "{p:?} is left");
+    }
+    assert!(fs::symlink_metadata(&decoy).is_ok());
 }
 
 /// A queued entry's file with another name (a hard link made outside the spool): the

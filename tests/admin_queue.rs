@@ -5138,6 +5138,14 @@ fn show_of_an_unreadable_mark_gives_no_time() {
         "{}",
         r.stdout
     );
+    // What becomes of it: a run holds the entry, a command acts itself.
+    assert!(
+        line.ends_with(
+            "as a hold by the queue run that takes the entry next; a command that acts on \
+             the entry removes it and does what it was asked instead"
+        ),
+        "{line}"
+    );
 }
 
 /// A hold asked for while another command held the entry's lock for a moment and held

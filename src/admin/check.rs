@@ -698,11 +698,12 @@ fn placed_repair(u: &crate::config::UntrustedFile, repair: String, otherwise: &s
     let placed = placed_fix(&touched, &[cmds.to_string()], otherwise);
     // A file the programs read (the configuration, auth.conf, the aliases, a table)
     // that others could change: whoever could may have changed what it says already,
-    // which no mode shows; root reads it through once its fix is run.
-    if placed.starts_with(" (fix: ") && !matches!(u.what, "MAILLOG" | "MAILSPOOL") {
+    // which no mode shows; root reads it through once it is put right (by its fix, or
+    // by hand where none is printed).
+    if !matches!(u.what, "MAILLOG" | "MAILSPOOL") {
         format!(
-            "; read {} through once it is fixed: whoever could write it may have changed \
-             what it says{placed}",
+            "; read {} through once it is put right: whoever could write it may have \
+             changed what it says{placed}",
             sh_word(&u.path)
         )
     } else {
@@ -3554,7 +3555,9 @@ fn files_step(
             &format!(
                 "{} is {}{to}, {belongs}: not a file rsendmail wrote, and every program \
                  refuses to open it, never following it; {what}{}",
-                p.display(),
+                // A name anyone may give a file: on one line, its control characters
+                // in octal.
+                crate::text::escaped(&p.display().to_string()),
                 crate::spool::safety::kind_of(ft),
                 in_dir(&[format!("{rm} {}", sh_word(p))])
             ),

@@ -997,7 +997,12 @@ fn render(
             _ => String::new(),
         };
         // Not busy: the delivery it was asked for during ended without it (killed).
-        let by_whom = if busy {
+        let by_whom = if m.is_unreadable() {
+            // Not knowing what was asked, a run holds the entry; a command removes the
+            // mark and does what it was given.
+            "as a hold by the queue run that takes the entry next; a command that acts on \
+             the entry removes it and does what it was asked instead"
+        } else if busy {
             "when its delivery ends"
         } else {
             "by the next queue run or command that takes the entry (its delivery ended \

@@ -237,7 +237,10 @@ fn main() -> ExitCode {
         _ => Vec::new(),
     };
     let ctx = admin::Context {
-        config: cli.config,
+        // Made absolute against the current directory (links not resolved): the file
+        // is judged by where it is (`check`'s places rule cannot place a relative path),
+        // and the commands printed with it work from any directory.
+        config: cli.config.map(|c| std::path::absolute(&c).unwrap_or(c)),
         options,
     };
     // Only the commands that change the queue (or make the spool) log: a look logs

@@ -538,16 +538,46 @@ pub fn holds_private_key(text: &[u8]) -> bool {
 }
 
 /// `p` as a shell word: as it is when it holds only characters no shell reads
-/// specially, else in single quotes.
+/// specially; in single quotes when it holds other printable text; else (a control or
+/// invisible character, an octet that is not UTF-8: a name anyone may give a file) in
+/// the ANSI-C quotes of bash, zsh, ksh and POSIX.1-2024's sh, `$'...'`, each such
+/// octet as `\ooo`, so that the word names the very file on one printable line.
 pub fn shell_word(p: &Path) -> String {
-    let s = p.display().to_string();
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@%".contains(&b))
+    let bytes = p.as_os_str().as_encoded_bytes();
+    if !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@%".contains(b))
     {
-        s
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) if s.chars().all(crate::text::is_safe) => {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+        _ => {
+            let mut out = String::from("$'");
+            for chunk in bytes.utf8_chunks() {
+                for c in chunk.valid().chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\'' => out.push_str("\\'"),
+                        c if crate::text::is_safe(c) => out.push(c),
+                        c => {
+                            let mut utf8 = [0u8; 4];
+                            for b in c.encode_utf8(&mut utf8).as_bytes() {
+                                out.push_str(&format!("\\{b:03o}"));
+                            }
+                        }
+                    }
+                }
+                for b in chunk.invalid() {
+                    out.push_str(&format!("\\{b:03o}"));
+                }
+            }
+            out.push('\'');
+            out
+        }
     }
 }
 
@@ -2058,6 +2088,39 @@ pub fn as_user(uid: u32, cmds: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    /// Every path as a shell word names that very path to bash, on one printable line:
+    /// plain, single-quoted, or ANSI-C quoted for control characters, a quote beside
+    /// them, a backslash and octets that are not UTF-8.
+    #[test]
+    fn shell_words_name_the_path_they_were_made_from() {
+        use std::os::unix::ffi::OsStrExt;
+        let names: [&[u8]; 9] = [
+            b"/var/spool/rsendmail/index/recipients",
+            b"/tmp/we ird",
+            b"/tmp/it's",
+            b"/tmp/esc\x1b[2Jz",
+            b"/tmp/line\nbreak",
+            b"/tmp/quote'\x01back\\slash",
+            b"/tmp/not-utf8-\xff\xfe",
+            b"/tmp/digit-after\x1b1",
+            b"/tmp/bidi\xe2\x80\xaeevil",
+        ];
+        let bash = std::path::Path::new("/bin/bash").exists();
+        for name in names {
+            let p = Path::new(std::ffi::OsStr::from_bytes(name));
+            let w = shell_word(p);
+            assert!(w.chars().all(crate::text::is_safe), "{w:?}");
+            if bash {
+                let out = std::process::Command::new("/bin/bash")
+                    .arg("-c")
+                    .arg(format!("printf %s {w}"))
+                    .output()
+                    .unwrap();
+                assert_eq!(out.stdout, name, "{w}");
+            }
+        }
+    }
     use super::*;
 
     /// The system's directories, and every directory in the system's places but

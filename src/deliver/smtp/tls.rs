@@ -150,8 +150,8 @@ impl Session {
             // `EAGAIN`, which native-tls gives back as an interrupted handshake).
             Err(native_tls::HandshakeError::WouldBlock(_)) => {
                 self.state = State::Closed;
+                // Logged with the entry's id by the deferral this reply makes.
                 let why = handshake_timeout(&self.host, self.peer.ip(), self.timeouts.helo);
-                log::warn!("{why}");
                 return Err(Reply::with_status(451, status::BAD_CONNECTION, why));
             }
             Err(native_tls::HandshakeError::Failure(e)) => {
