@@ -275,10 +275,7 @@ impl Config {
         paths: &Paths,
         sticky: &[String],
     ) -> Result<Config, Fatal> {
-        Config::load_raw(path, required, paths, sticky).map_err(|mut f| {
-            f.message = crate::text::escaped_lines(&f.message).into_owned();
-            f
-        })
+        Config::load_raw(path, required, paths, sticky).map_err(Fatal::escaped)
     }
 
     /// [`Config::load`], its errors' text as made.

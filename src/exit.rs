@@ -209,6 +209,16 @@ pub struct Fatal {
 }
 
 impl Fatal {
+    /// This error with each control or invisible character of its message (an
+    /// argument, a file's name or line it echoes) as its octets in octal, its line ends
+    /// kept ([`crate::text::escaped_lines`]): how every program shows text from outside.
+    pub fn escaped(mut self) -> Fatal {
+        if let std::borrow::Cow::Owned(shown) = crate::text::escaped_lines(&self.message) {
+            self.message = shown;
+        }
+        self
+    }
+
     pub fn new(code: Sysexit, message: impl Into<String>) -> Fatal {
         Fatal {
             code,

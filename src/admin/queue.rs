@@ -1694,11 +1694,8 @@ pub fn delete(
                     n(gone)
                 ));
             }
-            if refused > 0 {
-                line.push_str(&format!("; {}", refused_text(refused)));
-            }
-            if others > 0 {
-                line.push_str(&format!("; {}", others_text(others, &who.login)));
+            for note in left_out(refused, others, &who.login) {
+                line.push_str(&format!("; {note}"));
             }
             crate::outln!("{line}");
         }
@@ -1708,19 +1705,28 @@ pub fn delete(
             crate::outln!(
                 "dry run: {would} {} would be deleted{}; nothing was deleted",
                 if would == 1 { "entry" } else { "entries" },
-                if refused > 0 {
-                    format!(", {}", refused_text(refused))
-                } else {
-                    String::new()
-                } + &if others > 0 {
-                    format!(", {}", others_text(others, &who.login))
-                } else {
-                    String::new()
-                }
+                left_out(refused, others, &who.login)
+                    .iter()
+                    .map(|note| format!(", {note}"))
+                    .collect::<String>()
             );
         }
         Ok(status)
     })
+}
+
+/// What a selection's count line adds of the entries it did not take: those refused
+/// ([`refused_text`]), then those not the caller's ([`others_text`]), each when there
+/// are any.
+fn left_out(refused: usize, others: usize, login: &str) -> Vec<String> {
+    let mut notes = Vec::new();
+    if refused > 0 {
+        notes.push(refused_text(refused));
+    }
+    if others > 0 {
+        notes.push(others_text(others, login));
+    }
+    notes
 }
 
 /// How a selection's line counts the entries refused to its caller, each said on

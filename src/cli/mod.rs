@@ -586,12 +586,7 @@ fn apply_letter(inv: &mut Invocation, text: &str) -> Result<(), Fatal> {
 /// of rsendmail shows text from outside. sendmail 8.17 echoes the octet as it is
 /// (recorded), which a terminal acts on or hides: compat-tests/DIFFERENCES.md.
 pub fn parse(args: Vec<OsString>) -> Result<Invocation, Fatal> {
-    parse_raw(args).map_err(|mut f| {
-        if let std::borrow::Cow::Owned(shown) = crate::text::escaped_lines(&f.message) {
-            f.message = shown;
-        }
-        f
-    })
+    parse_raw(args).map_err(Fatal::escaped)
 }
 
 /// [`parse`], its errors' arguments as given.
