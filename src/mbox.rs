@@ -360,18 +360,11 @@ fn open_checked(t: &Target<'_>) -> Result<File, AppendError> {
     Ok(f)
 }
 
-/// Append what `write` produces to the file, all or nothing. Returns the bytes appended.
-pub fn append(
-    t: &Target<'_>,
-    write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
-) -> Result<u64, AppendError> {
-    append_unless_last(t, None, None, write)
-}
-
-/// [`append`], with `ready` asked once every lock is held and the file checked, before
-/// the first byte is written: its error is returned, the file left untouched and the
-/// locks let go. A delivery looks there at what was asked of its message while it
-/// waited for the locks (a deletion: nothing is written).
+/// Append what `write` produces to the file, all or nothing, once `ready`, asked when
+/// every lock is held and the file checked, before the first byte is written, says so:
+/// its error is returned, the file left untouched and the locks let go. A delivery looks
+/// there at what was asked of its message while it waited for the locks (a deletion:
+/// nothing is written). Returns the bytes appended.
 pub fn append_when_ready(
     t: &Target<'_>,
     ready: &mut dyn FnMut() -> Result<(), AppendError>,
@@ -410,8 +403,8 @@ fn ends_with(f: &File, len: u64, text: &[u8]) -> io::Result<bool> {
     Ok(true)
 }
 
-/// [`append`], or nothing when `last` is given and the file already ends with it, or
-/// when `ready` ([`append_when_ready`]) says no.
+/// [`append_when_ready`] (`ready` None: at once), or nothing when `last` is given and
+/// the file already ends with it.
 fn append_unless_last(
     t: &Target<'_>,
     last: Option<&[u8]>,
@@ -645,6 +638,14 @@ pub fn dead_letter_holds(
 #[allow(clippy::indexing_slicing, clippy::string_slice)]
 mod tests {
     use super::*;
+
+    /// [`append_when_ready`] with nothing to wait for.
+    fn append(
+        t: &Target<'_>,
+        write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<u64, AppendError> {
+        append_when_ready(t, &mut || Ok(()), write)
+    }
 
     #[test]
     fn quoting_is_mboxrd() {
