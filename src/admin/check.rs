@@ -1886,19 +1886,13 @@ fn owner_mode(md: &std::fs::Metadata) -> String {
 /// read, as root runs it: this program by its path, and `--group` when the spool's
 /// group `group` is not the one init gives when told none.
 /// `-C FILE` (with a blank before it) for a command printed for root to run, when a
-/// configuration file was given: FILE absolute, so that the command does what it says
-/// from any directory; else nothing.
+/// configuration file was given (absolute: `rsendmail-admin` makes it so, and the
+/// command does what it says from any directory); else nothing.
 fn conf_option(s: &app::Setup) -> String {
     match &s.inv.config_file {
-        Some(c) => format!(" -C {}", sh_word(&absolute(c))),
+        Some(c) => format!(" -C {}", sh_word(c)),
         None => String::new(),
     }
-}
-
-/// `p` made absolute against the current directory (links not resolved), or as given
-/// when that cannot be done.
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 fn init_command(s: &app::Setup, group: &str) -> String {
@@ -2072,8 +2066,8 @@ fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
         let conf = s
             .inv
             .config_file
-            .as_deref()
-            .map_or_else(config::system_config, absolute);
+            .clone()
+            .unwrap_or_else(config::system_config);
         let found = super::elsewhere::spools_with_entries(dir, &conf);
         if let Some(first) = found.first() {
             let text = super::elsewhere::problem(&s.spool, &found, &conf);
@@ -2184,8 +2178,8 @@ fn stranded_step(t: &mut Tally, s: &app::Setup) {
     let conf = s
         .inv
         .config_file
-        .as_deref()
-        .map_or_else(config::system_config, absolute);
+        .clone()
+        .unwrap_or_else(config::system_config);
     let found = super::elsewhere::spools_with_entries(&s.spool.dir, &conf);
     let Some(first) = found.first() else {
         return;
@@ -2376,7 +2370,7 @@ fn per_user_install(s: &app::Setup, spool_md: &std::fs::Metadata) -> Option<Stri
             crate::spool::safety::the_user_id(uid),
             conf.display(),
             sh_word(Path::new(&user)),
-            sh_word(&absolute(conf))
+            sh_word(conf)
         )
     })
 }
@@ -3771,7 +3765,7 @@ fn runner_advice(s: &app::Setup) -> String {
     // tree's build).
     let bin = sh_word(&rsendmail_path());
     let by_hand = match &s.inv.config_file {
-        Some(c) => format!("`{bin} -q30m -C {}`", sh_word(&absolute(c))),
+        Some(c) => format!("`{bin} -q30m -C {}`", sh_word(c)),
         None => format!("`{bin} -q30m`"),
     };
     if s.spool.private {
