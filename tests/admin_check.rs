@@ -7586,6 +7586,24 @@ fn an_entrys_file_with_a_hard_link_fails_the_spool_step() {
             )),
         "{l}"
     );
+    // Its mode wrong too: the fix of the entries' modes leaves it alone (changed, the
+    // file under its other name, outside the spool, would change with it).
+    chmod(&qf, 0o600);
+    let r = env.check();
+    r.code(78);
+    let finds: Vec<String> = fixes_in(&r.stdout)
+        .into_iter()
+        .filter(|c| c.starts_with("find ") && c.contains(" -exec ch"))
+        .collect();
+    assert!(!finds.is_empty(), "{}", r.stdout);
+    for c in &finds {
+        assert!(sh(c).success(), "{c}");
+    }
+    assert_eq!(
+        fs::metadata(&other).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+    chmod(&qf, 0o660);
     fs::remove_file(&other).unwrap();
     let r = env.check();
     r.code(0);

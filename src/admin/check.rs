@@ -3721,21 +3721,25 @@ fn files_step(
     }
     // Entries: only those of the spool's group (its owner's), whose mode alone is
     // wrong; the index's files, made anew by every rebuild, are given the group too.
+    // Never a file with another name (`-links 1`): its other name may be outside the
+    // spool, and its own line says to remove that name first.
     let cmd = match (private, only_entries) {
         (true, true) => format!(
-            "find {d} -maxdepth 1 -type f{names} -user {} -exec chmod {file_mode:o} {{}} +",
+            "find {d} -maxdepth 1 -type f -links 1{names} -user {} -exec chmod {file_mode:o} \
+             {{}} +",
             want.uid
         ),
         (true, false) => {
-            format!("find {d} -maxdepth 1 -type f -exec chmod {file_mode:o} {{}} +")
+            format!("find {d} -maxdepth 1 -type f -links 1 -exec chmod {file_mode:o} {{}} +")
         }
         // Root's own of another group too (see above).
         (false, true) => format!(
-            "find {d} -maxdepth 1 -type f{names} \\( -group {group} -o -user root \\) -exec \
-             chgrp {group} {{}} + -exec chmod {file_mode:o} {{}} +"
+            "find {d} -maxdepth 1 -type f -links 1{names} \\( -group {group} -o -user root \\) \
+             -exec chgrp {group} {{}} + -exec chmod {file_mode:o} {{}} +"
         ),
         (false, false) => format!(
-            "find {d} -maxdepth 1 -type f -exec chgrp {group} {{}} + -exec chmod {file_mode:o} {{}} +"
+            "find {d} -maxdepth 1 -type f -links 1 -exec chgrp {group} {{}} + -exec chmod \
+             {file_mode:o} {{}} +"
         ),
     };
     let want = if private {
