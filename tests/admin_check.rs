@@ -2332,6 +2332,71 @@ fn a_spooldir_typo_leaves_the_shared_maillog_alone() {
     assert_eq!(fs::metadata(&log).unwrap().mode() & 0o7777, 0o660);
 }
 
+/// A spool given a wrong group (a `chgrp` by mistake) does not make check refuse the
+/// shared MAILLOG the programs made 0660 with the spool's group either: the group the
+/// spool's fix gives it back may write the log. The one failure is the spool's; its fix,
+/// followed, leaves the log as it was and the check with no failure. The same with the
+/// installed programs not set-gid (the group the spool's fix gives is then init's), and
+/// with them a `SPOOLDIR` typo.
+#[test]
+fn a_spool_of_a_wrong_group_leaves_the_shared_maillog_alone() {
+    // (programs not set-gid, SPOOLDIR a typo rather than the spool of a wrong group)
+    for (plain, typo) in [(false, false), (true, false), (true, true)] {
+        let Some(env) = root_install(false) else {
+            return;
+        };
+        if plain {
+            chmod(env.dir.join("bin/rsendmail"), 0o755);
+            plain_admin(&env);
+        }
+        let log = env.dir.join("rsendmail.log");
+        fs::write(&log, "").unwrap();
+        chgrp_chmod(&log, spool_gid(), 0o660);
+        env.add_config(&format!("MAILLOG {}\n", log.display()));
+        // Neither the files step nor the maillog step fails the log (the maillog step
+        // comes only once there is a spool).
+        let log_passes = |r: &Run, spool: bool| {
+            assert!(
+                !r.stdout.contains("FAIL files") && !r.stdout.contains("FAIL maillog"),
+                "plain {plain}, typo {typo}: {}",
+                r.stdout
+            );
+            if spool {
+                line(r, "ok   maillog ");
+            }
+        };
+        log_passes(&env.check(), true);
+        if typo {
+            set_spooldir(&env, &env.dir.join("spoool"));
+        } else {
+            chgrp_chmod(&env.spool, 0, 0o2770);
+        }
+        let r = env.check();
+        r.code(78);
+        assert!(
+            !r.stdout.contains(&format!("go-w {}", log.display())),
+            "plain {plain}, typo {typo}: {}",
+            r.stdout
+        );
+        log_passes(&r, !typo);
+        let spool_line = line(&r, "FAIL spool: ");
+        let cmd = fix_of(spool_line).unwrap_or_else(|| panic!("{spool_line}"));
+        assert!(
+            crate::harness::printed_fix(cmd)
+                .current_dir(&env.dir)
+                .status()
+                .unwrap()
+                .success(),
+            "{cmd}"
+        );
+        let r = env.check();
+        assert!(!r.stdout.contains("FAIL spool"), "{cmd}\n{}", r.stdout);
+        log_passes(&r, true);
+        assert_eq!(fs::metadata(&log).unwrap().mode() & 0o7777, 0o660);
+        assert_eq!(fs::metadata(&log).unwrap().gid(), spool_gid());
+    }
+}
+
 /// A `SPOOLDIR` typo holding what the shell reads specially (`'`, `$`, `;`, a backquote):
 /// check's fix finds the line by its text, not its number, so, run after lines were added
 /// above it and another removed, it still corrects that line and nothing else, runs

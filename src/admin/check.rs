@@ -600,16 +600,22 @@ pub fn overridden_lines(text: &str, name: &str) -> Vec<String> {
 }
 
 /// The group MAILLOG may be writable by, for check ([`app::maillog_group`]): the
-/// shared spool's; while that spool is not there (a `SPOOLDIR` typo, which the spool
-/// step fails with its fix), the group the installed `rsendmail` is set-gid to, with
-/// which the programs log: a log file they share is not refused because of the typo,
-/// nor "fixed" into one they may no longer write.
+/// shared spool's when it has one the spool step takes; otherwise (a `SPOOLDIR` typo,
+/// a spool given a wrong group, both failed by the spool step with their fix) the group
+/// that fix gives it ([`SpoolOwner::wanted`]: the group the installed `rsendmail` is
+/// set-gid to, else `rsendmail`), with which the programs log once it is followed: a
+/// log file they share, made 0660 with that group as they make it, is not refused
+/// because of the spool's fault, nor "fixed" into one they may no longer write.
 fn maillog_group(s: &app::Setup) -> Option<u32> {
-    app::maillog_group(s).or_else(|| {
-        (!s.spool.private && std::fs::symlink_metadata(&s.spool.dir).is_err())
-            .then(init::binary_group)
-            .flatten()
-    })
+    if s.spool.private {
+        return app::maillog_group(s);
+    }
+    let md = std::fs::metadata(&s.spool.dir).ok();
+    let want = SpoolOwner::wanted(s, md.as_ref());
+    match md {
+        Some(md) if want.group_fits(md.gid()) => Some(md.gid()),
+        _ => want.gid.or_else(|| app::maillog_group(s)),
+    }
 }
 
 /// The files the configuration names that the programs read for routing or credentials,
@@ -2946,10 +2952,7 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
     }
     if !crate::spool::safety::file_risks(
         p,
-        &app::maillog_group(s)
-            .into_iter()
-            .chain([0])
-            .collect::<Vec<_>>(),
+        &maillog_group(s).into_iter().chain([0]).collect::<Vec<_>>(),
     )
     .is_empty()
     {
