@@ -5784,3 +5784,50 @@ fn delete_all_deletes_an_entry_held_meanwhile() {
     assert!(!stdout.contains("no longer queued"), "{stdout}{stderr}");
     assert!(!held(&env, &id) && !queued(&env, &id), "{}", env.listing());
 }
+
+/// `list` shows what `show` shows: a sender and recipients in UTF-8 as they are in
+/// both (not in octal in one of them), an invisible or control character as its octets
+/// in octal in both; `list --json` stays JSON with the same text.
+#[test]
+fn list_and_show_show_utf8_addresses_alike() {
+    let env = Env::new();
+    let sender = "jörg@example.org";
+    let rcpt = "zoë\u{202e}@example.org";
+    env.sendmail(&["-odq", "-f", sender, rcpt], MSG).code(0);
+    let id = env.only_id();
+    let shown_rcpt = "zoë\\342\\200\\256@example.org";
+    let show = admin(&env, &["show", &id]);
+    show.code(0);
+    assert!(
+        show.stdout.contains(&format!("Sender:         {sender}\n")),
+        "{}",
+        show.stdout
+    );
+    assert!(
+        show.stdout.contains(&format!("  {shown_rcpt}: pending\n")),
+        "{}",
+        show.stdout
+    );
+    let list = admin(&env, &["list"]);
+    list.code(0);
+    let line = |what: &str| list.stdout.lines().any(|l| l.trim_end().ends_with(what));
+    assert!(line(&format!(" {sender}")), "{}", list.stdout);
+    assert!(line(&format!("\t {shown_rcpt}")), "{}", list.stdout);
+    assert!(!list.stdout.contains("\\303"), "{}", list.stdout);
+    // mailq keeps sendmail's listing, every octet that is not ASCII in octal.
+    let mailq = env.mailq(&[]);
+    assert!(mailq.contains("j\\303\\266rg@example.org"), "{mailq}");
+    let json = admin(&env, &["list", "--json"]);
+    json.code(0);
+    assert!(
+        json.stdout.contains(&format!("\"sender\":\"{sender}\"")),
+        "{}",
+        json.stdout
+    );
+    assert!(
+        json.stdout
+            .contains("\"address\":\"zoë\\u202e@example.org\""),
+        "{}",
+        json.stdout
+    );
+}

@@ -846,6 +846,7 @@ pub fn list(ctx: &Context, json: bool) -> Sysexit {
             let (default_uid, _) = crate::aliases::default_user(s.settings.default_user.as_deref());
             let style = crate::mailq::TextStyle {
                 holders: true,
+                utf8: true,
                 ..crate::mailq::TextStyle::new(min_age, false, default_uid)
             };
             crate::mailq::list_text(&s.spool, None, &style)?
@@ -1872,13 +1873,13 @@ fn record_holder(s: &Setup, sp: &Spool, id: &str, held_by: Option<HeldBy>) -> st
 /// user has it.
 fn uid_text(uid: u32) -> String {
     match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(u)) => format!("{} (uid {uid})", crate::text::printable(&u.name)),
+        Ok(Some(u)) => format!("{} (uid {uid})", crate::text::escaped(&u.name)),
         _ => format!("uid {uid}"),
     }
 }
 
 fn holder_text(h: &HeldBy) -> String {
-    format!("{} (uid {})", crate::text::printable(&h.login), h.uid)
+    format!("{} (uid {})", crate::text::escaped(&h.login), h.uid)
 }
 
 /// Who may release an entry `holder` held (module docs, "Rights"): she, root, the
