@@ -5831,3 +5831,102 @@ fn list_and_show_show_utf8_addresses_alike() {
         json.stdout
     );
 }
+
+/// `rsendmail -v`'s transcript of an interactive delivery whose message is deleted, or
+/// held, by `rsendmail-admin` during it says what became of the recipients not yet
+/// sent: `Dropped` (deleted) or `Held`, never `Deferred`, which they are not; the
+/// transaction under way ends (its recipient `Sent`), and the command exits 0: the
+/// message was taken, and what became of it afterwards is the administrator's doing.
+#[test]
+fn a_deletion_or_hold_during_an_interactive_delivery_is_said_as_such() {
+    for (action, said) in [
+        (
+            "delete",
+            "Dropped: the message was deleted during its delivery (rsendmail-admin delete), \
+             not sent",
+        ),
+        (
+            "hold",
+            "Held: a hold of the message was asked for during its delivery \
+             (rsendmail-admin hold), not sent",
+        ),
+    ] {
+        let sink_dir = Env::new();
+        let Some(sink) = Sink::start(&sink_dir.dir, &["-w", "3"]) else {
+            return;
+        };
+        let env = relay_env(sink.port, "");
+        let runs = env.dir.join("runs");
+        fs::write(&runs, "").unwrap();
+        fs::set_permissions(&runs, fs::Permissions::from_mode(0o666)).unwrap();
+        let aliases = env.dir.join("aliases");
+        fs::write(
+            &aliases,
+            format!("prog: \"|echo run >> {}\"\n", runs.display()),
+        )
+        .unwrap();
+        env.add_config(&format!("ALIASES {}\n", aliases.display()));
+        let mut submit = Command::new(env.link("sendmail"))
+            .args([
+                "-C",
+                env.conf.to_str().unwrap(),
+                "-v",
+                "-odi",
+                "-f",
+                "alice@example.org",
+                "bob@example.org",
+                "prog",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write as _;
+            let mut stdin = submit.stdin.take().unwrap();
+            stdin.write_all(MSG).unwrap();
+        }
+        // Locked on two listings half a second apart: in its transaction.
+        let mut id = String::new();
+        let mut since: Option<std::time::Instant> = None;
+        wait_until(Duration::from_secs(15), "the entry being delivered", || {
+            let l = env.mailq(&[]);
+            let locked = env
+                .entries()
+                .first()
+                .map(|p| id_of(p))
+                .filter(|i| l.contains(&format!("{i}*")));
+            match locked {
+                Some(i) => {
+                    id = i;
+                    let at = *since.get_or_insert_with(std::time::Instant::now);
+                    at.elapsed() >= Duration::from_millis(500)
+                }
+                None => {
+                    since = None;
+                    false
+                }
+            }
+        });
+        admin(&env, &[action, &id]).code(0);
+        let out = submit.wait_with_output().unwrap();
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(
+            stdout.contains("bob@example.org... Sent"),
+            "{stdout}{stderr}"
+        );
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.ends_with(&format!("... {said}")) && l.contains("echo run")),
+            "{action}: {stdout}{stderr}"
+        );
+        assert!(!stdout.contains("Deferred"), "{action}: {stdout}{stderr}");
+        assert_eq!(out.status.code(), Some(0), "{action}: {stdout}{stderr}");
+        assert_eq!(fs::read_to_string(&runs).unwrap(), "", "{action}");
+        assert_eq!(held(&env, &id), action == "hold", "{}", env.listing());
+        assert!(!queued(&env, &id), "{}", env.listing());
+        drop(sink);
+    }
+}
