@@ -5458,8 +5458,8 @@ fn a_hold_or_return_that_the_delivery_outlived_is_said() {
         assert_eq!(out.status.code(), Some(66), "{action}: {stdout}{stderr}");
         assert!(
             stderr.contains(&format!(
-                "{busy}: not {what}: its delivery ended first, every recipient having had \
-                 its outcome"
+                "{busy}: not {what}: no longer queued: its delivery ended first, every \
+                 recipient having had its outcome"
             )),
             "{action}: {stdout}{stderr}"
         );
@@ -5741,7 +5741,7 @@ fn an_entry_removed_between_open_and_look_is_gone() {
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(66), "{action}: {stderr}");
         assert!(
-            stderr.contains("no such entry") && !stderr.contains("0 links"),
+            stderr.contains(&format!("{id}: no longer queued")) && !stderr.contains("0 links"),
             "{action}: {stderr}"
         );
     }
@@ -5928,5 +5928,50 @@ fn a_deletion_or_hold_during_an_interactive_delivery_is_said_as_such() {
         assert_eq!(held(&env, &id), action == "hold", "{}", env.listing());
         assert!(!queued(&env, &id), "{}", env.listing());
         drop(sink);
+    }
+}
+
+/// An entry a delivery holds, and that the delivery ends (delivered: its files go, then
+/// its lock) while `retry` or `release` waits for it, is said plainly as no longer
+/// queued, with the status of an ID that names no entry (66), as `delete` says it.
+#[test]
+fn an_entry_delivered_while_waited_for_is_no_longer_queued() {
+    for action in ["retry", "release"] {
+        let env = Env::new();
+        let id = queue(&env, "bob@example.org");
+        let dir = if action == "release" {
+            admin(&env, &["hold", &id]).code(0);
+            env.spool.join("hold")
+        } else {
+            env.spool.clone()
+        };
+        let qf = dir.join(format!("qf{id}"));
+        let f = fs::File::open(&qf).unwrap();
+        f.lock().unwrap();
+        let child = Command::new(admin_bin())
+            .args(["-C", env.conf.to_str().unwrap(), action, &id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It waits up to 10 s for the lock; the "delivery" ends well within that.
+        std::thread::sleep(Duration::from_millis(1500));
+        fs::remove_file(&qf).unwrap();
+        let _ = fs::remove_file(dir.join(format!("sf{id}")));
+        drop(f);
+        let done = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(66), "{action}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{id}: no longer queued")),
+            "{action}: {stderr}"
+        );
+        let why = if action == "release" {
+            "(released and delivered, or removed, meanwhile)"
+        } else {
+            "(delivered or removed meanwhile)"
+        };
+        assert!(stderr.contains(why), "{action}: {stderr}");
     }
 }

@@ -1759,9 +1759,9 @@ fn delete_locked(sp: &Spool, id: &str, lock: &File, who: &Caller) -> Done {
 }
 
 /// An entry given by its ID found gone once looked at (when its lock was taken, or its
-/// queue file read: delivered or removed meanwhile): 66, said as an ID that names no
-/// entry is said, with what became of it, so that one event has one message whenever
-/// it is seen.
+/// queue file read: delivered or removed meanwhile): said plainly as no longer queued,
+/// with the status of an ID that names no entry (66, EX_NOINPUT), by every command in
+/// the same words, so that one event has one message whenever it is seen.
 /// One that another command moved meanwhile (into `hold/` or out of it) is not gone:
 /// 75, said so, to be asked again.
 fn no_longer_queued(id: &str, spool: &Spool) -> Sysexit {
@@ -1771,21 +1771,30 @@ fn no_longer_queued(id: &str, spool: &Spool) -> Sysexit {
     fail(
         Sysexit::NoInput,
         format!(
-            "{id}: no such entry in the queue {} (delivered or removed meanwhile)",
+            "{id}: {NO_LONGER_QUEUED} in {} (delivered or removed meanwhile)",
             spool.dir.display()
         ),
     )
 }
 
-/// A held entry found gone from `hold/` once its lock was taken: released or
-/// deleted by another command, or released and delivered meanwhile (66), or queued
-/// again by another command's release ([`no_longer_queued`]'s 75).
+/// How every command names an entry found gone once looked at ([`no_longer_queued`],
+/// [`outlived`]), as `delete`'s count line counts them.
+const NO_LONGER_QUEUED: &str = "no longer queued";
+
+/// A held entry found gone from `hold/` once its lock was taken: deleted by another
+/// command, or released and delivered meanwhile (no longer queued, 66, as
+/// [`no_longer_queued`] says it), or queued again by another command's release
+/// ([`no_longer_queued`]'s 75).
 fn no_longer_held(id: &str, spool: &Spool) -> Sysexit {
     match locate(spool, id) {
         Ok(Some((_, held))) => moved_meanwhile(id, held),
         _ => fail(
             Sysexit::NoInput,
-            format!("{id}: no longer held (released or removed meanwhile)"),
+            format!(
+                "{id}: {NO_LONGER_QUEUED} in {} (released and delivered, or removed, \
+                 meanwhile)",
+                spool.dir.display()
+            ),
         ),
     }
 }
@@ -2355,13 +2364,14 @@ fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Result<Mar
 
 /// What a `hold` or `bounce` (`what`: "held", "returned") says of entry `id` whose
 /// delivery ended every recipient before its mark could take effect
-/// ([`Spool::mark_outlived`]): the mail went; 66, as for an entry no longer queued.
+/// ([`Spool::mark_outlived`]): the mail went; 66, as for an entry no longer queued
+/// ([`no_longer_queued`]).
 fn outlived(id: &str, what: &str) -> Sysexit {
     fail(
         Sysexit::NoInput,
         format!(
-            "{id}: not {what}: its delivery ended first, every recipient having had its \
-             outcome (the log says which)"
+            "{id}: not {what}: {NO_LONGER_QUEUED}: its delivery ended first, every \
+             recipient having had its outcome (the log says which)"
         ),
     )
 }
