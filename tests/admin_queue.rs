@@ -5975,3 +5975,96 @@ fn an_entry_delivered_while_waited_for_is_no_longer_queued() {
         assert!(stderr.contains(why), "{action}: {stderr}");
     }
 }
+
+/// A usage error of a command that changes the queue (`delete` with no ID, no `--all`
+/// and no `--recipient`, an empty or letterless `--recipient`, an argument that is no
+/// queue ID, an empty `--reason`, a `--group` that is no group name) did nothing: it is
+/// said on stderr (64) and logs nothing, as the looks log nothing; the same commands'
+/// other failures are still logged.
+#[test]
+fn usage_errors_log_nothing() {
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let id = queue(&env, "bob@example.org");
+    let before = fs::read_to_string(&log).unwrap();
+    let sf = format!("sf{id}");
+    let qf_path = env.spool.join(format!("qf{id}"));
+    let qf_path = qf_path.to_str().unwrap();
+    let usage: &[&[&str]] = &[
+        &["delete"],
+        &["delete", "--recipient", ""],
+        &["delete", "--recipient", "@"],
+        &["delete", "nosuchid"],
+        &["delete", &sf],
+        &["hold", "nosuchid"],
+        &["hold", &sf],
+        &["release", qf_path],
+        &["retry", "nosuchid"],
+        &["bounce", "nosuchid"],
+        &["bounce", "--reason", " ", &id],
+        &["init", "--group", "-x"],
+        &["frobnicate"],
+    ];
+    for args in usage {
+        let r = admin(&env, args);
+        r.code(64);
+        assert!(!r.stderr.is_empty(), "{args:?}");
+        assert_eq!(fs::read_to_string(&log).unwrap(), before, "{args:?}");
+    }
+    assert!(queued(&env, &id), "{}", env.listing());
+    // A failure that is no usage error is logged.
+    admin(&env, &["delete", "6AUIIquc023976"]).code(66);
+    assert!(
+        fs::read_to_string(&log)
+            .unwrap()
+            .contains("6AUIIquc023976: no such entry"),
+        "{}",
+        env.listing()
+    );
+}
+
+/// Several IDs with mixed outcomes exit with the status of the first failure in the
+/// order the IDs were given, whenever each was decided: a held entry another command
+/// holds locked (75 once the wait is over, decided after the others) given before an
+/// ID that names no entry (66, said at once) exits 75, and after it 66; a malformed ID
+/// (64) counts at its place too. Every other ID is acted on all the same.
+#[test]
+fn mixed_outcomes_exit_with_the_first_failure_in_the_order_given() {
+    let env = Env::new();
+    let missing = "6AUIIquc023976";
+    for (first_locked, want) in [(true, 75), (false, 66)] {
+        let locked = queue(&env, "bob@example.org");
+        let ok = queue(&env, "carol@example.org");
+        admin(&env, &["hold", &locked]).code(0);
+        let f = fs::File::open(env.spool.join("hold").join(format!("qf{locked}"))).unwrap();
+        f.lock().unwrap();
+        let args = if first_locked {
+            ["delete", &locked, missing, &ok]
+        } else {
+            ["delete", missing, &locked, &ok]
+        };
+        let r = admin(&env, &args);
+        r.code(want);
+        assert!(
+            r.stderr.contains(&format!("{missing}: no such entry")),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(&format!("{locked}: being delivered")),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stdout.contains(&format!("{ok}: deleted")), "{}", r.stdout);
+        drop(f);
+        admin(&env, &["delete", &locked]).code(0);
+    }
+    let ok = queue(&env, "dave@example.org");
+    let r = admin(&env, &["hold", &format!("sf{ok}"), missing, &ok]);
+    r.code(64);
+    assert!(held(&env, &ok), "{}", env.listing());
+    let r = admin(&env, &["release", missing, &format!("sf{ok}"), &ok]);
+    r.code(66);
+    assert!(queued(&env, &ok), "{}", env.listing());
+}
