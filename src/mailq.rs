@@ -330,6 +330,11 @@ pub struct TextStyle {
     /// (`QUARANTINE: held by root`), when that is recorded; `mailq` keeps sendmail's line
     /// as it is.
     pub holders: bool,
+    /// `rsendmail-admin list`: the sender and the recipients shown as `show` shows them
+    /// and as the reasons are shown ([`shown`]: printable UTF-8 as it is, each octet of a
+    /// control or invisible character as `\ooo`); `mailq` keeps sendmail's prtstr
+    /// ([`prtstr`]: every octet that is not printable ASCII as `\ooo`).
+    pub utf8: bool,
     /// `O QueueSortOrder=`: the order entries are listed in, as sendmail's `-bp` sorts
     /// its work list as a queue run does (recorded: `bp-sort-*`).
     pub sort: QueueSortOrder,
@@ -347,6 +352,7 @@ impl TextStyle {
             verbose,
             default_uid,
             holders: false,
+            utf8: false,
             sort: QueueSortOrder::Priority,
             max: 0,
         }
@@ -518,8 +524,17 @@ fn entry_lines(s: &mut String, l: &Listed, now: i64, style: &TextStyle) {
         verbose,
         default_uid,
         holders,
+        utf8,
         ..
     } = *style;
+    // An address in `room` columns, as this listing shows addresses.
+    let addr = |a: &str, room: usize| {
+        if utf8 {
+            shown(a, room)
+        } else {
+            prtstr(a, room)
+        }
+    };
     // sendmail's widths: the reason and the sender, then a recipient.
     let (reason_room, sender_room, rcpt_room) = if verbose { (100, 78, 71) } else { (60, 39, 38) };
     let e = &l.entry;
@@ -548,7 +563,7 @@ fn entry_lines(s: &mut String, l: &Listed, now: i64, style: &TextStyle) {
     } else {
         let _ = write!(s, "{date:.16} ");
     }
-    let _ = writeln!(s, "{}", prtstr(sender, sender_room));
+    let _ = writeln!(s, "{}", addr(sender, sender_room));
     // sendmail's mark of a quarantined entry (`mailq -qQ`; recorded:
     // compat-tests/differences/bp-quarantined), before the reason, as
     // queue.c's print_single_queue writes them.
@@ -585,13 +600,13 @@ fn entry_lines(s: &mut String, l: &Listed, now: i64, style: &TextStyle) {
     // sendmail writes a controlling-user line (`C`) before a recipient whose
     // controlling address differs from the one before, and `-v` shows it.
     let mut last_ctl = None;
-    for (addr, state, why, ctl) in pending_recipients(e) {
+    for (rcpt, state, why, ctl) in pending_recipients(e) {
         if verbose && ctl != last_ctl {
             let _ = writeln!(s, "\t\t\t\t\t\t(---{}---)", ctl_line(ctl, default_uid));
             last_ctl = ctl;
         }
         if verbose {
-            let _ = writeln!(s, "\t\t\t\t\t\t{}", prtstr(&addr, rcpt_room));
+            let _ = writeln!(s, "\t\t\t\t\t\t{}", addr(&rcpt, rcpt_room));
             // sendmail keeps each recipient's own reason (its `M` line) and shows it
             // after the recipient.
             if let (RcptState::Deferred, Some(why)) = (state, why) {
@@ -599,7 +614,7 @@ fn entry_lines(s: &mut String, l: &Listed, now: i64, style: &TextStyle) {
                 let _ = writeln!(s, "\t\t ({})", shown(&why, reason_room));
             }
         } else {
-            let _ = writeln!(s, "\t\t\t\t\t {}", prtstr(&addr, rcpt_room));
+            let _ = writeln!(s, "\t\t\t\t\t {}", addr(&rcpt, rcpt_room));
         }
     }
 }

@@ -5458,8 +5458,8 @@ fn a_hold_or_return_that_the_delivery_outlived_is_said() {
         assert_eq!(out.status.code(), Some(66), "{action}: {stdout}{stderr}");
         assert!(
             stderr.contains(&format!(
-                "{busy}: not {what}: its delivery ended first, every recipient having had \
-                 its outcome"
+                "{busy}: not {what}: no longer queued: its delivery ended first, every \
+                 recipient having had its outcome"
             )),
             "{action}: {stdout}{stderr}"
         );
@@ -5741,7 +5741,7 @@ fn an_entry_removed_between_open_and_look_is_gone() {
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(66), "{action}: {stderr}");
         assert!(
-            stderr.contains("no such entry") && !stderr.contains("0 links"),
+            stderr.contains(&format!("{id}: no longer queued")) && !stderr.contains("0 links"),
             "{action}: {stderr}"
         );
     }
@@ -5783,4 +5783,288 @@ fn delete_all_deletes_an_entry_held_meanwhile() {
     assert!(stdout.contains("1 entry deleted"), "{stdout}{stderr}");
     assert!(!stdout.contains("no longer queued"), "{stdout}{stderr}");
     assert!(!held(&env, &id) && !queued(&env, &id), "{}", env.listing());
+}
+
+/// `list` shows what `show` shows: a sender and recipients in UTF-8 as they are in
+/// both (not in octal in one of them), an invisible or control character as its octets
+/// in octal in both; `list --json` stays JSON with the same text.
+#[test]
+fn list_and_show_show_utf8_addresses_alike() {
+    let env = Env::new();
+    let sender = "jörg@example.org";
+    let rcpt = "zoë\u{202e}@example.org";
+    env.sendmail(&["-odq", "-f", sender, rcpt], MSG).code(0);
+    let id = env.only_id();
+    let shown_rcpt = "zoë\\342\\200\\256@example.org";
+    let show = admin(&env, &["show", &id]);
+    show.code(0);
+    assert!(
+        show.stdout.contains(&format!("Sender:         {sender}\n")),
+        "{}",
+        show.stdout
+    );
+    assert!(
+        show.stdout.contains(&format!("  {shown_rcpt}: pending\n")),
+        "{}",
+        show.stdout
+    );
+    let list = admin(&env, &["list"]);
+    list.code(0);
+    let line = |what: &str| list.stdout.lines().any(|l| l.trim_end().ends_with(what));
+    assert!(line(&format!(" {sender}")), "{}", list.stdout);
+    assert!(line(&format!("\t {shown_rcpt}")), "{}", list.stdout);
+    assert!(!list.stdout.contains("\\303"), "{}", list.stdout);
+    // mailq keeps sendmail's listing, every octet that is not ASCII in octal.
+    let mailq = env.mailq(&[]);
+    assert!(mailq.contains("j\\303\\266rg@example.org"), "{mailq}");
+    let json = admin(&env, &["list", "--json"]);
+    json.code(0);
+    assert!(
+        json.stdout.contains(&format!("\"sender\":\"{sender}\"")),
+        "{}",
+        json.stdout
+    );
+    assert!(
+        json.stdout
+            .contains("\"address\":\"zoë\\u202e@example.org\""),
+        "{}",
+        json.stdout
+    );
+}
+
+/// `rsendmail -v`'s transcript of an interactive delivery whose message is deleted, or
+/// held, by `rsendmail-admin` during it says what became of the recipients not yet
+/// sent: `Dropped` (deleted) or `Held`, never `Deferred`, which they are not; the
+/// transaction under way ends (its recipient `Sent`), and the command exits 0: the
+/// message was taken, and what became of it afterwards is the administrator's doing.
+#[test]
+fn a_deletion_or_hold_during_an_interactive_delivery_is_said_as_such() {
+    for (action, said) in [
+        (
+            "delete",
+            "Dropped: the message was deleted during its delivery (rsendmail-admin delete), \
+             not sent",
+        ),
+        (
+            "hold",
+            "Held: a hold of the message was asked for during its delivery \
+             (rsendmail-admin hold), not sent",
+        ),
+    ] {
+        let sink_dir = Env::new();
+        let Some(sink) = Sink::start(&sink_dir.dir, &["-w", "3"]) else {
+            return;
+        };
+        let env = relay_env(sink.port, "");
+        let runs = env.dir.join("runs");
+        fs::write(&runs, "").unwrap();
+        fs::set_permissions(&runs, fs::Permissions::from_mode(0o666)).unwrap();
+        let aliases = env.dir.join("aliases");
+        fs::write(
+            &aliases,
+            format!("prog: \"|echo run >> {}\"\n", runs.display()),
+        )
+        .unwrap();
+        env.add_config(&format!("ALIASES {}\n", aliases.display()));
+        let mut submit = Command::new(env.link("sendmail"))
+            .args([
+                "-C",
+                env.conf.to_str().unwrap(),
+                "-v",
+                "-odi",
+                "-f",
+                "alice@example.org",
+                "bob@example.org",
+                "prog",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write as _;
+            let mut stdin = submit.stdin.take().unwrap();
+            stdin.write_all(MSG).unwrap();
+        }
+        // Locked on two listings half a second apart: in its transaction.
+        let mut id = String::new();
+        let mut since: Option<std::time::Instant> = None;
+        wait_until(Duration::from_secs(15), "the entry being delivered", || {
+            let l = env.mailq(&[]);
+            let locked = env
+                .entries()
+                .first()
+                .map(|p| id_of(p))
+                .filter(|i| l.contains(&format!("{i}*")));
+            match locked {
+                Some(i) => {
+                    id = i;
+                    let at = *since.get_or_insert_with(std::time::Instant::now);
+                    at.elapsed() >= Duration::from_millis(500)
+                }
+                None => {
+                    since = None;
+                    false
+                }
+            }
+        });
+        admin(&env, &[action, &id]).code(0);
+        let out = submit.wait_with_output().unwrap();
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(
+            stdout.contains("bob@example.org... Sent"),
+            "{stdout}{stderr}"
+        );
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.ends_with(&format!("... {said}")) && l.contains("echo run")),
+            "{action}: {stdout}{stderr}"
+        );
+        assert!(!stdout.contains("Deferred"), "{action}: {stdout}{stderr}");
+        assert_eq!(out.status.code(), Some(0), "{action}: {stdout}{stderr}");
+        assert_eq!(fs::read_to_string(&runs).unwrap(), "", "{action}");
+        assert_eq!(held(&env, &id), action == "hold", "{}", env.listing());
+        assert!(!queued(&env, &id), "{}", env.listing());
+        drop(sink);
+    }
+}
+
+/// An entry a delivery holds, and that the delivery ends (delivered: its files go, then
+/// its lock) while `retry` or `release` waits for it, is said plainly as no longer
+/// queued, with the status of an ID that names no entry (66), as `delete` says it.
+#[test]
+fn an_entry_delivered_while_waited_for_is_no_longer_queued() {
+    for action in ["retry", "release"] {
+        let env = Env::new();
+        let id = queue(&env, "bob@example.org");
+        let dir = if action == "release" {
+            admin(&env, &["hold", &id]).code(0);
+            env.spool.join("hold")
+        } else {
+            env.spool.clone()
+        };
+        let qf = dir.join(format!("qf{id}"));
+        let f = fs::File::open(&qf).unwrap();
+        f.lock().unwrap();
+        let child = Command::new(admin_bin())
+            .args(["-C", env.conf.to_str().unwrap(), action, &id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It waits up to 10 s for the lock; the "delivery" ends well within that.
+        std::thread::sleep(Duration::from_millis(1500));
+        fs::remove_file(&qf).unwrap();
+        let _ = fs::remove_file(dir.join(format!("sf{id}")));
+        drop(f);
+        let done = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(66), "{action}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{id}: no longer queued")),
+            "{action}: {stderr}"
+        );
+        let why = if action == "release" {
+            "(released and delivered, or removed, meanwhile)"
+        } else {
+            "(delivered or removed meanwhile)"
+        };
+        assert!(stderr.contains(why), "{action}: {stderr}");
+    }
+}
+
+/// A usage error of a command that changes the queue (`delete` with no ID, no `--all`
+/// and no `--recipient`, an empty or letterless `--recipient`, an argument that is no
+/// queue ID, an empty `--reason`, a `--group` that is no group name) did nothing: it is
+/// said on stderr (64) and logs nothing, as the looks log nothing; the same commands'
+/// other failures are still logged.
+#[test]
+fn usage_errors_log_nothing() {
+    let env = Env::new();
+    let log = env.dir.join("maillog");
+    env.add_config(&format!("MAILLOG {}\n", log.display()));
+    let id = queue(&env, "bob@example.org");
+    let before = fs::read_to_string(&log).unwrap();
+    let sf = format!("sf{id}");
+    let qf_path = env.spool.join(format!("qf{id}"));
+    let qf_path = qf_path.to_str().unwrap();
+    let usage: &[&[&str]] = &[
+        &["delete"],
+        &["delete", "--recipient", ""],
+        &["delete", "--recipient", "@"],
+        &["delete", "nosuchid"],
+        &["delete", &sf],
+        &["hold", "nosuchid"],
+        &["hold", &sf],
+        &["release", qf_path],
+        &["retry", "nosuchid"],
+        &["bounce", "nosuchid"],
+        &["bounce", "--reason", " ", &id],
+        &["init", "--group", "-x"],
+        &["frobnicate"],
+    ];
+    for args in usage {
+        let r = admin(&env, args);
+        r.code(64);
+        assert!(!r.stderr.is_empty(), "{args:?}");
+        assert_eq!(fs::read_to_string(&log).unwrap(), before, "{args:?}");
+    }
+    assert!(queued(&env, &id), "{}", env.listing());
+    // A failure that is no usage error is logged.
+    admin(&env, &["delete", "6AUIIquc023976"]).code(66);
+    assert!(
+        fs::read_to_string(&log)
+            .unwrap()
+            .contains("6AUIIquc023976: no such entry"),
+        "{}",
+        env.listing()
+    );
+}
+
+/// Several IDs with mixed outcomes exit with the status of the first failure in the
+/// order the IDs were given, whenever each was decided: a held entry another command
+/// holds locked (75 once the wait is over, decided after the others) given before an
+/// ID that names no entry (66, said at once) exits 75, and after it 66; a malformed ID
+/// (64) counts at its place too. Every other ID is acted on all the same.
+#[test]
+fn mixed_outcomes_exit_with_the_first_failure_in_the_order_given() {
+    let env = Env::new();
+    let missing = "6AUIIquc023976";
+    for (first_locked, want) in [(true, 75), (false, 66)] {
+        let locked = queue(&env, "bob@example.org");
+        let ok = queue(&env, "carol@example.org");
+        admin(&env, &["hold", &locked]).code(0);
+        let f = fs::File::open(env.spool.join("hold").join(format!("qf{locked}"))).unwrap();
+        f.lock().unwrap();
+        let args = if first_locked {
+            ["delete", &locked, missing, &ok]
+        } else {
+            ["delete", missing, &locked, &ok]
+        };
+        let r = admin(&env, &args);
+        r.code(want);
+        assert!(
+            r.stderr.contains(&format!("{missing}: no such entry")),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(&format!("{locked}: being delivered")),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stdout.contains(&format!("{ok}: deleted")), "{}", r.stdout);
+        drop(f);
+        admin(&env, &["delete", &locked]).code(0);
+    }
+    let ok = queue(&env, "dave@example.org");
+    let r = admin(&env, &["hold", &format!("sf{ok}"), missing, &ok]);
+    r.code(64);
+    assert!(held(&env, &ok), "{}", env.listing());
+    let r = admin(&env, &["release", missing, &format!("sf{ok}"), &ok]);
+    r.code(66);
+    assert!(queued(&env, &ok), "{}", env.listing());
 }

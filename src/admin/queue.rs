@@ -6,7 +6,9 @@
 //! other user only on the entries she submitted (the envelope's `user` line, the uid
 //! `mailq` knows). A refusal names the ID and exits 77 (EX_NOPERM); an ID that names no
 //! entry exits 66 (EX_NOINPUT: the queue file it names does not exist); the other IDs of
-//! the command line are still processed, and the exit status is the first failure's.
+//! the command line are still processed, and the exit status is that of the first
+//! failure in the order the IDs were given ([`Failures`]), whichever outcomes are mixed
+//! (an entry acted on, another refused, a third unknown).
 //! A hold is the administrator's quarantine, as sendmail's `-Q` is root's alone
 //! (recorded: a user's `-Q` is "Permission denied (real uid not trusted)"): it records
 //! who made it ([`State::held_by`]), and only that user, root, the spool's owner and its
@@ -298,6 +300,15 @@ fn bound_span(s: u64) -> String {
     }
 }
 
+/// Say a usage error (a malformed ID, a missing argument) and give its status (64,
+/// EX_USAGE): on stderr alone, never in the log, which records what a command did to the
+/// queue (a command that did nothing for its arguments did nothing to log), as clap's
+/// own usage errors and the looks (`list`, `show`) log nothing.
+fn usage(msg: &str) -> Sysexit {
+    crate::errln!("rsendmail-admin: {msg}");
+    Sysexit::Usage
+}
+
 /// Say a failure for an ID (stderr, and the log of a command that changes the queue:
 /// [`crate::log::looks_only`]) and give its status.
 fn fail(code: Sysexit, msg: String) -> Sysexit {
@@ -483,8 +494,8 @@ fn each_locked_held<T>(
     between: impl FnOnce() -> Done,
     held: WhenHeld<'_, T>,
 ) -> (Sysexit, Vec<String>) {
-    let mut busy: Vec<(String, Spool, T)> = Vec::new();
-    let mut status = over(ids, |id| {
+    let mut busy: Vec<(usize, String, Spool, T)> = Vec::new();
+    let mut failures = over(ids, |at, id| {
         let Some((sp, what)) = prepare(id)? else {
             return Ok(());
         };
@@ -493,13 +504,15 @@ fn each_locked_held<T>(
             Locked::Gone => act(id, what, None),
             Locked::Busy => {
                 (held.first)(id, &sp, &what)?;
-                busy.push((id.to_string(), sp, what));
+                busy.push((at, id.to_string(), sp, what));
                 Ok(())
             }
         }
     });
+    // What `between` does concerns the entries acted on so far, all together: counted
+    // after every ID.
     if let Err(code) = between() {
-        first_failure(&mut status, code);
+        failures.note(ids.len(), code);
     }
     let until = std::time::Instant::now() + wait;
     while !busy.is_empty() {
@@ -509,10 +522,10 @@ fn each_locked_held<T>(
         }
         std::thread::sleep(LOCK_POLL.min(until - now));
         let mut still = Vec::new();
-        for (id, sp, what) in busy {
+        for (at, id, sp, what) in busy {
             let r = match try_lock(&sp, &id, Duration::ZERO) {
                 Ok(Locked::Busy) => {
-                    still.push((id, sp, what));
+                    still.push((at, id, sp, what));
                     continue;
                 }
                 Ok(Locked::File(lock)) => act(&id, what, Some(lock)),
@@ -520,19 +533,19 @@ fn each_locked_held<T>(
                 Err(code) => Err(code),
             };
             if let Err(code) = r {
-                first_failure(&mut status, code);
+                failures.note(at, code);
             }
         }
         busy = still;
     }
     let mut left = Vec::new();
-    for (id, _, what) in busy {
+    for (at, id, _, what) in busy {
         if let Err(code) = (held.last)(&id, wait, &what) {
-            first_failure(&mut status, code);
+            failures.note(at, code);
         }
         left.push(id);
     }
-    (status, left)
+    (failures.status(), left)
 }
 
 /// What an entry's queue file is when it is not a regular file (a symbolic link planted
@@ -709,24 +722,43 @@ fn logged(who: &Caller, id: &str, what: &str) {
     log::info!("{id}: {what} by {} (uid {})", who.login, who.uid);
 }
 
-/// Run `each` over `ids`; the first failure's status, or 0.
-fn over(ids: &[String], mut each: impl FnMut(&str) -> Done) -> Sysexit {
-    let mut status = Sysexit::Ok;
-    // An entry named twice (`ID qfID`, `ID ID*`) is acted on, said and waited for once.
-    let mut seen = std::collections::HashSet::new();
-    for arg in ids {
-        let r = match parse_id(arg) {
-            Ok(id) if !seen.insert(id.clone()) => Ok(()),
-            Ok(id) => each(&id),
-            Err(e) => Err(fail(Sysexit::Usage, e)),
-        };
-        if let Err(code) = r
-            && status == Sysexit::Ok
-        {
-            status = code;
+/// The failures of a command given several IDs, each noted at the position of the ID
+/// it concerns: its exit status is that of the first failure in the order the IDs
+/// were given (a malformed ID's 64 too), whenever each was met (an entry a delivery
+/// held is decided after the others), so that one command line always exits the same.
+#[derive(Default)]
+struct Failures(Option<(usize, Sysexit)>);
+
+impl Failures {
+    /// A failure of the ID at position `at`.
+    fn note(&mut self, at: usize, code: Sysexit) {
+        if self.0.is_none_or(|(first, _)| at < first) {
+            self.0 = Some((at, code));
         }
     }
-    status
+
+    /// The first failure's status, or 0.
+    fn status(&self) -> Sysexit {
+        self.0.map_or(Sysexit::Ok, |(_, code)| code)
+    }
+}
+
+/// Run `each` over `ids` (with its position among them); their failures.
+fn over(ids: &[String], mut each: impl FnMut(usize, &str) -> Done) -> Failures {
+    let mut failures = Failures::default();
+    // An entry named twice (`ID qfID`, `ID ID*`) is acted on, said and waited for once.
+    let mut seen = std::collections::HashSet::new();
+    for (at, arg) in ids.iter().enumerate() {
+        let r = match parse_id(arg) {
+            Ok(id) if !seen.insert(id.clone()) => Ok(()),
+            Ok(id) => each(at, &id),
+            Err(e) => Err(usage(&e)),
+        };
+        if let Err(code) = r {
+            failures.note(at, code);
+        }
+    }
+    failures
 }
 
 /// What a command does with the spool.
@@ -846,6 +878,7 @@ pub fn list(ctx: &Context, json: bool) -> Sysexit {
             let (default_uid, _) = crate::aliases::default_user(s.settings.default_user.as_deref());
             let style = crate::mailq::TextStyle {
                 holders: true,
+                utf8: true,
                 ..crate::mailq::TextStyle::new(min_age, false, default_uid)
             };
             crate::mailq::list_text(&s.spool, None, &style)?
@@ -914,7 +947,7 @@ pub fn show(ctx: &Context, id: &str) -> Sysexit {
             );
         }
         let r = (|| -> Done {
-            let id = parse_id(id).map_err(|e| fail(Sysexit::Usage, e))?;
+            let id = parse_id(id).map_err(|e| usage(&e))?;
             let (sp, held) = find(&s.spool, who, &id)?;
             let mut e = match sp.read_entry(&id) {
                 Ok(e) => e,
@@ -1359,6 +1392,11 @@ pub fn delete(
     rcpt: Option<&str>,
     dry_run: bool,
 ) -> Sysexit {
+    // Usage errors, said before the spool is looked at, and never logged ([`usage`]).
+    if ids.is_empty() && !all && rcpt.is_none() {
+        crate::errln!("rsendmail-admin delete: give IDs, --all or --recipient SUBSTR");
+        return Sysexit::Usage;
+    }
     // An empty pattern is in every address: a script's empty variable would silently
     // become `--all`, which is its own, explicit flag.
     if rcpt.is_some_and(|r| r.trim().is_empty()) {
@@ -1402,11 +1440,6 @@ pub fn delete(
                 }
             }
             found
-        } else if ids.is_empty() {
-            return Err(Fatal::stderr(
-                Sysexit::Usage,
-                "rsendmail-admin delete: give IDs, --all or --recipient SUBSTR",
-            ));
         } else {
             ids.to_vec()
         };
@@ -1758,9 +1791,9 @@ fn delete_locked(sp: &Spool, id: &str, lock: &File, who: &Caller) -> Done {
 }
 
 /// An entry given by its ID found gone once looked at (when its lock was taken, or its
-/// queue file read: delivered or removed meanwhile): 66, said as an ID that names no
-/// entry is said, with what became of it, so that one event has one message whenever
-/// it is seen.
+/// queue file read: delivered or removed meanwhile): said plainly as no longer queued,
+/// with the status of an ID that names no entry (66, EX_NOINPUT), by every command in
+/// the same words, so that one event has one message whenever it is seen.
 /// One that another command moved meanwhile (into `hold/` or out of it) is not gone:
 /// 75, said so, to be asked again.
 fn no_longer_queued(id: &str, spool: &Spool) -> Sysexit {
@@ -1770,21 +1803,30 @@ fn no_longer_queued(id: &str, spool: &Spool) -> Sysexit {
     fail(
         Sysexit::NoInput,
         format!(
-            "{id}: no such entry in the queue {} (delivered or removed meanwhile)",
+            "{id}: {NO_LONGER_QUEUED} in {} (delivered or removed meanwhile)",
             spool.dir.display()
         ),
     )
 }
 
-/// A held entry found gone from `hold/` once its lock was taken: released or
-/// deleted by another command, or released and delivered meanwhile (66), or queued
-/// again by another command's release ([`no_longer_queued`]'s 75).
+/// How every command names an entry found gone once looked at ([`no_longer_queued`],
+/// [`outlived`]), as `delete`'s count line counts them.
+const NO_LONGER_QUEUED: &str = "no longer queued";
+
+/// A held entry found gone from `hold/` once its lock was taken: deleted by another
+/// command, or released and delivered meanwhile (no longer queued, 66, as
+/// [`no_longer_queued`] says it), or queued again by another command's release
+/// ([`no_longer_queued`]'s 75).
 fn no_longer_held(id: &str, spool: &Spool) -> Sysexit {
     match locate(spool, id) {
         Ok(Some((_, held))) => moved_meanwhile(id, held),
         _ => fail(
             Sysexit::NoInput,
-            format!("{id}: no longer held (released or removed meanwhile)"),
+            format!(
+                "{id}: {NO_LONGER_QUEUED} in {} (released and delivered, or removed, \
+                 meanwhile)",
+                spool.dir.display()
+            ),
         ),
     }
 }
@@ -1872,13 +1914,13 @@ fn record_holder(s: &Setup, sp: &Spool, id: &str, held_by: Option<HeldBy>) -> st
 /// user has it.
 fn uid_text(uid: u32) -> String {
     match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(u)) => format!("{} (uid {uid})", crate::text::printable(&u.name)),
+        Ok(Some(u)) => format!("{} (uid {uid})", crate::text::escaped(&u.name)),
         _ => format!("uid {uid}"),
     }
 }
 
 fn holder_text(h: &HeldBy) -> String {
-    format!("{} (uid {})", crate::text::printable(&h.login), h.uid)
+    format!("{} (uid {})", crate::text::escaped(&h.login), h.uid)
 }
 
 /// Who may release an entry `holder` held (module docs, "Rights"): she, root, the
@@ -2354,13 +2396,14 @@ fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Result<Mar
 
 /// What a `hold` or `bounce` (`what`: "held", "returned") says of entry `id` whose
 /// delivery ended every recipient before its mark could take effect
-/// ([`Spool::mark_outlived`]): the mail went; 66, as for an entry no longer queued.
+/// ([`Spool::mark_outlived`]): the mail went; 66, as for an entry no longer queued
+/// ([`no_longer_queued`]).
 fn outlived(id: &str, what: &str) -> Sysexit {
     fail(
         Sysexit::NoInput,
         format!(
-            "{id}: not {what}: its delivery ended first, every recipient having had its \
-             outcome (the log says which)"
+            "{id}: not {what}: {NO_LONGER_QUEUED}: its delivery ended first, every \
+             recipient having had its outcome (the log says which)"
         ),
     )
 }

@@ -705,7 +705,7 @@ pub fn attempt(
         }
         if let Some(why) = &unrecorded {
             let held_back = not_sent(&t.rcpts, why, t.mailer);
-            say(out, &outcome_lines(&held_back, &address));
+            say(out, &withheld_lines(&held_back, why, &address));
             outcomes.extend(held_back);
             continue;
         }
@@ -821,7 +821,7 @@ pub fn attempt(
         }
         if let Some(why) = &unrecorded {
             let held_back = not_sent(&[i], why, Mailer::Local);
-            say(out, &outcome_lines(&held_back, &address));
+            say(out, &withheld_lines(&held_back, why, &address));
             outcomes.extend(held_back);
             continue;
         }
@@ -847,7 +847,7 @@ pub fn attempt(
             && !o.is_success()
         {
             let held_back = not_sent(&[i], why, Mailer::Local);
-            say(out, &outcome_lines(&held_back, &address));
+            say(out, &withheld_lines(&held_back, why, &address));
             outcomes.extend(held_back);
             if sent_units == 0 {
                 marked_first = true;
@@ -1239,11 +1239,54 @@ fn mark_found(locked: &LockedEntry) -> Option<String> {
         mark.what(),
         mark.by
     );
-    Some(if mark.request == Request::Delete {
-        DELETION_REQUESTED.to_string()
-    } else {
-        format!("{} asked for during the delivery", mark.what())
-    })
+    Some(
+        match mark.request {
+            Request::Delete => DELETION_REQUESTED,
+            Request::Hold => HOLD_REQUESTED,
+            Request::Bounce { .. } => RETURN_REQUESTED,
+        }
+        .to_string(),
+    )
+}
+
+/// Why the units of an attempt left after `rsendmail-admin hold` asked for its entry's
+/// hold are not sent.
+const HOLD_REQUESTED: &str = "hold asked for during the delivery";
+
+/// Why the units of an attempt left after `rsendmail-admin bounce` asked for its entry's
+/// return are not sent.
+const RETURN_REQUESTED: &str = "return to the sender asked for during the delivery";
+
+/// What the `-v` transcript says of recipients not sent for `why` ([`not_sent`]): for a
+/// mark, what the request makes of them (`bob@example.org... Dropped: the message was
+/// deleted during its delivery (rsendmail-admin delete), not sent`), for they are not
+/// deferred; any other reason (a state that cannot be recorded) as the deferral it is.
+/// The log and the state keep `why`.
+fn withheld_lines(
+    held_back: &[RcptOutcome],
+    why: &str,
+    address: &dyn Fn(usize) -> String,
+) -> Vec<String> {
+    let said = match why {
+        DELETION_REQUESTED => {
+            "Dropped: the message was deleted during its delivery (rsendmail-admin delete), \
+             not sent"
+        }
+        HOLD_REQUESTED => {
+            "Held: a hold of the message was asked for during its delivery (rsendmail-admin \
+             hold), not sent"
+        }
+        RETURN_REQUESTED => {
+            "Returned: a return of the message to its sender was asked for during its \
+             delivery (rsendmail-admin bounce), not sent"
+        }
+        _ => return outcome_lines(held_back, address),
+    };
+    if held_back.is_empty() {
+        return Vec::new();
+    }
+    let addrs: Vec<String> = held_back.iter().map(|o| address(o.rcpt)).collect();
+    vec![format!("{}... {said}", addrs.join(","))]
 }
 
 /// How long after the attempt's last look at its entry's mark a point of no return
