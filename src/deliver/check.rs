@@ -36,6 +36,9 @@ use std::net::IpAddr;
 
 /// Run the checks; the exit status as the module says.
 pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fatal> {
+    // A server's reply is shown as every other text from outside the check shows: a
+    // control character as its octets in octal, never `?`.
+    super::smtp::show_escaped();
     let mut t = Tally::default();
     let mut dns_state: Option<Result<dns::Dns, String>> = None;
     let through = if engine.resolver.is_empty() {
