@@ -7874,3 +7874,30 @@ fn a_refused_smtps_certificate_is_shown_without_waiting_for_a_greeting() {
     assert_eq!(server.accepted(), 2, "{}", r.stdout);
     assert!(took < std::time::Duration::from_secs(15), "{took:?}");
 }
+
+/// Without --to, at most 20 hosts of the relay table are checked; the rest are counted
+/// on a `warn` line, so that a table of thousands cannot keep the check going for hours.
+#[test]
+fn the_relay_hosts_checked_are_bounded() {
+    let dead = closed_tcp_port();
+    let env0 = Env::new();
+    let table = env0.dir.join("relays");
+    let lines: String = (1..=25)
+        .map(|i| format!("d{i}.example 127.0.0.{i}:{dead}\n"))
+        .collect();
+    fs::write(&table, lines).unwrap();
+    let env = Env::with_config(&format!(
+        "RELAYTABLE {}\nO Timeout.connect=5s\n",
+        table.display()
+    ));
+    let r = admin(&env, &["check"]);
+    r.code(75);
+    assert_eq!(r.stdout.matches("info relay:").count(), 20, "{}", r.stdout);
+    line(&r, "info relay: 127.0.0.20 port ");
+    assert!(!r.stdout.contains("127.0.0.21 "), "{}", r.stdout);
+    line(
+        &r,
+        "warn relay: 5 more hosts of RELAYTABLE not checked (the check tries the first 20 \
+         of 25)",
+    );
+}
