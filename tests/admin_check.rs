@@ -605,8 +605,9 @@ fn the_to_probe_sends_mail_and_rcpt_then_rset_and_nothing_else() {
     }
 }
 
-/// `check --to` an address it cannot take (empty, blanks, `<>`, a list) is a usage error
-/// at once (64, said on stderr): no step runs before it, the network's included.
+/// `check --to` an address it cannot take (empty, blanks, `<>`, `@`, a list, a program,
+/// a file or a list file, an empty local part) is a usage error at once (64, said on
+/// stderr with what it is): no step runs before it, the network's included.
 #[test]
 fn an_unfit_to_address_is_refused_before_any_step() {
     let env = Env::with_config(&format!(
@@ -616,8 +617,30 @@ fn an_unfit_to_address_is_refused_before_any_step() {
     for (bad, said) in [
         ("", "not an address: \"\""),
         (" ", "not an address: \" \""),
-        ("<>", "<>"),
+        ("<>", "not an address: it names no recipient (<>; "),
+        ("@", "not an address: it names no recipient (@; "),
+        ("a@", "a@... Hostname required"),
         ("x@example.org,y@example.org", "is a list"),
+        ("|cmd", "not an address: it names a program (|cmd)"),
+        (
+            "|/bin/cat -x",
+            "not an address: it names a program (|/bin/cat -x)",
+        ),
+        ("\"|cmd\"", "not an address: it names a program (\"|cmd\")"),
+        ("/file", "not an address: it names a file (/file)"),
+        (
+            ":include:/x",
+            "not an address: it names a list file (:include:) (:include:/x)",
+        ),
+        ("\"\"", "not an address: its local part is empty (\"\")"),
+        (
+            "\"\"@x.example",
+            "not an address: its local part is empty (\"\"@x.example)",
+        ),
+        (
+            "\"\" @x.example",
+            "not an address: its local part is empty (\"\" @x.example)",
+        ),
     ] {
         let r = admin(&env, &["check", "--to", bad]);
         r.code(64);
