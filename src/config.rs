@@ -1915,6 +1915,19 @@ pub fn parse_relay_table_quoting(
 pub fn load_auth(path: &Path) -> Result<Vec<AuthEntry>, Fatal> {
     let md = std::fs::metadata(path)
         .map_err(|e| cannot_read_auth(path, "", crate::boundedfile::ReadError::Io(e)))?;
+    // A file that is not rsendmail's (one with other links, a system file, one in
+    // another program's place), which `rsendmail-admin check` fails by the same rule:
+    // no credentials are read from it, and no delivery sends any.
+    if let Some(why) = crate::spool::safety::not_rsendmails_file(path, &md, false) {
+        return Err(Fatal::new(
+            Sysexit::Config,
+            format!(
+                "AUTHPATH {} is not rsendmail's ({why}): its credentials are not sent; \
+                 correct AUTHPATH",
+                path.display()
+            ),
+        ));
+    }
     auth_of(path, "", &md, read_text(path))
 }
 

@@ -1458,32 +1458,7 @@ fn not_rsendmails_at(
     md: &std::fs::Metadata,
     dir: bool,
 ) -> Option<String> {
-    let kind = crate::spool::safety::kind_of(&md.file_type());
-    let why: Option<String> = if let Some(what) = crate::spool::safety::system_path(path) {
-        Some(if what.is_empty() {
-            kind.to_string()
-        } else {
-            what.to_string()
-        })
-    } else if dir && !md.is_dir() {
-        Some(format!("{kind}, not a directory"))
-    } else if !dir && !md.is_file() {
-        Some(format!("{kind}, not a regular file"))
-    } else if !dir && md.nlink() != 1 {
-        Some("a file with other links".into())
-    } else if md.uid() != 0 && md.uid() < 1000 && md.uid() != nix::unistd::geteuid().as_raw() {
-        Some(format!(
-            "owned by the system user {}",
-            crate::spool::safety::user_name(md.uid())
-        ))
-    } else if dir && path.join("tmp").is_dir() && path.join("index").is_dir() {
-        // A spool rsendmail made already (its sub-directories), whatever its name: its
-        // own checks (the spool steps) say the rest.
-        None
-    } else {
-        crate::spool::safety::not_rsendmails_own(path)
-    };
-    let why = why?;
+    let why = crate::spool::safety::not_rsendmails_file(path, md, dir)?;
     Some(format!(
         "{keyword} names {}, which is not rsendmail's ({why}): correct {}",
         path.display(),

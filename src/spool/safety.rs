@@ -298,6 +298,42 @@ pub fn not_rsendmails_own(path: &Path) -> Option<String> {
     own_rule(path, true)
 }
 
+/// Why the file (or, with `dir`, the directory) at `path`, whose metadata is `md`, is not
+/// rsendmail's, or None when it is: a well-known system path ([`system_path`]: the
+/// password file, `/`, `/tmp`, anything under `/dev`, `/proc` or `/sys`), for a file
+/// anything but a regular file or one with other links (a `dir` must be a directory),
+/// one a system user other than root (and this process's user) owns, else
+/// [`not_rsendmails_own`]; a directory holding a spool's `tmp/` and `index/` is
+/// rsendmail's whatever its name. The one rule by which `rsendmail-admin check` prints
+/// no fix of a file the configuration names, and by which the deliverer refuses an
+/// AUTHPATH ([`crate::config::load_auth`]): credentials are never read from a file
+/// that is not rsendmail's.
+pub fn not_rsendmails_file(path: &Path, md: &fs::Metadata, dir: bool) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let kind = kind_of(&md.file_type());
+    if let Some(what) = system_path(path) {
+        Some(if what.is_empty() {
+            kind.to_string()
+        } else {
+            what.to_string()
+        })
+    } else if dir && !md.is_dir() {
+        Some(format!("{kind}, not a directory"))
+    } else if !dir && !md.is_file() {
+        Some(format!("{kind}, not a regular file"))
+    } else if !dir && md.nlink() != 1 {
+        Some("a file with other links".into())
+    } else if md.uid() != 0 && md.uid() < 1000 && md.uid() != nix::unistd::geteuid().as_raw() {
+        Some(format!("owned by the system user {}", user_name(md.uid())))
+    } else if dir && path.join("tmp").is_dir() && path.join("index").is_dir() {
+        // A spool rsendmail made already (its sub-directories), whatever its name: its
+        // own checks (the spool steps) say the rest.
+        None
+    } else {
+        not_rsendmails_own(path)
+    }
+}
+
 /// [`not_rsendmails_own`] of the name `path` itself, a symbolic link there not followed:
 /// for what is replaced by a rename (the daemon's pid file), never written through.
 pub fn not_rsendmails_own_name(path: &Path) -> Option<String> {
