@@ -7898,6 +7898,90 @@ fn a_refused_smtps_certificate_is_shown_without_waiting_for_a_greeting() {
     assert!(took < std::time::Duration::from_secs(15), "{took:?}");
 }
 
+/// A value the command line gives (`-O AliasFile=`, `-oA`, `-O CACertFile=`,
+/// `-O PidFile=`) is named with its origin when refused, never as the file's line it
+/// overrides; `config` says which of ALIASES and `O AliasFile` is in effect.
+#[test]
+fn a_refused_value_of_the_command_line_is_named_as_given() {
+    let env = Env::new();
+    let aliases = env.dir.join("aliases");
+    fs::write(&aliases, "postmaster: root\n").unwrap();
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    let conf = env.conf.display().to_string();
+    let n = env.config_line("ALIASES");
+    for (opts, named) in [
+        (
+            &["-O", "AliasFile=/etc/shadow"][..],
+            "-O AliasFile=/etc/shadow",
+        ),
+        (&["-oA/etc/shadow"][..], "-oA/etc/shadow"),
+    ] {
+        let mut args = vec!["check"];
+        args.extend(opts);
+        let r = admin(&env, &args);
+        r.code(78);
+        let l = line(&r, "FAIL config: ");
+        assert!(
+            l.starts_with(&format!(
+                "FAIL config: the command line: {named} is refused: it is the system's \
+                 shadow password file"
+            )) && !l.contains(&format!("line {n}")),
+            "{l}"
+        );
+    }
+    let missing = env.dir.join("no-such-ca.pem");
+    let r = admin(
+        &env,
+        &["check", "-O", &format!("CACertFile={}", missing.display())],
+    );
+    r.code(78);
+    let l = line(&r, "FAIL config: ");
+    assert!(
+        l.starts_with(&format!(
+            "FAIL config: the command line: cannot open CACertFile {}",
+            missing.display()
+        )),
+        "{l}"
+    );
+    let r = admin(&env, &["check", "-O", "PidFile=/etc/motd"]);
+    let l = line(&r, "FAIL pid file: ");
+    assert!(l.ends_with("correct the command line (-O PidFile=)"), "{l}");
+    // config: the ALIASES line says it is overridden, and by what; the option's line
+    // that it is in effect.
+    let other = env.dir.join("aliases2");
+    fs::write(&other, "postmaster: root\n").unwrap();
+    let r = admin(
+        &env,
+        &["config", "-O", &format!("AliasFile={}", other.display())],
+    );
+    r.code(0);
+    assert!(
+        r.stdout.contains(&format!(
+            "\nALIASES {}    # {conf}: line {n}, overridden by O AliasFile={} (command line)\n",
+            aliases.display(),
+            other.display()
+        )) && r.stdout.contains(&format!(
+            "\nO AliasFile={}    # command line (in effect, over ALIASES)\n",
+            other.display()
+        )),
+        "{}",
+        r.stdout
+    );
+    env.add_config(&format!("O AliasFile={}\n", other.display()));
+    let m = env.config_line("O AliasFile");
+    let r = admin(&env, &["config"]);
+    r.code(0);
+    assert!(
+        r.stdout.contains(&format!(
+            "\nALIASES {}    # {conf}: line {n}, overridden by O AliasFile={} ({conf}: line {m})\n",
+            aliases.display(),
+            other.display()
+        )),
+        "{}",
+        r.stdout
+    );
+}
+
 /// Without --to, at most 20 hosts of the relay table are checked; the rest are counted
 /// on a `warn` line, so that a table of thousands cannot keep the check going for hours.
 #[test]

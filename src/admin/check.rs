@@ -1041,8 +1041,8 @@ fn pid_file_step(t: &mut Tally, s: &app::Setup) {
     let Some(p) = s.settings.pid_file.as_deref() else {
         return;
     };
-    let at = s.cfg.where_set("O PidFile");
-    let at = at.trim_end_matches(": ");
+    // The file's line, or the command line's option, whichever set the value in force.
+    let at = s.cfg.set_at(&s.settings, "PidFile");
     let correct = if at.is_empty() {
         "correct O PidFile".to_string()
     } else {
@@ -1234,7 +1234,7 @@ fn aliases_readers_step(t: &mut Tally, s: &app::Setup, path: &Path) {
             path.display(),
             owner_mode(&md),
             own_repair(
-                &s.cfg,
+                s,
                 "ALIASES",
                 path,
                 &[format!("chmod a+r {}", sh_word(path))],
@@ -1684,10 +1684,21 @@ fn pem_blocks(text: &[u8]) -> Vec<u8> {
 /// names: [`crate::spool::safety::repair_text`] of `cmds` when the path is rsendmail's
 /// own ([`crate::spool::safety::not_rsendmails_own`]), else no command: why rsendmail
 /// changes nothing of it, what root may do by hand (`by_hand`), or the line to correct.
-fn own_repair(cfg: &Config, keyword: &str, path: &Path, cmds: &[String], by_hand: &str) -> String {
+fn own_repair(
+    s: &app::Setup,
+    keyword: &str,
+    path: &Path,
+    cmds: &[String],
+    by_hand: &str,
+) -> String {
     match crate::spool::safety::not_rsendmails_own(path) {
         None => crate::spool::safety::repair_text(path, cmds),
-        Some(why) => not_own_text(&cfg.where_set(keyword), keyword, path, &why, by_hand),
+        // Where the value in force was set: ALIASES' line, or `-O AliasFile=`.
+        Some(why) => {
+            let (at, named) = s.cfg.file_named(&s.settings, keyword);
+            let named = named.trim_end_matches([' ', '=']);
+            not_own_text(&at, named, path, &why, by_hand)
+        }
     }
 }
 
@@ -2719,15 +2730,8 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         _ => None,
     };
     for (keyword, p) in &certs_unreadable {
-        let at = s.cfg.where_set(keyword).trim_end_matches(": ").to_string();
-        let at = if at.is_empty() {
-            s.cfg
-                .where_set(&format!("O {keyword}"))
-                .trim_end_matches(": ")
-                .to_string()
-        } else {
-            at
-        };
+        // The file's line, or the command line's option (`-O CACertFile=`).
+        let at = s.cfg.set_at(&s.settings, keyword);
         let said = cert_copy_fix(s, keyword, p, &at, &want.group);
         let md = std::fs::metadata(p);
         t.fail(
