@@ -2248,8 +2248,11 @@ fn the_missing_spools_init_fix_names_the_binarys_group() {
 }
 
 /// A system spool whose parent is missing too: check says so in the words init refuses
-/// it with (the keyword's file and line, a typo?), and its fix makes the parent, as a
-/// system directory, before init; nothing is made by the check itself.
+/// it with (the keyword's file and line, a typo?). A parent that is rsendmail's to make
+/// (named for it, its own parent there) is made by the fix, as a system directory,
+/// before init; any other (`x/sub` of a typo, whose `x` is missing too, or a parent not
+/// named for rsendmail) gets the line to correct and no command, from both. Nothing is
+/// made by the check itself.
 #[test]
 fn a_missing_spools_missing_parent_is_named_with_its_line() {
     if !is_root() {
@@ -2289,6 +2292,54 @@ fn a_missing_spools_missing_parent_is_named_with_its_line() {
         r.stdout
     );
     assert!(!parent.exists());
+    fs::create_dir(env.dir.join("t2")).unwrap();
+    for (spool, parent, why) in [
+        (
+            env.dir.join("x/sub/q"),
+            env.dir.join("x/sub"),
+            format!(
+                "the directories above {} are missing too",
+                env.dir.join("x/sub").display()
+            ),
+        ),
+        (
+            env.dir.join("t2/sub/q"),
+            env.dir.join("t2/sub"),
+            format!(
+                "{} is not rsendmail's to make: neither it nor its directory is named for \
+                 rsendmail",
+                env.dir.join("t2/sub").display()
+            ),
+        ),
+    ] {
+        write_config(&env.conf, &spool, "");
+        let r = run_admin(&env, &prog, "check");
+        r.code(78);
+        let l = line(&r, "FAIL spool: ");
+        let said = format!(
+            "{}: line 1: SPOOLDIR {}: no such directory, nor its parent {} (a typo? nothing \
+             was created); correct {}: line 1 (a spool is made only in a directory that is \
+             there, and {why}",
+            env.conf.display(),
+            spool.display(),
+            parent.display(),
+            env.conf.display()
+        );
+        assert!(
+            l.starts_with(&format!("FAIL spool: {said}")) && fix_of(l).is_none(),
+            "{l}"
+        );
+        // init refuses it in the same words.
+        let r = run_admin(&env, &prog, "init");
+        r.code(78);
+        assert!(
+            r.stdout.contains(&said) || r.stderr.contains(&said),
+            "{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(!parent.exists());
+    }
 }
 
 /// `SPOOLDIR` rewritten to `to` in the env's configuration (its line 1).
@@ -7980,6 +8031,58 @@ fn a_refused_value_of_the_command_line_is_named_as_given() {
         "{}",
         r.stdout
     );
+}
+
+/// A SPOOLDIR not written plainly (a `..`, `.` or empty name) is made by no one: init
+/// refuses it (78, nothing made, not even where it leads), and check gives the same
+/// words, the line to correct and no command.
+#[test]
+fn a_spooldir_not_written_plainly_gets_only_its_line() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    fs::create_dir(env.dir.join("t1")).unwrap();
+    for (spool, why) in [
+        (
+            format!("{}/t1/../rsendmail-new", env.dir.display()),
+            "a name of `..`",
+        ),
+        (
+            format!("{}/t1/./rsendmail-new", env.dir.display()),
+            "a name of `.`",
+        ),
+        (
+            format!("{}//rsendmail-new", env.dir.display()),
+            "an empty name",
+        ),
+    ] {
+        write_config(&env.conf, Path::new(&spool), "");
+        let r = run_admin(&env, &prog, "check");
+        r.code(78);
+        let l = line(&r, "FAIL spool: ");
+        assert!(
+            l.starts_with(&format!(
+                "FAIL spool: {}: line 1: SPOOLDIR {spool}: no such directory",
+                env.conf.display()
+            )) && l.contains(why)
+                && l.contains(&format!("correct {}: line 1", env.conf.display()))
+                && !l.contains("(fix: ")
+                && !l.contains(" init"),
+            "{l}"
+        );
+        let r = run_admin(&env, &prog, "init");
+        r.code(78);
+        assert!(
+            r.stdout.contains(why) || r.stderr.contains(why),
+            "{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(!env.dir.join("rsendmail-new").exists());
+        assert!(!env.dir.join("t1/rsendmail-new").exists());
+    }
 }
 
 /// Without --to, at most 20 hosts of the relay table are checked; the rest are counted

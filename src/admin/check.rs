@@ -2093,18 +2093,42 @@ fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
         );
         return;
     }
+    // A path not written plainly (`..`, `.`, `//`): init refuses to make it, in the
+    // same words; the line to correct, no command.
+    if missing
+        && !s.spool.private
+        && let Some(why) = crate::spool::safety::not_plain(dir)
+    {
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &init::not_plain_refusal(&s.spool, why),
+        );
+        return;
+    }
     if let Some(p) = parent {
-        if let Err(f) = s.spool.check_present() {
-            text = f.message;
-        }
         if s.spool.private {
+            if let Err(f) = s.spool.check_present() {
+                text = f.message;
+            }
             text.push_str("; correct the path, or, if it is right, make its parent first");
             // Each directory made 755, whatever the umask (`install -d` makes the
             // ones above it so too): one others may write would make the spool unsafe.
             cmds.push(format!("install -d -m 755 {}", sh_word(p)));
         } else {
-            text = format!("{text}; {}", init::missing_parent_advice(p));
-            cmds.push(format!("install -d -o root -m 755 {}", sh_word(p)));
+            // The typo rule, in init's words. The parent is made by the fix only when
+            // it is rsendmail's to make (named for it, its own parent there); else
+            // the line to correct, no command (`/tmp/x/sub` of a typo).
+            if let Some(refusal) = init::missing_parent_refusal(&s.spool) {
+                text = refusal;
+            }
+            match init::parent_to_make(&s.spool) {
+                Ok(Some(p)) => cmds.push(format!("install -d -o root -m 755 {}", sh_word(&p))),
+                _ => {
+                    t.fail(Sysexit::Config, "spool", &text);
+                    return;
+                }
+            }
         }
     }
     if !missing {

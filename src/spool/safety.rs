@@ -710,6 +710,24 @@ pub fn system_directory(path: &Path) -> Option<String> {
     system_place(&real)
 }
 
+/// Why `path` is not written in its plain form, or None: a name of `.` or `..` in it, or
+/// an empty one (`//`). The directory such a path names is not the one its line reads
+/// (`/tmp/t1/../rsendmail-new` is `/tmp/rsendmail-new`, or nothing when `/tmp/t1` is
+/// not there), so no spool is made at it: `rsendmail-admin init` refuses it, and `check`
+/// gives the line to correct, no command.
+pub fn not_plain(path: &Path) -> Option<&'static str> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let names: Vec<&[u8]> = bytes.split(|&b| b == b'/').collect();
+    let last = names.len().saturating_sub(1);
+    names.iter().enumerate().find_map(|(i, n)| match *n {
+        b".." => Some("a name of `..` in it"),
+        b"." => Some("a name of `.` in it"),
+        // The start of an absolute path, and a slash at its end, are no empty name.
+        b"" if i != 0 && i != last => Some("an empty name (`//`) in it"),
+        _ => None,
+    })
+}
+
 /// What kind of file `t` is, in words: `a regular file`, `a directory`, `a symbolic
 /// link`, `a FIFO`, `a socket`, `a character device`, `a block device`.
 pub fn kind_of(t: &fs::FileType) -> &'static str {
@@ -2158,6 +2176,21 @@ mod tests {
         }
     }
     use super::*;
+
+    #[test]
+    fn a_path_not_written_plainly_is_named() {
+        for p in ["/var/spool/rsendmail", "/data/q/", "q"] {
+            assert_eq!(not_plain(Path::new(p)), None, "{p}");
+        }
+        for (p, why) in [
+            ("/tmp/t1/../rsendmail-new", "a name of `..` in it"),
+            ("/tmp/./rsendmail", "a name of `.` in it"),
+            ("/tmp//rsendmail", "an empty name (`//`) in it"),
+            ("/tmp/q/..", "a name of `..` in it"),
+        ] {
+            assert_eq!(not_plain(Path::new(p)), Some(why), "{p}");
+        }
+    }
 
     /// The system's directories, and every directory in the system's places but
     /// rsendmail's, are never taken over as an empty spool (another program's may be
