@@ -7994,6 +7994,22 @@ fn a_refused_value_of_the_command_line_is_named_as_given() {
         )),
         "{l}"
     );
+    // A missing aliases file the command line names: the command line, no line.
+    let gone = env.dir.join("no-such-aliases");
+    let r = admin(
+        &env,
+        &["check", "-O", &format!("AliasFile={}", gone.display())],
+    );
+    let l = line(&r, "FAIL aliases: ");
+    assert_eq!(
+        l,
+        format!(
+            "FAIL aliases: the command line: cannot open -O AliasFile={}: No such file or \
+             directory (no alias applies while it is missing: give another file, or make \
+             the file)",
+            gone.display()
+        )
+    );
     let r = admin(&env, &["check", "-O", "PidFile=/etc/motd"]);
     let l = line(&r, "FAIL pid file: ");
     assert!(l.ends_with("correct the command line (-O PidFile=)"), "{l}");

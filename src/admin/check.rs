@@ -967,12 +967,18 @@ fn aliases_step(t: &mut Tally, s: &app::Setup) {
                     ),
                 );
             } else {
+                // The option given on the command line is no line to correct.
+                let correct = if at == "the command line: " {
+                    "give another file"
+                } else {
+                    "correct the line"
+                };
                 t.fail(
                     Sysexit::Config,
                     "aliases",
                     &format!(
                         "{at}cannot open {named}{}: {} (no alias applies while it is \
-                         missing: correct the line, or make the file)",
+                         missing: {correct}, or make the file)",
                         path.display(),
                         config::io_text(&e)
                     ),
