@@ -782,6 +782,14 @@ impl Config {
                 keyword
             }
         };
+        // Where the value in force was set and how it was named, as written: the aliases
+        // file and the CA file may come from the command line (`-O AliasFile=`), which
+        // then overrides the file's line, and is named instead of it.
+        let named = |what: &str| match what {
+            "ALIASES" => self.file_named(settings, what),
+            "CACertFile" => (self.file_named(settings, what).0, format!("{what} ")),
+            _ => (at(what), format!("{what} ")),
+        };
         // A file of addresses that is a credentials file: its lines would be shown in
         // reasons and `-bv` as aliases or relays.
         let secrets = self.secret_files();
@@ -791,12 +799,12 @@ impl Config {
         ] {
             let Some(p) = path else { continue };
             if let Some(why) = crate::spool::safety::secret_file(p, &secrets) {
+                let (at, named) = named(what);
                 return Err(Fatal::new(
                     Sysexit::Config,
                     format!(
-                        "{}{what} {} is refused: {why}, which holds credentials and is \
+                        "{at}{named}{} is refused: {why}, which holds credentials and is \
                          never read as {}",
-                        at(what),
                         p.display(),
                         if what == "ALIASES" {
                             "aliases"
@@ -846,14 +854,10 @@ impl Config {
             // recipient does not need it, and delivery reads it (one `stat`, where
             // reading it whole cost a submission up to 1 MiB).
             let refused = |e: ReadError| {
+                let (at, named) = named(what);
                 Fatal::new(
                     Sysexit::Config,
-                    format!(
-                        "{}cannot open {what} {}: {}",
-                        at(what),
-                        p.display(),
-                        e.text()
-                    ),
+                    format!("{at}cannot open {named}{}: {}", p.display(), e.text()),
                 )
             };
             if what == "ALIASES" {
@@ -889,22 +893,19 @@ impl Config {
                 }
                 (_, Err(e)) if out_of_reach(&e) => {}
                 (_, Err(e)) => {
+                    let (at, named) = named(what);
                     return Err(Fatal::new(
                         Sysexit::Config,
-                        format!(
-                            "{}cannot open {what} {}: {}",
-                            at(what),
-                            p.display(),
-                            io_text(&e)
-                        ),
+                        format!("{at}cannot open {named}{}: {}", p.display(), io_text(&e)),
                     ));
                 }
                 (_, Ok((t, _))) => {
                     fault(&t, &p.display().to_string())?;
                     check_pem(what, &t).map_err(|why| {
+                        let (at, named) = named(what);
                         Fatal::new(
                             Sysexit::Config,
-                            format!("{}{what} {}: {why}", at(what), p.display()),
+                            format!("{at}{named}{}: {why}", p.display()),
                         )
                     })?
                 }
@@ -1003,6 +1004,19 @@ impl Config {
             ("the command line: ".to_string(), how)
         } else {
             (at, how)
+        }
+    }
+
+    /// Where the value in force of `what` (a keyword, or `ALIASES` for the aliases file
+    /// however named, `CACertFile`, `PidFile`) was set, as every message names it:
+    /// `FILE: line N`, `the command line (-O AliasFile=)`, or empty for a built-in
+    /// value ([`Config::file_named`]).
+    pub fn set_at(&self, settings: &Settings, what: &str) -> String {
+        let (at, named) = self.file_named(settings, what);
+        if at == "the command line: " {
+            format!("the command line ({})", named.trim_end())
+        } else {
+            at.trim_end_matches(": ").to_string()
         }
     }
 
@@ -1915,6 +1929,19 @@ pub fn parse_relay_table_quoting(
 pub fn load_auth(path: &Path) -> Result<Vec<AuthEntry>, Fatal> {
     let md = std::fs::metadata(path)
         .map_err(|e| cannot_read_auth(path, "", crate::boundedfile::ReadError::Io(e)))?;
+    // A file that is not rsendmail's (one with other links, a system file, one in
+    // another program's place), which `rsendmail-admin check` fails by the same rule:
+    // no credentials are read from it, and no delivery sends any.
+    if let Some(why) = crate::spool::safety::not_rsendmails_file(path, &md, false) {
+        return Err(Fatal::new(
+            Sysexit::Config,
+            format!(
+                "AUTHPATH {} is not rsendmail's ({why}): its credentials are not sent; \
+                 correct AUTHPATH",
+                path.display()
+            ),
+        ));
+    }
     auth_of(path, "", &md, read_text(path))
 }
 

@@ -744,13 +744,53 @@ pub fn one_address(given: &str, mut style: address::OldStyle) -> Result<String, 
         }
         text.replacen(&sendmails, &crate::text::argument_shown(addr), 1)
     };
+    // A program, a file or a list file, which only an alias or a `.forward` may name, is
+    // no address to probe (nor, with its blanks, a list: `|/bin/cat -x`).
+    let not_an_address = |what: &str| {
+        let what = match what {
+            "programs" => "a program",
+            "files" => "a file",
+            _ => "a list file (:include:)",
+        };
+        format!(
+            "not an address: it names {what} ({}), which only an alias or a .forward may \
+             name; give an address (the alias's name, to follow its route)",
+            crate::text::argument_shown(given)
+        )
+    };
+    if let Some((_, what)) = direct_mailer(given.trim(), None, &|_| false) {
+        return Err(not_an_address(what));
+    }
     let (mut addrs, refused) =
         argv_recipients(&[given.to_string()], &mut style).map_err(|f| octal(&f.message, given))?;
     if let Some(r) = refused.first() {
+        // `<>`, `@`: sendmail's words name no one; said as what it is.
+        if r.text.ends_with("... User unknown") {
+            return Err(format!(
+                "not an address: it names no recipient ({}; sendmail: {})",
+                crate::text::argument_shown(given),
+                octal(&r.text, &r.address)
+            ));
+        }
         return Err(octal(&r.text, &r.address));
     }
     match (addrs.pop(), addrs.is_empty()) {
-        (Some(a), true) => Ok(a.address),
+        (Some(a), true) => {
+            let written = (a.text != a.address).then_some(a.text.as_str());
+            if let Some((_, what)) = direct_mailer(&a.address, written, &|_| false) {
+                return Err(not_an_address(what));
+            }
+            // An empty local part (`""`, `""@host`): no user to probe.
+            let (local, _) = address::split_at_domain(&a.address);
+            if local == "\"\"" || local.is_empty() {
+                return Err(format!(
+                    "not an address: its local part is empty ({}); give one with a user \
+                     name",
+                    crate::text::argument_shown(given)
+                ));
+            }
+            Ok(a.address)
+        }
         // The argument echoed as every admin message echoes one: escaped, a long one
         // cut with its length.
         (Some(_), false) => Err(format!(

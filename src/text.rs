@@ -202,6 +202,21 @@ pub fn octets_shown(b: &[u8]) -> String {
     out
 }
 
+/// Octets from outside (a server's reply) as [`escaped`] shows text: UTF-8 as it is but
+/// for each character that is not [`is_safe`], and each octet that is not part of a UTF-8
+/// sequence, as `\ooo` in octal: what `rsendmail-admin check` shows of a server's reply,
+/// as it shows every other text from outside.
+pub fn octets_escaped(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        out.push_str(&escaped(chunk.valid()));
+        for o in chunk.invalid() {
+            out.push_str(&format!("\\{o:03o}"));
+        }
+    }
+    out
+}
+
 /// The most characters of an argument a message echoes ([`argument_shown`]).
 pub const ARGUMENT_SHOWN_MAX: usize = 256;
 
@@ -307,6 +322,15 @@ pub fn named_char(c: char) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn octets_escaped_shows_controls_and_bad_octets_in_octal() {
+        assert_eq!(octets_escaped(b"220 ok"), "220 ok");
+        assert_eq!(
+            octets_escaped(b"?\xff a\x1b[31m\tb\xc3\xa9"),
+            "?\\377 a\\033[31m\\011b\u{e9}"
+        );
+    }
 
     #[test]
     fn escaped_writes_unsafe_characters_as_octal_octets() {

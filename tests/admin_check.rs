@@ -605,8 +605,9 @@ fn the_to_probe_sends_mail_and_rcpt_then_rset_and_nothing_else() {
     }
 }
 
-/// `check --to` an address it cannot take (empty, blanks, `<>`, a list) is a usage error
-/// at once (64, said on stderr): no step runs before it, the network's included.
+/// `check --to` an address it cannot take (empty, blanks, `<>`, `@`, a list, a program,
+/// a file or a list file, an empty local part) is a usage error at once (64, said on
+/// stderr with what it is): no step runs before it, the network's included.
 #[test]
 fn an_unfit_to_address_is_refused_before_any_step() {
     let env = Env::with_config(&format!(
@@ -616,8 +617,30 @@ fn an_unfit_to_address_is_refused_before_any_step() {
     for (bad, said) in [
         ("", "not an address: \"\""),
         (" ", "not an address: \" \""),
-        ("<>", "<>"),
+        ("<>", "not an address: it names no recipient (<>; "),
+        ("@", "not an address: it names no recipient (@; "),
+        ("a@", "a@... Hostname required"),
         ("x@example.org,y@example.org", "is a list"),
+        ("|cmd", "not an address: it names a program (|cmd)"),
+        (
+            "|/bin/cat -x",
+            "not an address: it names a program (|/bin/cat -x)",
+        ),
+        ("\"|cmd\"", "not an address: it names a program (\"|cmd\")"),
+        ("/file", "not an address: it names a file (/file)"),
+        (
+            ":include:/x",
+            "not an address: it names a list file (:include:) (:include:/x)",
+        ),
+        ("\"\"", "not an address: its local part is empty (\"\")"),
+        (
+            "\"\"@x.example",
+            "not an address: its local part is empty (\"\"@x.example)",
+        ),
+        (
+            "\"\" @x.example",
+            "not an address: its local part is empty (\"\" @x.example)",
+        ),
     ] {
         let r = admin(&env, &["check", "--to", bad]);
         r.code(64);
@@ -1201,9 +1224,10 @@ fn config_output_pasted_back_is_the_same_configuration() {
 }
 
 /// A greeting with octets that are not UTF-8 and control characters: the check's line
-/// shows each as `?` (never U+FFFD, never raw), and fails at the greeting (75).
+/// shows each as its octets in octal, as it shows every other text from outside (never
+/// `?`, never U+FFFD, never raw), and fails at the greeting (75).
 #[test]
-fn a_garbage_greeting_is_shown_with_question_marks() {
+fn a_garbage_greeting_is_shown_with_octal_escapes() {
     use std::io::{Read, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
@@ -1223,7 +1247,7 @@ fn a_garbage_greeting_is_shown_with_question_marks() {
     let g = line(&r, "FAIL greeting: ");
     assert_eq!(
         g,
-        "FAIL greeting: bad SMTP reply line \"?? garbage ?[31mHELLO\" with 127.0.0.1 during greeting wait"
+        "FAIL greeting: bad SMTP reply line \"?\\377 garbage \\033[31mHELLO\" with 127.0.0.1 during greeting wait"
     );
     let _ = server.join();
 }
@@ -2224,8 +2248,11 @@ fn the_missing_spools_init_fix_names_the_binarys_group() {
 }
 
 /// A system spool whose parent is missing too: check says so in the words init refuses
-/// it with (the keyword's file and line, a typo?), and its fix makes the parent, as a
-/// system directory, before init; nothing is made by the check itself.
+/// it with (the keyword's file and line, a typo?). A parent that is rsendmail's to make
+/// (named for it, its own parent there) is made by the fix, as a system directory,
+/// before init; any other (`x/sub` of a typo, whose `x` is missing too, or a parent not
+/// named for rsendmail) gets the line to correct and no command, from both. Nothing is
+/// made by the check itself.
 #[test]
 fn a_missing_spools_missing_parent_is_named_with_its_line() {
     if !is_root() {
@@ -2265,6 +2292,54 @@ fn a_missing_spools_missing_parent_is_named_with_its_line() {
         r.stdout
     );
     assert!(!parent.exists());
+    fs::create_dir(env.dir.join("t2")).unwrap();
+    for (spool, parent, why) in [
+        (
+            env.dir.join("x/sub/q"),
+            env.dir.join("x/sub"),
+            format!(
+                "the directories above {} are missing too",
+                env.dir.join("x/sub").display()
+            ),
+        ),
+        (
+            env.dir.join("t2/sub/q"),
+            env.dir.join("t2/sub"),
+            format!(
+                "{} is not rsendmail's to make: neither it nor its directory is named for \
+                 rsendmail",
+                env.dir.join("t2/sub").display()
+            ),
+        ),
+    ] {
+        write_config(&env.conf, &spool, "");
+        let r = run_admin(&env, &prog, "check");
+        r.code(78);
+        let l = line(&r, "FAIL spool: ");
+        let said = format!(
+            "{}: line 1: SPOOLDIR {}: no such directory, nor its parent {} (a typo? nothing \
+             was created); correct {}: line 1 (a spool is made only in a directory that is \
+             there, and {why}",
+            env.conf.display(),
+            spool.display(),
+            parent.display(),
+            env.conf.display()
+        );
+        assert!(
+            l.starts_with(&format!("FAIL spool: {said}")) && fix_of(l).is_none(),
+            "{l}"
+        );
+        // init refuses it in the same words.
+        let r = run_admin(&env, &prog, "init");
+        r.code(78);
+        assert!(
+            r.stdout.contains(&said) || r.stderr.contains(&said),
+            "{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(!parent.exists());
+    }
 }
 
 /// `SPOOLDIR` rewritten to `to` in the env's configuration (its line 1).
@@ -7937,4 +8012,183 @@ fn a_refused_smtps_certificate_is_shown_without_waiting_for_a_greeting() {
     );
     assert_eq!(server.accepted(), 2, "{}", r.stdout);
     assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+}
+
+/// A value the command line gives (`-O AliasFile=`, `-oA`, `-O CACertFile=`,
+/// `-O PidFile=`) is named with its origin when refused, never as the file's line it
+/// overrides; `config` says which of ALIASES and `O AliasFile` is in effect.
+#[test]
+fn a_refused_value_of_the_command_line_is_named_as_given() {
+    let env = Env::new();
+    let aliases = env.dir.join("aliases");
+    fs::write(&aliases, "postmaster: root\n").unwrap();
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    let conf = env.conf.display().to_string();
+    let n = env.config_line("ALIASES");
+    for (opts, named) in [
+        (
+            &["-O", "AliasFile=/etc/shadow"][..],
+            "-O AliasFile=/etc/shadow",
+        ),
+        (&["-oA/etc/shadow"][..], "-oA/etc/shadow"),
+    ] {
+        let mut args = vec!["check"];
+        args.extend(opts);
+        let r = admin(&env, &args);
+        r.code(78);
+        let l = line(&r, "FAIL config: ");
+        assert!(
+            l.starts_with(&format!(
+                "FAIL config: the command line: {named} is refused: it is the system's \
+                 shadow password file"
+            )) && !l.contains(&format!("line {n}")),
+            "{l}"
+        );
+    }
+    let missing = env.dir.join("no-such-ca.pem");
+    let r = admin(
+        &env,
+        &["check", "-O", &format!("CACertFile={}", missing.display())],
+    );
+    r.code(78);
+    let l = line(&r, "FAIL config: ");
+    assert!(
+        l.starts_with(&format!(
+            "FAIL config: the command line: cannot open CACertFile {}",
+            missing.display()
+        )),
+        "{l}"
+    );
+    // A missing aliases file the command line names: the command line, no line.
+    let gone = env.dir.join("no-such-aliases");
+    let r = admin(
+        &env,
+        &["check", "-O", &format!("AliasFile={}", gone.display())],
+    );
+    let l = line(&r, "FAIL aliases: ");
+    assert_eq!(
+        l,
+        format!(
+            "FAIL aliases: the command line: cannot open -O AliasFile={}: No such file or \
+             directory (no alias applies while it is missing: give another file, or make \
+             the file)",
+            gone.display()
+        )
+    );
+    let r = admin(&env, &["check", "-O", "PidFile=/etc/motd"]);
+    let l = line(&r, "FAIL pid file: ");
+    assert!(l.ends_with("correct the command line (-O PidFile=)"), "{l}");
+    // config: the ALIASES line says it is overridden, and by what; the option's line
+    // that it is in effect.
+    let other = env.dir.join("aliases2");
+    fs::write(&other, "postmaster: root\n").unwrap();
+    let r = admin(
+        &env,
+        &["config", "-O", &format!("AliasFile={}", other.display())],
+    );
+    r.code(0);
+    assert!(
+        r.stdout.contains(&format!(
+            "\nALIASES {}    # {conf}: line {n}, overridden by O AliasFile={} (command line)\n",
+            aliases.display(),
+            other.display()
+        )) && r.stdout.contains(&format!(
+            "\nO AliasFile={}    # command line (in effect, over ALIASES)\n",
+            other.display()
+        )),
+        "{}",
+        r.stdout
+    );
+    env.add_config(&format!("O AliasFile={}\n", other.display()));
+    let m = env.config_line("O AliasFile");
+    let r = admin(&env, &["config"]);
+    r.code(0);
+    assert!(
+        r.stdout.contains(&format!(
+            "\nALIASES {}    # {conf}: line {n}, overridden by O AliasFile={} ({conf}: line {m})\n",
+            aliases.display(),
+            other.display()
+        )),
+        "{}",
+        r.stdout
+    );
+}
+
+/// A SPOOLDIR not written plainly (a `..`, `.` or empty name) is made by no one: init
+/// refuses it (78, nothing made, not even where it leads), and check gives the same
+/// words, the line to correct and no command.
+#[test]
+fn a_spooldir_not_written_plainly_gets_only_its_line() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let prog = install(&env);
+    fs::create_dir(env.dir.join("t1")).unwrap();
+    for (spool, why) in [
+        (
+            format!("{}/t1/../rsendmail-new", env.dir.display()),
+            "a name of `..`",
+        ),
+        (
+            format!("{}/t1/./rsendmail-new", env.dir.display()),
+            "a name of `.`",
+        ),
+        (
+            format!("{}//rsendmail-new", env.dir.display()),
+            "an empty name",
+        ),
+    ] {
+        write_config(&env.conf, Path::new(&spool), "");
+        let r = run_admin(&env, &prog, "check");
+        r.code(78);
+        let l = line(&r, "FAIL spool: ");
+        assert!(
+            l.starts_with(&format!(
+                "FAIL spool: {}: line 1: SPOOLDIR {spool}: no such directory",
+                env.conf.display()
+            )) && l.contains(why)
+                && l.contains(&format!("correct {}: line 1", env.conf.display()))
+                && !l.contains("(fix: ")
+                && !l.contains(" init"),
+            "{l}"
+        );
+        let r = run_admin(&env, &prog, "init");
+        r.code(78);
+        assert!(
+            r.stdout.contains(why) || r.stderr.contains(why),
+            "{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(!env.dir.join("rsendmail-new").exists());
+        assert!(!env.dir.join("t1/rsendmail-new").exists());
+    }
+}
+
+/// Without --to, at most 20 hosts of the relay table are checked; the rest are counted
+/// on a `warn` line, so that a table of thousands cannot keep the check going for hours.
+#[test]
+fn the_relay_hosts_checked_are_bounded() {
+    let dead = closed_tcp_port();
+    let env0 = Env::new();
+    let table = env0.dir.join("relays");
+    let lines: String = (1..=25)
+        .map(|i| format!("d{i}.example 127.0.0.{i}:{dead}\n"))
+        .collect();
+    fs::write(&table, lines).unwrap();
+    let env = Env::with_config(&format!(
+        "RELAYTABLE {}\nO Timeout.connect=5s\n",
+        table.display()
+    ));
+    let r = admin(&env, &["check"]);
+    r.code(75);
+    assert_eq!(r.stdout.matches("info relay:").count(), 20, "{}", r.stdout);
+    line(&r, "info relay: 127.0.0.20 port ");
+    assert!(!r.stdout.contains("127.0.0.21 "), "{}", r.stdout);
+    line(
+        &r,
+        "warn relay: 5 more hosts of RELAYTABLE not checked (the check tries the first 20 \
+         of 25)",
+    );
 }

@@ -1613,3 +1613,42 @@ fn a_run_takes_the_first_entries_of_its_sort_order_up_to_max_queue_run_size() {
         .code(0);
     assert!(env.entries().is_empty(), "{}", env.listing());
 }
+
+/// An AUTHPATH that is not rsendmail's (here a file with another link, which
+/// `rsendmail-admin check` fails by the same rule) is never read by a delivery: the
+/// message is deferred with the reason, shown by mailq, and nothing reaches the server.
+#[test]
+fn an_auth_file_not_rsendmails_defers_with_the_reason() {
+    let Some((_scratch, peer)) = start_peer(&[]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "");
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:s3cret-pw\n").unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::hard_link(&auth, env.dir.join("auth-link")).unwrap();
+    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+    // mailq shows the reason cut to its column; the listing holds it whole.
+    assert!(
+        env.mailq(&[]).contains("(Deferred: AUTHPATH "),
+        "{}",
+        env.mailq(&[])
+    );
+    let listing = env.json().join("\n");
+    assert!(
+        listing.contains(&format!(
+            "AUTHPATH {} is not rsendmail's (a file with other links): its credentials \
+             are not sent",
+            auth.display()
+        )),
+        "{listing}"
+    );
+    assert_eq!(env.entries().len(), 1, "{listing}");
+    assert!(peer.messages().is_empty());
+    // Once it has one name, it is used.
+    fs::remove_file(env.dir.join("auth-link")).unwrap();
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(env.entries().is_empty(), "{}", env.mailq(&[]));
+    assert_eq!(peer.messages().len(), 1);
+}

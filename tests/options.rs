@@ -356,7 +356,7 @@ fn config_values_delivery_cannot_use_are_refused_before_anything_is_queued() {
             String::new(),
             vec!["-O", "CACertFile=/etc/passwd"],
             78,
-            format!("CACertFile /etc/passwd: {no_cert}"),
+            format!("the command line: CACertFile /etc/passwd: {no_cert}"),
         ),
         // 7. The spool: an absolute path.
         (
@@ -615,7 +615,7 @@ fn files_named_by_the_config_are_checked_before_anything_is_queued() {
         (
             String::new(),
             vec!["-O".into(), format!("CACertFile={m}")],
-            format!("cannot open CACertFile {m}: No such file or directory"),
+            format!("the command line: cannot open CACertFile {m}: No such file or directory"),
         ),
         (
             format!("CERTFILE {m}\n"),

@@ -973,12 +973,18 @@ fn aliases_step(t: &mut Tally, s: &app::Setup) {
                     ),
                 );
             } else {
+                // The option given on the command line is no line to correct.
+                let correct = if at == "the command line: " {
+                    "give another file"
+                } else {
+                    "correct the line"
+                };
                 t.fail(
                     Sysexit::Config,
                     "aliases",
                     &format!(
                         "{at}cannot open {named}{}: {} (no alias applies while it is \
-                         missing: correct the line, or make the file)",
+                         missing: {correct}, or make the file)",
                         path.display(),
                         config::io_text(&e)
                     ),
@@ -1047,8 +1053,8 @@ fn pid_file_step(t: &mut Tally, s: &app::Setup) {
     let Some(p) = s.settings.pid_file.as_deref() else {
         return;
     };
-    let at = s.cfg.where_set("O PidFile");
-    let at = at.trim_end_matches(": ");
+    // The file's line, or the command line's option, whichever set the value in force.
+    let at = s.cfg.set_at(&s.settings, "PidFile");
     let correct = if at.is_empty() {
         "correct O PidFile".to_string()
     } else {
@@ -1240,7 +1246,7 @@ fn aliases_readers_step(t: &mut Tally, s: &app::Setup, path: &Path) {
             path.display(),
             owner_mode(&md),
             own_repair(
-                &s.cfg,
+                s,
                 "ALIASES",
                 path,
                 &[format!("chmod a+r {}", sh_word(path))],
@@ -1464,32 +1470,7 @@ fn not_rsendmails_at(
     md: &std::fs::Metadata,
     dir: bool,
 ) -> Option<String> {
-    let kind = crate::spool::safety::kind_of(&md.file_type());
-    let why: Option<String> = if let Some(what) = crate::spool::safety::system_path(path) {
-        Some(if what.is_empty() {
-            kind.to_string()
-        } else {
-            what.to_string()
-        })
-    } else if dir && !md.is_dir() {
-        Some(format!("{kind}, not a directory"))
-    } else if !dir && !md.is_file() {
-        Some(format!("{kind}, not a regular file"))
-    } else if !dir && md.nlink() != 1 {
-        Some("a file with other links".into())
-    } else if md.uid() != 0 && md.uid() < 1000 && md.uid() != nix::unistd::geteuid().as_raw() {
-        Some(format!(
-            "owned by the system user {}",
-            crate::spool::safety::user_name(md.uid())
-        ))
-    } else if dir && path.join("tmp").is_dir() && path.join("index").is_dir() {
-        // A spool rsendmail made already (its sub-directories), whatever its name: its
-        // own checks (the spool steps) say the rest.
-        None
-    } else {
-        crate::spool::safety::not_rsendmails_own(path)
-    };
-    let why = why?;
+    let why = crate::spool::safety::not_rsendmails_file(path, md, dir)?;
     Some(format!(
         "{keyword} names {}, which is not rsendmail's ({why}): correct {}",
         path.display(),
@@ -1715,10 +1696,21 @@ fn pem_blocks(text: &[u8]) -> Vec<u8> {
 /// names: [`crate::spool::safety::repair_text`] of `cmds` when the path is rsendmail's
 /// own ([`crate::spool::safety::not_rsendmails_own`]), else no command: why rsendmail
 /// changes nothing of it, what root may do by hand (`by_hand`), or the line to correct.
-fn own_repair(cfg: &Config, keyword: &str, path: &Path, cmds: &[String], by_hand: &str) -> String {
+fn own_repair(
+    s: &app::Setup,
+    keyword: &str,
+    path: &Path,
+    cmds: &[String],
+    by_hand: &str,
+) -> String {
     match crate::spool::safety::not_rsendmails_own(path) {
         None => crate::spool::safety::repair_text(path, cmds),
-        Some(why) => not_own_text(&cfg.where_set(keyword), keyword, path, &why, by_hand),
+        // Where the value in force was set: ALIASES' line, or `-O AliasFile=`.
+        Some(why) => {
+            let (at, named) = s.cfg.file_named(&s.settings, keyword);
+            let named = named.trim_end_matches([' ', '=']);
+            not_own_text(&at, named, path, &why, by_hand)
+        }
     }
 }
 
@@ -2113,18 +2105,42 @@ fn missing_spool_step(t: &mut Tally, s: &app::Setup, e: &std::io::Error) {
         );
         return;
     }
+    // A path not written plainly (`..`, `.`, `//`): init refuses to make it, in the
+    // same words; the line to correct, no command.
+    if missing
+        && !s.spool.private
+        && let Some(why) = crate::spool::safety::not_plain(dir)
+    {
+        t.fail(
+            Sysexit::Config,
+            "spool",
+            &init::not_plain_refusal(&s.spool, why),
+        );
+        return;
+    }
     if let Some(p) = parent {
-        if let Err(f) = s.spool.check_present() {
-            text = f.message;
-        }
         if s.spool.private {
+            if let Err(f) = s.spool.check_present() {
+                text = f.message;
+            }
             text.push_str("; correct the path, or, if it is right, make its parent first");
             // Each directory made 755, whatever the umask (`install -d` makes the
             // ones above it so too): one others may write would make the spool unsafe.
             cmds.push(format!("install -d -m 755 {}", sh_word(p)));
         } else {
-            text = format!("{text}; {}", init::missing_parent_advice(p));
-            cmds.push(format!("install -d -o root -m 755 {}", sh_word(p)));
+            // The typo rule, in init's words. The parent is made by the fix only when
+            // it is rsendmail's to make (named for it, its own parent there); else
+            // the line to correct, no command (`/tmp/x/sub` of a typo).
+            if let Some(refusal) = init::missing_parent_refusal(&s.spool) {
+                text = refusal;
+            }
+            match init::parent_to_make(&s.spool) {
+                Ok(Some(p)) => cmds.push(format!("install -d -o root -m 755 {}", sh_word(&p))),
+                _ => {
+                    t.fail(Sysexit::Config, "spool", &text);
+                    return;
+                }
+            }
         }
     }
     if !missing {
@@ -2750,15 +2766,8 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
         _ => None,
     };
     for (keyword, p) in &certs_unreadable {
-        let at = s.cfg.where_set(keyword).trim_end_matches(": ").to_string();
-        let at = if at.is_empty() {
-            s.cfg
-                .where_set(&format!("O {keyword}"))
-                .trim_end_matches(": ")
-                .to_string()
-        } else {
-            at
-        };
+        // The file's line, or the command line's option (`-O CACertFile=`).
+        let at = s.cfg.set_at(&s.settings, keyword);
         let said = cert_copy_fix(s, keyword, p, &at, &want.group);
         let md = std::fs::metadata(p);
         t.fail(

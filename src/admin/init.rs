@@ -31,7 +31,8 @@
 //! with its fix. The spool itself is made only when its parent exists: a
 //! `SPOOLDIR` whose parent is missing is refused as it is everywhere else
 //! ([`crate::spool::Spool::check_present`]: EX_CONFIG, its file and line, with the way
-//! out: [`missing_parent_advice`]), and nothing is made. Nor is a spool made while
+//! to correct: [`missing_parent_refusal`]), and nothing is made; nor is one at a path
+//! with a `..`, `.` or empty name ([`not_plain_refusal`]). Nor is a spool made while
 //! another spool holds entries (the queue runner's of this configuration, the built-in
 //! one, one beside it: [`super::elsewhere`]): a typo of the configuration, most likely;
 //! refused (EX_CONFIG, 78: the directory could be made, EX_CANTCREAT does not fit; the
@@ -561,14 +562,89 @@ fn elsewhere_refusal(
     )
 }
 
-/// What a `SPOOLDIR` whose parent `parent` is missing leaves to the administrator, after
-/// the refusal ([`Spool::check_present`]): correct the path, or, when it is right, make
-/// the parent as a system directory is made (root's, mode 755), then the spool.
-pub fn missing_parent_advice(parent: &Path) -> String {
+/// The line to correct for a spool init does not make: `correct FILE: line N`, or the
+/// keyword when no line names it.
+fn correct_line(spool: &Spool) -> String {
+    match &spool.named {
+        Named::Config { at, .. } if !at.is_empty() => format!("correct {at}"),
+        Named::CommandLine => "correct the command line's queue directory".to_string(),
+        _ => "name another directory in SPOOLDIR".to_string(),
+    }
+}
+
+/// The missing parent of a spool, when the administrator may be told to make it: its
+/// own parent is there (`install -d` makes no other directory) and it is rsendmail's by
+/// the one rule of the places ([`crate::spool::safety::not_rsendmails_own`]: named for
+/// rsendmail, or in rsendmail's places). `Err(why)` when it is missing and may not be
+/// (`/tmp/x/sub` of a typo, another program's place); `Ok(None)` when it is there.
+pub fn parent_to_make(spool: &Spool) -> Result<Option<PathBuf>, String> {
+    let Some(parent) = spool
+        .dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty() && fs::metadata(p).is_err())
+    else {
+        return Ok(None);
+    };
+    if parent.parent().is_some_and(|g| fs::metadata(g).is_err()) {
+        return Err(format!(
+            "the directories above {} are missing too",
+            parent.display()
+        ));
+    }
+    match crate::spool::safety::not_rsendmails_own(parent) {
+        Some(why) => Err(format!(
+            "{} is not rsendmail's to make: {why}",
+            parent.display()
+        )),
+        None => Ok(Some(parent.to_path_buf())),
+    }
+}
+
+/// The refusal of a spool whose parent is missing, or None when its parent is there:
+/// [`Spool::check_present`]'s words (the keyword's file and line, a typo?) and the way
+/// out: correct the path, or, when it is right and the parent is rsendmail's to make
+/// ([`parent_to_make`]), make it first (`install -d -o root -m 755 PARENT`) and run init
+/// again; else only the line to correct, and why the parent is not made. `check` says
+/// the same.
+pub fn missing_parent_refusal(spool: &Spool) -> Option<String> {
+    let parent = parent_to_make(spool);
+    if matches!(parent, Ok(None)) {
+        return None;
+    }
+    let said = match spool.check_present() {
+        Err(f) => f.message,
+        Ok(()) => format!("{}: no such directory, nor its parent", spool.dir.display()),
+    };
+    Some(match parent {
+        Ok(p) => format!(
+            "{said}; correct the path, or, if it is right, make its parent first (install -d \
+             -o root -m 755 {}) and run init again",
+            p.as_deref()
+                .map(crate::spool::safety::shell_word)
+                .unwrap_or_default()
+        ),
+        Err(why) => format!(
+            "{said}; {} (a spool is made only in a directory that is there, and {why})",
+            correct_line(spool)
+        ),
+    })
+}
+
+/// The refusal of a spool to be made at a path not written plainly (`why`:
+/// [`crate::spool::safety::not_plain`]): the line to correct, nothing made. `check`
+/// says the same.
+pub fn not_plain_refusal(spool: &Spool, why: &str) -> String {
+    let named = match &spool.named {
+        Named::Config { at, keyword } => {
+            format!("{at}: {keyword} {}", spool.dir.display())
+        }
+        _ => format!("the queue directory {}", spool.dir.display()),
+    };
     format!(
-        "correct the path, or, if it is right, make its parent first (install -d -o root \
-         -m 755 {}) and run init again",
-        crate::spool::safety::shell_word(parent)
+        "{named}: no such directory, and none is made there: the path is not written \
+         plainly ({why}), so the directory it names is not the one the line reads; {} \
+         with the directory itself (nothing was changed)",
+        correct_line(spool)
     )
 }
 
@@ -625,16 +701,15 @@ fn make_spool(spool: &Spool, who: &Owner) -> Result<(), Fatal> {
             if let Some(why) = crate::spool::safety::system_directory(dir) {
                 return Err(not_a_place(spool, &why));
             }
-            let parent_there = dir
-                .parent()
-                .is_some_and(|p| p.as_os_str().is_empty() || fs::metadata(p).is_ok());
-            if !parent_there {
-                // The typo rule: refused, with the keyword's file and line, and the
-                // way out `check` gives too.
-                if let (Err(mut f), Some(p)) = (spool.check_present(), dir.parent()) {
-                    f.message = format!("{}; {}", f.message, missing_parent_advice(p));
-                    return Err(f);
-                }
+            // Nor at a path not written plainly (`..`, `.`, `//`): not the directory
+            // its line reads.
+            if let Some(why) = crate::spool::safety::not_plain(dir) {
+                return Err(Fatal::new(Sysexit::Config, not_plain_refusal(spool, why)));
+            }
+            // The typo rule: refused, with the keyword's file and line, and the way
+            // out `check` gives too.
+            if let Some(refusal) = missing_parent_refusal(spool) {
+                return Err(Fatal::new(Sysexit::Config, refusal));
             }
             let mut b = fs::DirBuilder::new();
             std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);

@@ -204,6 +204,37 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             );
             continue;
         }
+        // `O AliasFile` (the file's or the command line's) overrides ALIASES: the line
+        // says so and which is in force, as the option's line does. It stays a line (read
+        // back, the option still wins), its value as set.
+        if *k == "ALIASES"
+            && s.settings.alias_file.is_some()
+            && let Some(v) = s.cfg.keyword_value(k)
+        {
+            let by = if command_line.iter().any(|g| g == "AliasFile") {
+                "command line".to_string()
+            } else {
+                s.cfg
+                    .origin
+                    .get("O AliasFile")
+                    .cloned()
+                    .unwrap_or_else(|| "default".into())
+            };
+            let over = s
+                .settings
+                .written
+                .iter()
+                .find(|(k, _)| k == "AliasFile")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_default();
+            shown!(
+                "{k} {}    # {}, overridden by O AliasFile={} ({by})",
+                crate::text::message_bounded(&v),
+                origin.unwrap_or("default"),
+                crate::text::message_bounded(over)
+            );
+            continue;
+        }
         // A flag is given alone; one that is off, or a keyword not set, is shown as a
         // comment: the output read back as a configuration file means the same.
         let flag = config::FLAG_KEYWORDS.contains(k);
@@ -297,6 +328,12 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             ),
             None => shown!("O {name}    # {} (given empty)", origin_of(def, name)),
         },
+        // The aliases file in force, over ALIASES (whose line says so too).
+        Some(v) if name == "AliasFile" => shown!(
+            "O {name}={}    # {} (in effect, over ALIASES)",
+            crate::text::message_bounded(v),
+            origin_of(def, name)
+        ),
         Some(v) => shown!(
             "O {name}={}    # {}",
             crate::text::message_bounded(v),

@@ -36,6 +36,9 @@ use std::net::IpAddr;
 
 /// Run the checks; the exit status as the module says.
 pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fatal> {
+    // A server's reply is shown as every other text from outside the check shows: a
+    // control character as its octets in octal, never `?`.
+    super::smtp::show_escaped();
     let mut t = Tally::default();
     let mut dns_state: Option<Result<dns::Dns, String>> = None;
     let through = if engine.resolver.is_empty() {
@@ -57,13 +60,12 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
     // then checked through); without it, each is checked through after the smarthost
     // ([`relay_table_hosts`]).
     if to.is_some() {
-        for r in &engine.relay_table {
-            if r.by_mx {
-                continue;
-            }
-            let serves = format!(" (RELAYTABLE, for {})", r.pattern);
-            let _ = resolve(&mut t, engine, &mut dns_state, &r.host, &through, &serves);
+        let hosts = relay_hosts(engine);
+        for ((host, _), patterns) in hosts.iter().take(MAX_HOSTS) {
+            let serves = format!(" (RELAYTABLE, for {})", patterns.join(", "));
+            let _ = resolve(&mut t, engine, &mut dns_state, host, &through, &serves);
         }
+        not_checked(&mut t, "dns", hosts.len(), "hosts of RELAYTABLE");
     }
     // Where the mail goes: the route a delivery takes.
     let mut mx = false;
@@ -162,18 +164,16 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
     // a host that fails is a `warn` (a delivery falls back to the next); the check fails
     // only when none works.
     let several = hosts.len() > 1;
-    let count = hosts.len();
+    let all = hosts.len();
+    let count = all.min(MAX_HOSTS);
     let mut worked = false;
     let mut first_code = None;
-    for (i, (host, port, addrs)) in hosts.into_iter().enumerate() {
+    for (i, (host, port, addrs)) in hosts.into_iter().take(MAX_HOSTS).enumerate() {
         if several {
             t.say(
                 Mark::Info,
                 "smarthost",
-                &format!(
-                    "{host} port {port} ({} of {count} in delivery order)",
-                    i + 1
-                ),
+                &format!("{host} port {port} ({} of {all} in delivery order)", i + 1),
             );
         }
         t.soft = several;
@@ -203,11 +203,17 @@ pub fn check(s: &Setup, engine: &Engine, to: Option<&str>) -> Result<Sysexit, Fa
             _ => worked = true,
         }
     }
+    not_checked(&mut t, "smarthost", all, "hosts of SMARTHOST");
     if several && !worked {
+        let none = if all > count {
+            format!("none of the first {count} hosts works")
+        } else {
+            format!("none of the {count} hosts works")
+        };
         t.fail(
             first_code.unwrap_or(Sysexit::TempFail),
             "smarthost",
-            &format!("none of the {count} hosts works: mail cannot leave this host"),
+            &format!("{none}: mail cannot leave this host"),
         );
     }
     if to.is_none() {
@@ -228,27 +234,57 @@ fn relay_table_hosts(
     dns_state: &mut Option<Result<dns::Dns, String>>,
     through: &str,
 ) {
-    let mut seen: Vec<(String, u16)> = Vec::new();
-    for r in &engine.relay_table {
-        if r.by_mx || seen.iter().any(|(h, p)| *h == r.host && *p == r.port) {
-            continue;
-        }
-        seen.push((r.host.clone(), r.port));
-        let patterns: Vec<&str> = engine
-            .relay_table
-            .iter()
-            .filter(|o| !o.by_mx && o.host == r.host && o.port == r.port)
-            .map(|o| o.pattern.as_str())
-            .collect();
+    let hosts = relay_hosts(engine);
+    for ((host, port), patterns) in hosts.iter().take(MAX_HOSTS) {
         let serves = format!(" (RELAYTABLE, for {})", patterns.join(", "));
-        t.say(
-            Mark::Info,
-            "relay",
-            &format!("{} port {}{serves}", r.host, r.port),
-        );
-        if let Some(addrs) = resolve(t, engine, dns_state, &r.host, through, &serves) {
-            session(t, s, engine, &r.host, r.port, &addrs, false, None);
+        t.say(Mark::Info, "relay", &format!("{host} port {port}{serves}"));
+        if let Some(addrs) = resolve(t, engine, dns_state, host, through, &serves) {
+            session(t, s, engine, host, *port, &addrs, false, None);
         }
+    }
+    not_checked(t, "relay", hosts.len(), "hosts of RELAYTABLE");
+}
+
+/// The most hosts of `SMARTHOST`, and the most of `RELAYTABLE`, one check tries (each
+/// `host:port` once): every step of each is bounded by its timeout, and a table of
+/// thousands would keep the check going for hours. The ones after them are counted on a
+/// `warn` line ([`not_checked`]).
+pub const MAX_HOSTS: usize = 20;
+
+/// Each host and port of the relay table (`mx:` lines have none), once, in the table's
+/// order, with the patterns of every line naming it.
+fn relay_hosts(engine: &Engine) -> Vec<((String, u16), Vec<&str>)> {
+    let mut out: Vec<((String, u16), Vec<&str>)> = Vec::new();
+    let mut at: std::collections::HashMap<(&str, u16), usize> = Default::default();
+    for r in engine.relay_table.iter().filter(|r| !r.by_mx) {
+        match at.get(&(r.host.as_str(), r.port)) {
+            Some(&i) => {
+                if let Some((_, p)) = out.get_mut(i) {
+                    p.push(r.pattern.as_str());
+                }
+            }
+            None => {
+                at.insert((r.host.as_str(), r.port), out.len());
+                out.push(((r.host.clone(), r.port), vec![r.pattern.as_str()]));
+            }
+        }
+    }
+    out
+}
+
+/// Of `count` hosts (`what`: `hosts of RELAYTABLE`), those past [`MAX_HOSTS`], which the
+/// check did not try: a `warn` line saying how many, and how to check one.
+fn not_checked(t: &mut Tally, step: &str, count: usize, what: &str) {
+    if count > MAX_HOSTS {
+        t.say(
+            Mark::Warn,
+            step,
+            &format!(
+                "{} more {what} not checked (the check tries the first {MAX_HOSTS} of \
+                 {count}); check one with --to an address it serves",
+                count - MAX_HOSTS
+            ),
+        );
     }
 }
 

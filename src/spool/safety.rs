@@ -298,6 +298,42 @@ pub fn not_rsendmails_own(path: &Path) -> Option<String> {
     own_rule(path, true)
 }
 
+/// Why the file (or, with `dir`, the directory) at `path`, whose metadata is `md`, is not
+/// rsendmail's, or None when it is: a well-known system path ([`system_path`]: the
+/// password file, `/`, `/tmp`, anything under `/dev`, `/proc` or `/sys`), for a file
+/// anything but a regular file or one with other links (a `dir` must be a directory),
+/// one a system user other than root (and this process's user) owns, else
+/// [`not_rsendmails_own`]; a directory holding a spool's `tmp/` and `index/` is
+/// rsendmail's whatever its name. The one rule by which `rsendmail-admin check` prints
+/// no fix of a file the configuration names, and by which the deliverer refuses an
+/// AUTHPATH ([`crate::config::load_auth`]): credentials are never read from a file
+/// that is not rsendmail's.
+pub fn not_rsendmails_file(path: &Path, md: &fs::Metadata, dir: bool) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let kind = kind_of(&md.file_type());
+    if let Some(what) = system_path(path) {
+        Some(if what.is_empty() {
+            kind.to_string()
+        } else {
+            what.to_string()
+        })
+    } else if dir && !md.is_dir() {
+        Some(format!("{kind}, not a directory"))
+    } else if !dir && !md.is_file() {
+        Some(format!("{kind}, not a regular file"))
+    } else if !dir && md.nlink() != 1 {
+        Some("a file with other links".into())
+    } else if md.uid() != 0 && md.uid() < 1000 && md.uid() != nix::unistd::geteuid().as_raw() {
+        Some(format!("owned by the system user {}", user_name(md.uid())))
+    } else if dir && path.join("tmp").is_dir() && path.join("index").is_dir() {
+        // A spool rsendmail made already (its sub-directories), whatever its name: its
+        // own checks (the spool steps) say the rest.
+        None
+    } else {
+        not_rsendmails_own(path)
+    }
+}
+
 /// [`not_rsendmails_own`] of the name `path` itself, a symbolic link there not followed:
 /// for what is replaced by a rename (the daemon's pid file), never written through.
 pub fn not_rsendmails_own_name(path: &Path) -> Option<String> {
@@ -672,6 +708,24 @@ pub fn system_directory(path: &Path) -> Option<String> {
         return None;
     }
     system_place(&real)
+}
+
+/// Why `path` is not written in its plain form, or None: a name of `.` or `..` in it, or
+/// an empty one (`//`). The directory such a path names is not the one its line reads
+/// (`/tmp/t1/../rsendmail-new` is `/tmp/rsendmail-new`, or nothing when `/tmp/t1` is
+/// not there), so no spool is made at it: `rsendmail-admin init` refuses it, and `check`
+/// gives the line to correct, no command.
+pub fn not_plain(path: &Path) -> Option<&'static str> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let names: Vec<&[u8]> = bytes.split(|&b| b == b'/').collect();
+    let last = names.len().saturating_sub(1);
+    names.iter().enumerate().find_map(|(i, n)| match *n {
+        b".." => Some("a name of `..` in it"),
+        b"." => Some("a name of `.` in it"),
+        // The start of an absolute path, and a slash at its end, are no empty name.
+        b"" if i != 0 && i != last => Some("an empty name (`//`) in it"),
+        _ => None,
+    })
 }
 
 /// What kind of file `t` is, in words: `a regular file`, `a directory`, `a symbolic
@@ -2122,6 +2176,21 @@ mod tests {
         }
     }
     use super::*;
+
+    #[test]
+    fn a_path_not_written_plainly_is_named() {
+        for p in ["/var/spool/rsendmail", "/data/q/", "q"] {
+            assert_eq!(not_plain(Path::new(p)), None, "{p}");
+        }
+        for (p, why) in [
+            ("/tmp/t1/../rsendmail-new", "a name of `..` in it"),
+            ("/tmp/./rsendmail", "a name of `.` in it"),
+            ("/tmp//rsendmail", "an empty name (`//`) in it"),
+            ("/tmp/q/..", "a name of `..` in it"),
+        ] {
+            assert_eq!(not_plain(Path::new(p)), Some(why), "{p}");
+        }
+    }
 
     /// The system's directories, and every directory in the system's places but
     /// rsendmail's, are never taken over as an empty spool (another program's may be

@@ -70,7 +70,7 @@ mod wire;
 
 pub use auth::Credentials;
 pub use ehlo::Caps;
-pub use reply::Expect;
+pub use reply::{Expect, show_escaped};
 pub use tls::{TlsMode, TlsPolicy};
 pub use transaction::{Go, Next, OutRcpt, Outcome, Outgoing, Step};
 pub use wire::{Stream, Timeouts};

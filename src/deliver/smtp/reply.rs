@@ -16,12 +16,38 @@
 //! a bare LF) are taken off first, with any CRs before them. So a server cannot make a
 //! line break, a NUL or a terminal command out of its reply anywhere after this point;
 //! the reply code and its separator are still judged on the octets as sent.
+//! `rsendmail-admin check`'s network steps, which keep nothing of a reply, read it with
+//! each such character and octet as its octets in octal instead ([`show_escaped`]), as
+//! the check shows every other text from outside.
 
 #![deny(clippy::string_slice, clippy::indexing_slicing)]
 
 use super::Reply;
 use rsendmail::text::printable;
 use std::io::{self, BufRead};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether replies are read for `rsendmail-admin check` ([`show_escaped`]).
+static ESCAPED: AtomicBool = AtomicBool::new(false);
+
+/// From now on, a reply's text keeps each control character and each octet that is not
+/// UTF-8 as its octets in octal (`\033`, `\377`: [`rsendmail::text::octets_escaped`])
+/// instead of `?`: for the network steps of `rsendmail-admin check`, whose lines show
+/// every text from outside so, and which write no report, log or state file. A process
+/// that delivers never calls it.
+pub fn show_escaped() {
+    ESCAPED.store(true, Ordering::Relaxed);
+}
+
+/// `raw` as a reply's text is kept: printable (`?` for a control character, U+FFFD for
+/// an octet that is not UTF-8), or escaped after [`show_escaped`].
+fn shown(raw: &[u8]) -> String {
+    if ESCAPED.load(Ordering::Relaxed) {
+        rsendmail::text::octets_escaped(raw)
+    } else {
+        printable(&String::from_utf8_lossy(raw)).into_owned()
+    }
+}
 
 /// The replies a command may get: its own positive replies, and any refusal (4yz, 5yz).
 ///
@@ -94,10 +120,7 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
             ));
         }
         if n == MAX_LINE && buf.last() != Some(&b'\n') {
-            let start: String = printable(&String::from_utf8_lossy(&buf))
-                .chars()
-                .take(SHOWN)
-                .collect();
+            let start: String = shown(&buf).chars().take(SHOWN).collect();
             on_line(&format!("{start}..."));
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -111,7 +134,7 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
         // character there is a bad line, not a `?`); everything else is seen only
         // printable (`rsendmail::text`).
         let raw = String::from_utf8_lossy(&buf);
-        let line = printable(&raw);
+        let line = shown(&buf);
         on_line(&line);
         let bad = || {
             io::Error::new(
@@ -129,7 +152,13 @@ pub fn read_reply<R: BufRead>(r: &mut R, mut on_line: impl FnMut(&str)) -> io::R
             return Err(bad());
         }
         let sep = raw.as_bytes().get(3).copied();
-        let text = line.get(4..).unwrap_or("").to_string();
+        // The text after the code and its separator, as octets (the escaped form of a
+        // control character as the separator is longer than one character).
+        let text = if ESCAPED.load(Ordering::Relaxed) {
+            shown(buf.get(4..).unwrap_or_default())
+        } else {
+            line.get(4..).unwrap_or("").to_string()
+        };
         lines.push(text);
         match sep {
             Some(b'-') if lines.len() < MAX_LINES => continue,
