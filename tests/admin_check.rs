@@ -8192,3 +8192,36 @@ fn the_relay_hosts_checked_are_bounded() {
          of 25)",
     );
 }
+
+/// A user's `check` of root's configuration (`-C`, which gives up the set-gid group)
+/// that names the shared spool (root's, 2770 of the spool's group): judged as the
+/// system spool, as root's check judges it, never "a user's own spool" with a `chmod
+/// 700` that would break every user's submissions.
+#[test]
+fn a_users_check_of_roots_config_judges_the_shared_spool() {
+    let Some(env) = root_install(true) else {
+        return;
+    };
+    chmod(&env.dir, 0o755);
+    let out = as_user(
+        &env.prog,
+        &["-C", env.conf.to_str().unwrap(), "check"],
+        &[],
+        b"",
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !said.contains("a user's own spool")
+            && !said.contains("this user's own")
+            && !said.contains("chmod 700"),
+        "{said}"
+    );
+    assert!(!said.lines().any(|l| l.starts_with("FAIL ")), "{said}");
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with(&format!("ok   spool {} (root:", env.spool.display()))),
+        "{said}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{said}");
+}

@@ -174,10 +174,11 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
             &format!("not checked: {}", why.join("; ")),
         );
     };
-    let Some((s, mut unusable)) = config_step(&mut t, ctx) else {
+    let Some((mut s, mut unusable)) = config_step(&mut t, ctx) else {
         skip(&mut t, &[CONFIG_HAS_ERRORS.to_string()]);
         return t.status();
     };
+    s.spool.private = spool_is_callers_own(&s);
     if s.dropped_group {
         // What the spool and binary steps say next comes from it.
         t.say(Mark::Info, "privileges", &super::dropped_group_note(&s.inv));
@@ -294,6 +295,19 @@ pub fn check(ctx: &Context, to: Option<&str>) -> Sysexit {
         ),
     }
     t.status()
+}
+
+/// Whether every step judges the spool as the caller's own (0700, hers) rather than as
+/// the shared system spool (2770 root's and the spool's group). The setup's answer is
+/// the caller's ([`crate::spool::Spool::private`]: a caller without the set-gid group,
+/// the group given up by `-C` or an unsafe `-O` included), but a spool root owns is
+/// never a user's own: a user's check of root's configuration judges root's shared
+/// spool as the system spool, as root's check does, what she cannot see in it a `warn`
+/// line, never a fix that would make it hers.
+fn spool_is_callers_own(s: &app::Setup) -> bool {
+    s.spool.private
+        && !crate::privs::is_root()
+        && !std::fs::metadata(&s.spool.dir).is_ok_and(|md| md.uid() == 0)
 }
 
 /// Why the network steps are not run when the configuration's lines are in error.
