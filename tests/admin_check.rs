@@ -8225,3 +8225,59 @@ fn a_users_check_of_roots_config_judges_the_shared_spool() {
     );
     assert_eq!(out.status.code(), Some(0), "{said}");
 }
+
+/// A user's `check` whose `-C` or `-O` gave up the set-gid group: auth.conf (root's,
+/// 0640 of the spool's group), which the group would have let her read, is a `warn`
+/// line saying it could not be checked and why, never a failure.
+#[test]
+fn a_users_check_without_the_group_warns_about_auth_conf() {
+    let Some(env) = root_install(true) else {
+        return;
+    };
+    chmod(&env.dir, 0o755);
+    // In a directory of root's and the spool's group, as /etc/rsendmail may be.
+    let d = env.dir.join("rsendmail");
+    fs::create_dir(&d).unwrap();
+    chgrp_chmod(&d, spool_gid(), 0o750);
+    let auth = d.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:pw\n").unwrap();
+    chgrp_chmod(&auth, spool_gid(), 0o640);
+    let port = closed_tcp_port();
+    env.add_config(&format!(
+        "AUTHPATH {}\nSMARTHOST 127.0.0.1\nPORT {port}\n",
+        auth.display()
+    ));
+    for extra in [
+        &[][..],
+        &["-O", "MXPort=25"][..],
+        &["-O", "Timeout.auth=1s"][..],
+    ] {
+        let mut args = vec!["-C", env.conf.to_str().unwrap(), "check"];
+        args.extend_from_slice(extra);
+        let out = as_user(&env.prog, &args, &[], b"");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("{said}{}", String::from_utf8_lossy(&out.stderr));
+        // (nothing listens on the port: the connection alone fails)
+        assert!(
+            !said
+                .lines()
+                .any(|l| l.starts_with("FAIL ") && !l.starts_with("FAIL connect: ")),
+            "{extra:?}\n{said}"
+        );
+        assert!(
+            said.lines().any(|l| l
+                == format!(
+                    "warn auth.conf: {} could not be checked: Permission denied (the spool's \
+                     group, which may reach it, was given up for {}; leave them out, or run \
+                     the check as root)",
+                    auth.display(),
+                    match extra.get(1) {
+                        Some(o) => format!("-C and -O {}", o.split('=').next().unwrap()),
+                        None => "-C".into(),
+                    }
+                )
+                .replace("for -C; leave them", "for -C; leave it")),
+            "{extra:?}\n{said}"
+        );
+    }
+}

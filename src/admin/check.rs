@@ -310,6 +310,24 @@ fn spool_is_callers_own(s: &app::Setup) -> bool {
         && !std::fs::metadata(&s.spool.dir).is_ok_and(|md| md.uid() == 0)
 }
 
+/// A file a step could not reach (`e`, permission denied) because an option gave up the
+/// set-group-id group ([`app::Setup::dropped_group`]), which would have let this user
+/// reach it: the `warn` line's text saying it could not be checked and why, never a
+/// failure. None for another error, or when no group was given up.
+fn unseen_without_group(s: &app::Setup, p: &Path, e: &std::io::Error) -> Option<String> {
+    if !s.dropped_group || e.kind() != std::io::ErrorKind::PermissionDenied {
+        return None;
+    }
+    let given = s.inv.unsafe_options_given();
+    let (names, it) = crate::cli::Invocation::named_with_pronoun(&given);
+    Some(format!(
+        "{} could not be checked: {} (the spool's group, which may reach it, was given up \
+         for {names}; leave {it} out, or run the check as root)",
+        p.display(),
+        config::io_text(e)
+    ))
+}
+
 /// Why the network steps are not run when the configuration's lines are in error.
 const CONFIG_HAS_ERRORS: &str = "the configuration has errors";
 
@@ -928,6 +946,9 @@ fn aliases_step(t: &mut Tally, s: &app::Setup) {
     }
     let path = s.settings.alias_file.as_ref().unwrap_or(&s.cfg.aliases);
     match crate::aliases::Aliases::load(path) {
+        Err(e) if let Some(why) = unseen_without_group(s, path, &e) => {
+            t.say(Mark::Warn, "aliases", &why)
+        }
         Err(e)
             if e.kind() == std::io::ErrorKind::PermissionDenied
                 && !nix::unistd::geteuid().is_root() =>
@@ -1022,6 +1043,10 @@ fn mail_spool_step(t: &mut Tally, s: &app::Setup) {
     let why = match std::fs::metadata(dir) {
         Ok(md) if md.is_dir() => return,
         Ok(_) => "not a directory".to_string(),
+        Err(e) if let Some(why) = unseen_without_group(s, dir, &e) => {
+            t.say(Mark::Warn, "mailboxes", &why);
+            return;
+        }
         Err(e) => config::io_text(&e),
     };
     let at = s.cfg.where_set("MAILSPOOL");
@@ -2829,6 +2854,9 @@ fn install_steps(t: &mut Tally, s: &app::Setup) {
             Ok(md) if let Some(why) = not_rsendmails(&s.cfg, "AUTHPATH", p, &md, false) => {
                 t.fail(Sysexit::Config, "auth.conf", &why)
             }
+            Err(e) if let Some(why) = unseen_without_group(s, p, &e) => {
+                t.say(Mark::Warn, "auth.conf", &why)
+            }
             Err(e) => t.fail(
                 Sysexit::Config,
                 "auth.conf",
@@ -3043,6 +3071,9 @@ fn maillog_step(t: &mut Tally, s: &app::Setup, want: &SpoolOwner) {
                 p.display()
             ),
         ),
+        Err(e) if let Some(why) = unseen_without_group(s, p, &e) => {
+            t.say(Mark::Warn, "maillog", &why)
+        }
         Err(e) => t.fail(
             Sysexit::Config,
             "maillog",
