@@ -8281,3 +8281,39 @@ fn a_users_check_without_the_group_warns_about_auth_conf() {
         );
     }
 }
+
+/// An AUTHPATH the programs refuse (a link to the system's shadow password file): the
+/// configuration is refused by every program, a queue runner too, so the wakeup step
+/// never says to start one; it points to the refusal above.
+#[test]
+fn a_refused_configuration_gets_no_advice_to_start_a_runner() {
+    let Some(env) = root_install(false) else {
+        return;
+    };
+    if !Path::new("/etc/shadow").exists() {
+        return;
+    }
+    let link = env.dir.join("auth.conf");
+    std::os::unix::fs::symlink("/etc/shadow", &link).unwrap();
+    env.add_config(&format!("AUTHPATH {}\n", link.display()));
+    let r = env.check();
+    eprintln!("{}", r.stdout);
+    r.code(78);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL config: ") || l.starts_with("FAIL auth.conf: ")),
+        "{}",
+        r.stdout
+    );
+    let wakeup: Vec<&str> = r.stdout.lines().filter(|l| l.contains(" wakeup")).collect();
+    assert!(
+        wakeup.len() == 1
+            && wakeup[0].starts_with("skip wakeup: ")
+            && wakeup[0].contains("refuse")
+            && !wakeup[0].contains("start one")
+            && !wakeup[0].contains("-q30m"),
+        "{}",
+        r.stdout
+    );
+}

@@ -98,6 +98,9 @@ pub struct Tally {
     pub soft_failure: Option<Sysexit>,
     /// The steps that failed, in order (each once).
     pub failed_steps: Vec<String>,
+    /// The programs refuse the configuration (the config step failed it: each exits
+    /// 78 with it, a queue runner too): no step says to start a program with it.
+    pub config_refused: bool,
 }
 
 impl Tally {
@@ -450,6 +453,7 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, Vec<String>)
     if files.is_err() || !unsafe_config.is_empty() {
         unusable.push(CONFIG_HAS_ERRORS.to_string());
     }
+    t.config_refused = files.is_err() || !unsafe_config.is_empty() || auth_open;
     // Root's check of a user's own install: the spool step fails, saying whose it is
     // and how to check it; the configuration itself has no error.
     if !theirs.is_empty() {
@@ -3880,6 +3884,20 @@ fn wakeup_step(
     only_runner: Option<(&str, OnlyRunner)>,
 ) {
     let fifo = crate::spool::wake::path(&s.spool.dir);
+    // A runner started with this configuration would refuse it at once (78): no advice
+    // to start one, which could never make the step pass.
+    if t.config_refused {
+        t.say(
+            Mark::Skip,
+            "wakeup",
+            &format!(
+                "{}: not checked: the programs refuse this configuration, a queue runner \
+                 too (the lines above); put it right first, then check again",
+                fifo.display()
+            ),
+        );
+        return;
+    }
     let advice = runner_advice(s);
     // The fix that makes the step pass at once wherever the spool is: a periodic
     // runner for this configuration, which listens as soon as it starts.
