@@ -16,7 +16,8 @@
 //! the file MAILNAME names, or the host name), and read by everyone from there.
 //!
 //! Errors name the file and line and exit EX_CONFIG (78), except a bad delivery mode, which
-//! is sendmail's `Unknown delivery mode c` with file and line and EX_USAGE (64).
+//! is sendmail's `Unknown delivery mode VALUE` with file and line and EX_USAGE (64) (for
+//! `rsendmail-admin config` and `check`, EX_CONFIG as every other line in error).
 //! With no file at the default path, the built-in defaults apply (see [`Paths`]).
 //!
 //! The files the configuration names for delivery (RELAYTABLE, AUTHPATH, CERTFILE,
@@ -525,7 +526,7 @@ impl Config {
                     }
                     self.settings
                         .apply(resolved.def, resolved.sub.as_deref(), ovalue)
-                        .map_err(|e| err(value_error_code(resolved.def, e.code), e.message))?;
+                        .map_err(|e| value_error(resolved.def, ovalue, e, &err))?;
                     let key = options::given_key(resolved.def, resolved.sub.as_deref());
                     self.settings
                         .note_spelled(&key, &format!("O {}=", oname.trim()));
@@ -565,7 +566,7 @@ impl Config {
                     }
                     self.settings
                         .apply(def, None, &v)
-                        .map_err(|e| err(value_error_code(def, e.code), e.message))?;
+                        .map_err(|e| value_error(def, &v, e, &err))?;
                     let key = options::given_key(def, None);
                     self.settings.note_spelled(&key, &format!("O{letter}"));
                     if options::one_line_each(&key) {
@@ -742,13 +743,26 @@ fn check_masquerade_ascii(v: &str) -> Result<(), String> {
     }
 }
 
-/// A bad option value on a config line is a configuration error (EX_CONFIG), except a
-/// bad delivery mode, which keeps sendmail's EX_USAGE (recorded from 8.17).
-fn value_error_code(def: &OptDef, code: Sysexit) -> Sysexit {
+/// A bad option value on a config line (`err` adds the file and line): a configuration
+/// error (EX_CONFIG), except a bad delivery mode, which keeps sendmail's EX_USAGE for
+/// the programs (`rsendmail-admin config` and `check` say EX_CONFIG) and names the whole
+/// value it was given, not its first character alone as the command line's does.
+fn value_error(
+    def: &OptDef,
+    value: &str,
+    e: Fatal,
+    err: &dyn Fn(Sysexit, String) -> Fatal,
+) -> Fatal {
     if def.name == "DeliveryMode" {
-        code
+        err(
+            e.code,
+            format!(
+                "Unknown delivery mode {} (the mode is b, i, q or d)",
+                value.trim()
+            ),
+        )
     } else {
-        Sysexit::Config
+        err(Sysexit::Config, e.message)
     }
 }
 
@@ -2354,12 +2368,12 @@ mod tests {
             ),
             (
                 "O DeliveryMode=x\n",
-                "test.conf: line 1: Unknown delivery mode x",
+                "test.conf: line 1: Unknown delivery mode x (the mode is b, i, q or d)",
                 Sysexit::Usage,
             ),
             (
                 "\nOdQ\n",
-                "test.conf: line 2: Unknown delivery mode Q",
+                "test.conf: line 2: Unknown delivery mode Q (the mode is b, i, q or d)",
                 Sysexit::Usage,
             ),
             (

@@ -349,6 +349,19 @@ impl DeliveryMode {
         }
     }
 
+    /// A value of the configuration file's `O DeliveryMode=` of which the first
+    /// character alone is read (sendmail's rule, kept) and the rest is neither nothing
+    /// nor the rest of the mode's own name (`b extra`, `qx`): the character read, which
+    /// `rsendmail-admin config` and `check` warn of. None for a value read whole
+    /// (`q`, `queueonly`, `background`, empty) or refused.
+    pub fn ignored_rest(value: &str) -> Option<char> {
+        let v = value.trim();
+        let mode = DeliveryMode::parse(v).ok()?;
+        let first = v.chars().next()?;
+        let whole = [mode.name(), "queue", "defer"];
+        (v.chars().count() > 1 && !whole.contains(&v)).then_some(first)
+    }
+
     pub fn letter(self) -> char {
         match self {
             DeliveryMode::Background => 'b',

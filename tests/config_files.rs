@@ -920,3 +920,55 @@ fn a_configuration_line_not_utf8_is_refused_a_comment_is_not() {
         r.stdout
     );
 }
+
+/// The file's `O DeliveryMode=`: a bad value is a configuration in error for `config`
+/// and `check` (78, the file and line, the whole value), the programs keeping sendmail's
+/// status for it; a value of which the first character alone is read (`b extra`) is
+/// warned of by both, and `config` shows the mode in force, not the text.
+#[test]
+fn the_files_delivery_mode_is_checked_whole() {
+    let env = Env::with_config("O DeliveryMode=zzz\n");
+    let c = env.conf.to_str().unwrap();
+    let at = format!("{c}: line 6: Unknown delivery mode zzz");
+    for command in ["config", "check"] {
+        let r = env.run_raw(&admin(), &["-C", c, command], b"");
+        r.code(78);
+        assert!(said(&r).contains(&at), "{command}: {}", said(&r));
+    }
+    let env = Env::with_config("O DeliveryMode=b extra\n");
+    let c = env.conf.to_str().unwrap();
+    let warning = format!(
+        "{c}: line 6: O DeliveryMode=b extra: only its first character, b, is read (write O \
+         DeliveryMode=b)"
+    );
+    let r = env.run_raw(&admin(), &["-C", c, "config"], b"");
+    r.code(0);
+    assert!(
+        r.stderr
+            .contains(&format!("rsendmail-admin: warning: {warning}")),
+        "{}",
+        said(&r)
+    );
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("O DeliveryMode=b    # ")),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("=b extra"), "{}", r.stdout);
+    let r = env.run_raw(&admin(), &["-C", c, "check"], b"");
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l == format!("warn config: {warning}")),
+        "{}",
+        r.stdout
+    );
+    // The full name of a mode is read whole: no warning.
+    let env = Env::with_config("O DeliveryMode=queueonly\n");
+    let c = env.conf.to_str().unwrap();
+    let r = env.run_raw(&admin(), &["-C", c, "config"], b"");
+    r.code(0);
+    assert!(!r.stderr.contains("warning"), "{}", said(&r));
+}

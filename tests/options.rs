@@ -137,9 +137,15 @@ fn every_bad_option_value_is_refused_before_anything_is_queued() {
             } else {
                 (&[mode, "bob@example.org"], 78)
             };
+            // (the file's whole value named, and the modes it may be)
+            let in_file = if kind == Kind::DeliveryMode {
+                format!("Unknown delivery mode {bad} (the mode is b, i, q or d)")
+            } else {
+                want.clone()
+            };
             run_refused(&env, &env.link("sendmail"), args)
                 .code(code)
-                .stdout_is(&format!("{}: line 6: {want}\n", env.conf.display()))
+                .stdout_is(&format!("{}: line 6: {in_file}\n", env.conf.display()))
                 .stderr_is("");
             nothing_queued(&env, &format!("{mode} O {opt}"));
             checked += 1;

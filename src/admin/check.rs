@@ -449,6 +449,9 @@ fn config_step(t: &mut Tally, ctx: &Context) -> Option<(app::Setup, Vec<String>)
     for w in idle_settings(&s.cfg) {
         t.say(Mark::Warn, "config", &w);
     }
+    if let Some(w) = delivery_mode_rest(&s.cfg) {
+        t.say(Mark::Warn, "config", &w);
+    }
     let mut unusable = Vec::new();
     if files.is_err() || !unsafe_config.is_empty() {
         unusable.push(CONFIG_HAS_ERRORS.to_string());
@@ -865,6 +868,28 @@ fn made_as(s: &app::Setup, what: &str) -> String {
     } else {
         format!("root's, of the spool's group {}, mode 0640", want.group)
     }
+}
+
+/// The configuration file's `O DeliveryMode=` value of which the first character alone
+/// is read (sendmail's rule) and the rest is not the mode's name (`b extra`): the
+/// warning, with its file and line, that the rest is not read
+/// ([`crate::options::DeliveryMode::ignored_rest`]).
+pub fn delivery_mode_rest(cfg: &Config) -> Option<String> {
+    let (_, v) = cfg
+        .settings
+        .written
+        .iter()
+        .find(|(k, _)| k == "DeliveryMode")?;
+    let c = crate::options::DeliveryMode::ignored_rest(v)?;
+    let at = cfg
+        .origin
+        .get("O DeliveryMode")
+        .map(|o| format!("{o}: "))
+        .unwrap_or_default();
+    Some(format!(
+        "{at}O DeliveryMode={v}: only its first character, {c}, is read (write O \
+         DeliveryMode={c})"
+    ))
 }
 
 /// Settings that change nothing, with their file and line: `O` options rsendmail

@@ -72,7 +72,12 @@ fn escaped(mut f: crate::exit::Fatal) -> crate::exit::Fatal {
 /// The refusal of a configuration in error: when it is a line of the file, every line
 /// of the file in error, as `check` lists them (each set aside and the file read
 /// again), so that one typo does not hide the next; else `f` alone. EX_CONFIG.
-pub fn refused(ctx: &Context, f: crate::exit::Fatal) -> Sysexit {
+pub fn refused(ctx: &Context, mut f: crate::exit::Fatal) -> Sysexit {
+    // A line of the file in error is a configuration in error here, whatever status
+    // the programs give it (a bad delivery mode keeps sendmail's EX_USAGE there).
+    if f.code == Sysexit::Usage {
+        f.code = Sysexit::Config;
+    }
     let path = ctx.config.clone().unwrap_or_else(config::system_config);
     let name = path.display().to_string();
     let problems = match super::check::read_config_text(ctx, &path) {
@@ -148,6 +153,9 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
         .check_config_trust(&s.settings, app::maillog_group(&s))
     {
         return app::report(&super::on_stderr(escaped(f)));
+    }
+    if let Some(w) = super::check::delivery_mode_rest(&s.cfg) {
+        crate::errln!("rsendmail-admin: warning: {}", crate::text::escaped(&w));
     }
     let file = match &s.cfg.file {
         Some(p) => p.display().to_string(),
@@ -329,6 +337,18 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
             None => shown!("O {name}    # {} (given empty)", origin_of(def, name)),
         },
         // The aliases file in force, over ALIASES (whose line says so too).
+        // A file's delivery mode of which the first character alone is read.
+        Some(v)
+            if name == "DeliveryMode"
+                && !command_line.iter().any(|g| g == name)
+                && let Some(c) = options::DeliveryMode::ignored_rest(v) =>
+        {
+            shown!(
+                "O {name}={c}    # {} (written {}: only its first character is read)",
+                origin_of(def, name),
+                crate::text::message_bounded(v)
+            )
+        }
         Some(v) if name == "AliasFile" => shown!(
             "O {name}={}    # {} (in effect, over ALIASES)",
             crate::text::message_bounded(v),
