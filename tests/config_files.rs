@@ -972,3 +972,61 @@ fn the_files_delivery_mode_is_checked_whole() {
     r.code(0);
     assert!(!r.stderr.contains("warning"), "{}", said(&r));
 }
+
+/// A configuration every program refuses is refused by `config` too (78, on stderr,
+/// the file and line and why, as the programs say it), never shown as in force: a
+/// SPOOLDIR inside another spool, an auth.conf with a repeated host or an empty
+/// password.
+#[test]
+fn config_refuses_what_the_programs_refuse() {
+    let env = Env::new();
+    env.sendmail(&["-odq", "bob@example.org"], MSG).code(0);
+    let hold = env.spool.join("hold");
+    fs::create_dir_all(&hold).unwrap();
+    let base = fs::read_to_string(&env.conf).unwrap();
+    let c = env.conf.to_str().unwrap();
+    let inner = env.dir.join("inner.conf");
+    fs::write(
+        &inner,
+        format!("MAILNAME test.example\nSPOOLDIR {}\n", hold.display()),
+    )
+    .unwrap();
+    let r = env.run_raw(&admin(), &["-C", inner.to_str().unwrap(), "config"], b"");
+    r.code(78);
+    assert!(
+        r.stderr.contains(&format!(
+            "{}: line 2: SPOOLDIR {}: it is inside the rsendmail spool {}",
+            inner.display(),
+            hold.display(),
+            env.spool.display()
+        )) && r.stdout.is_empty(),
+        "{}",
+        said(&r)
+    );
+    let auth = env.dir.join("auth.conf");
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    for (body, why) in [
+        (
+            "bob|127.0.0.1:pw\nann|127.0.0.1:pw2\n",
+            "again; one line per host",
+        ),
+        ("bob|127.0.0.1:\n", "line 1"),
+    ] {
+        fs::write(&auth, body).unwrap();
+        fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(&env.conf, format!("{base}AUTHPATH {}\n", auth.display())).unwrap();
+        // What a submission says of it.
+        let sub = env.sendmail(&["-odq", "bob@example.org"], MSG);
+        sub.code(78);
+        let refusal = said(&sub);
+        let refusal = refusal.trim_end();
+        assert!(refusal.contains(why), "{refusal}");
+        let r = env.run_raw(&admin(), &["-C", c, "config"], b"");
+        r.code(78);
+        assert!(
+            r.stderr.contains(refusal) && r.stdout.is_empty(),
+            "{refusal}\n{}",
+            said(&r)
+        );
+    }
+}

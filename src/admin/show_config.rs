@@ -154,6 +154,17 @@ pub fn show(ctx: &Context, options_given: &[String], letters: &[String]) -> Syse
     {
         return app::report(&super::on_stderr(escaped(f)));
     }
+    // A configuration every program refuses (a spool in another spool's tree, a file it
+    // names in error: an auth.conf with a repeated host or an empty password, a relay
+    // table, a certificate) is refused here too, by their own checks, with the file and
+    // line: 78, never shown as what is in force.
+    if let Err(f) = s
+        .spool
+        .check_not_nested()
+        .and_then(|()| s.cfg.check_files(&s.settings))
+    {
+        return app::report(&super::on_stderr(escaped(f)));
+    }
     if let Some(w) = super::check::delivery_mode_rest(&s.cfg) {
         crate::errln!("rsendmail-admin: warning: {}", crate::text::escaped(&w));
     }
