@@ -1160,8 +1160,22 @@ fn settings_of(out: &str) -> Vec<String> {
 #[test]
 fn config_output_pasted_back_is_the_same_configuration() {
     let env = Env::new();
-    for f in ["auth.conf", "relays", "cert.pem"] {
-        fs::write(env.dir.join(f), "").unwrap();
+    // A CERTFILE the programs take (config refuses one they refuse): a certificate and
+    // its key.
+    let Some(pki) = Pki::make(&env.dir) else {
+        return;
+    };
+    let pem = format!(
+        "{}{}",
+        fs::read_to_string(pki.path("srv.pem")).unwrap(),
+        fs::read_to_string(pki.path("srv.key")).unwrap()
+    );
+    for (f, body) in [
+        ("auth.conf", ""),
+        ("relays", ""),
+        ("cert.pem", pem.as_str()),
+    ] {
+        fs::write(env.dir.join(f), body).unwrap();
         chmod(env.dir.join(f), 0o600);
     }
     let every_keyword = |with_flags: bool| {
