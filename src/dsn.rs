@@ -652,6 +652,8 @@ impl Report<'_> {
             report: Some(if double { "double" } else { self.kind.word() }.to_string()),
             report_of,
             returned_by: self.returned_by.map(str::to_string),
+            // The report is the original's owner's, whichever run queued it.
+            report_owner: self.original.owner(),
             ..Envelope::default()
         };
         let w = entry.writer();
@@ -1098,6 +1100,46 @@ mod tests {
         );
         assert!(text.contains(&format!("(reason: {said})")), "{text}");
         assert!(!text.contains('\u{e9}'), "{text}");
+    }
+
+    /// Every report queued (each kind, the postmaster's double bounce) is the owner's of
+    /// the entry it reports on, not the uid of the run that queued it; a report about a
+    /// report is its owner's in turn, and one about a report that records no owner (an
+    /// earlier version's) is no user's.
+    #[test]
+    fn a_queued_report_is_its_originals_owners() {
+        let scratch = crate::spool::ScratchSpool::new("dsn-owner");
+        let me = nix::unistd::getuid().as_raw();
+        let other = me.wrapping_add(4242);
+        let mut env = test_envelope("6AMxxxxx000010", &["u@example.org"]);
+        env.sender = "s@example.org".into();
+        env.uid = other;
+        for kind in [Kind::Failure, Kind::Delay, Kind::Success] {
+            for double in [false, true] {
+                let rep = Report {
+                    kind,
+                    ..Report::failure(&env, Vec::new())
+                };
+                let id = rep
+                    .queue(&scratch.spool, "s@example.org", double, &mut &b"x\n"[..])
+                    .unwrap();
+                let e = scratch.spool.read_entry(&id).unwrap().envelope;
+                assert_eq!((e.uid, e.owner()), (me, Some(other)), "{kind:?} {double}");
+                // A report about that report (its double bounce): the same owner.
+                let about = Report::failure(&e, Vec::new())
+                    .queue(&scratch.spool, "postmaster", true, &mut &b"x\n"[..])
+                    .unwrap();
+                let d = scratch.spool.read_entry(&about).unwrap().envelope;
+                assert_eq!(d.owner(), Some(other), "{kind:?} {double}");
+                let mut old = e.clone();
+                old.report_owner = None;
+                let about = Report::failure(&old, Vec::new())
+                    .queue(&scratch.spool, "postmaster", true, &mut &b"x\n"[..])
+                    .unwrap();
+                let d = scratch.spool.read_entry(&about).unwrap().envelope;
+                assert_eq!(d.owner(), None, "{kind:?} {double}");
+            }
+        }
     }
 
     /// Every kind of report (bounce, delay warning, return receipt, the postmaster's

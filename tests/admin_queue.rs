@@ -3746,6 +3746,139 @@ fn a_users_selection_of_another_users_entry_says_it_is_not_hers() {
     assert!(sys.spool.join(format!("qf{theirs}")).exists());
 }
 
+/// A delivery report belongs to the owner of the entry it reports on, whichever
+/// process queued it: a user's background delivery (`-odb`) that also takes root's
+/// waiting entries queues the failure report and the delay warning about them, and
+/// those are root's. The user may not `show`, `hold`, `delete`, `release`, `retry` or
+/// `bounce` them (77), as root's own entries; root's `show` says whose each is and
+/// which run queued it.
+#[test]
+fn reports_a_users_delivery_queues_about_roots_entries_are_roots() {
+    let _turn = crate::local::mailbox_turn();
+    let Some(sys) = setgid_system("admin-report-owner") else {
+        return;
+    };
+    // A smarthost that refuses `reject5...` (550) and defers `reject4...` (450).
+    let Some((_peer_dir, peer)) = crate::harness::servers::start_peer(&[]) else {
+        return;
+    };
+    fs::create_dir_all(sys.here.join("mail")).unwrap();
+    fs::set_permissions(sys.here.join("mail"), fs::Permissions::from_mode(0o1777)).unwrap();
+    let deliver = sys.here.join("rsendmail-deliver");
+    copy_executable(Path::new(env!("CARGO_BIN_EXE_rsendmail-deliver")), &deliver);
+    fs::set_permissions(&deliver, fs::Permissions::from_mode(0o755)).unwrap();
+    let relay = format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nO Timeout.connect=5s\nO Timeout.queuewarn=1s\n",
+        peer.port
+    );
+    for c in [
+        sys.conf.clone(),
+        sys.etc.join("rsendmail/rsendmail.conf"),
+        sys.member_etc.join("rsendmail/rsendmail.conf"),
+    ] {
+        let mut t = fs::read_to_string(&c).unwrap();
+        t.push_str(&relay);
+        fs::write(&c, t).unwrap();
+    }
+    // The spool's layout for background deliveries, root's, as the install makes it.
+    let (_, gid) = crate::harness::fit_group();
+    for d in ["slots", "waiting"] {
+        let p = sys.spool.join(d);
+        fs::create_dir_all(&p).unwrap();
+        std::os::unix::fs::chown(&p, Some(0), Some(gid)).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o2770)).unwrap();
+    }
+    // Root's entries, never tried, past the warning time, left waiting for a
+    // background delivery (as a root submission that found every slot busy leaves
+    // them).
+    let mut roots = Vec::new();
+    for rcpt in ["reject5gone@example.org", "reject4slow@example.org"] {
+        let before = crate::harness::queued_ids(&sys.spool);
+        let out = sys.root_runs(&crate::harness::bin(), &["-odq", rcpt]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        roots.push(
+            crate::harness::queued_ids(&sys.spool)
+                .into_iter()
+                .find(|i| !before.contains(i))
+                .unwrap(),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    for id in &roots {
+        let marker = sys.spool.join("waiting").join(id);
+        fs::write(&marker, "").unwrap();
+        std::os::unix::fs::chown(&marker, Some(0), Some(gid)).unwrap();
+        fs::set_permissions(&marker, fs::Permissions::from_mode(0o660)).unwrap();
+    }
+    // The user's background delivery: her own entry, then root's waiting ones.
+    let out = in_system(
+        &sys.etc,
+        TEST_USER,
+        &sys.sm,
+        &["-odb", "carol@example.org"],
+        MSG,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report_of = |kind: &str, id: &str| {
+        crate::harness::queued_ids(&sys.spool)
+            .into_iter()
+            .find(|r| {
+                text(&sys.root(&["show", r]).stdout)
+                    .contains(&format!("Report:         {kind} of {id}\n"))
+            })
+    };
+    let mut reports = Vec::new();
+    wait_until(
+        Duration::from_secs(30),
+        "root's entries reported on",
+        || {
+            reports = [("failure", &roots[0]), ("delay", &roots[1])]
+                .iter()
+                .filter_map(|(kind, id)| report_of(kind, id))
+                .collect();
+            reports.len() == 2
+        },
+    );
+    for report in &reports {
+        // Queued by her process, yet root's: hers to act on no more than root's own.
+        for action in ["show", "hold", "release", "retry", "bounce", "delete"] {
+            let out = sys.user(&[action, report]);
+            assert_eq!(
+                out.status.code(),
+                Some(77),
+                "{action}: {}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+            assert!(
+                text(&out.stderr).contains(&format!("{report}: permission denied")),
+                "{action}: {}",
+                text(&out.stderr)
+            );
+        }
+        // Root's `show` says whose it is, and which run queued it.
+        let shown = text(&sys.root(&["show", report]).stdout);
+        assert!(
+            shown.contains(&format!(
+                "Submitted by:   MAILER-DAEMON (a delivery report, queued by a delivery run \
+                 as {TEST_USER} (uid "
+            )),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("Owner:          root (uid 0) (the owner of the entry it reports on)\n"),
+            "{shown}"
+        );
+    }
+    // Her `delete --all` leaves them too.
+    let out = sys.user(&["delete", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for report in &reports {
+        assert!(sys.spool.join(format!("qf{report}")).exists());
+    }
+    let _ = fs::remove_dir_all(&sys.here);
+}
+
 /// A hold is the administrator's quarantine (sendmail's `-Q`, Postfix's `postsuper -h`,
 /// which are theirs alone): a user may not end one that root or the spool's group made
 /// on her entry, by `release`, `retry`, `bounce` or `delete` (77, naming who held it and
@@ -4751,7 +4884,8 @@ fn bounce_queues_the_reports_and_returns_without_waiting_for_the_relay() {
         assert!(
             r.stdout.contains(
                 "Submitted by:   MAILER-DAEMON (a delivery report, queued by a delivery run \
-                 as root (uid 0))\nSender:         MAILER-DAEMON (<>)\n"
+                 as root (uid 0))\nOwner:          root (uid 0) (the owner of the entry it \
+                 reports on)\nSender:         MAILER-DAEMON (<>)\n"
             ),
             "{}",
             r.stdout

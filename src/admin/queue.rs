@@ -4,11 +4,15 @@
 //! Rights: root, the spool directory's owner and the members of its group (the caller's
 //! real group or a supplementary one: [`app::may_see_queue`]) may act on any entry; any
 //! other user only on the entries she submitted (the envelope's `user` line, the uid
-//! `mailq` knows). A refusal names the ID and exits 77 (EX_NOPERM); an ID that names no
-//! entry exits 66 (EX_NOINPUT: the queue file it names does not exist); the other IDs of
-//! the command line are still processed, and the exit status is that of the first
-//! failure in the order the IDs were given ([`Failures`]), whichever outcomes are mixed
-//! (an entry acted on, another refused, a third unknown).
+//! `mailq` knows), and on the delivery reports about them
+//! ([`spool::entry::Envelope::owner`]): a report is the owner's of the entry it reports
+//! on, never the user's whose delivery run queued it (a background delivery takes
+//! other users' waiting entries too); one an earlier version queued, which records no
+//! owner, is root's and the group's. A refusal names the ID and exits 77 (EX_NOPERM);
+//! an ID that names no entry exits 66 (EX_NOINPUT: the queue file it names does not
+//! exist); the other IDs of the command line are still processed, and the exit status
+//! is that of the first failure in the order the IDs were given ([`Failures`]),
+//! whichever outcomes are mixed (an entry acted on, another refused, a third unknown).
 //! A hold is the administrator's quarantine, as sendmail's `-Q` is root's alone
 //! (recorded: a user's `-Q` is "Permission denied (real uid not trusted)"): it records
 //! who made it ([`State::held_by`]), and only that user, root, the spool's owner and its
@@ -640,13 +644,13 @@ fn find_listed(
     // Under restrictmailq an entry this user may not act on is answered as one that is
     // not there, whatever the reason (another's, unreadable): the same words and status.
     if who.private
-        && !matches!(&entry, Ok(e) if who.may_act_on(Some(e.envelope.uid)))
+        && !matches!(&entry, Ok(e) if who.may_act_on(e.envelope.owner()))
         && !matches!(&entry, Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound)
     {
         return Err(no_such_entry(spool, id));
     }
     match entry {
-        Ok(e) if who.may_act_on(Some(e.envelope.uid)) => Ok(Some((sp, held))),
+        Ok(e) if who.may_act_on(e.envelope.owner()) => Ok(Some((sp, held))),
         // Finished between the look and the read.
         Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             if listed {
@@ -1070,8 +1074,9 @@ fn render(
     }
     let _ = writeln!(o, "Arrival:        {}", when(env.created, now));
     // A delivery report the mail system made: its entry records MAILER-DAEMON and the
-    // uid of the delivery that queued it (a queue run, `bounce`, a user's own
-    // background delivery); said as that, and its sender as `list` lists it.
+    // uid of the delivery that queued it (a queue run, `bounce`, a user's background
+    // delivery, which also takes other users' entries); said as that, with whose it is:
+    // the owner of the entry it reports on (`Envelope::owner`), not that run's.
     let report = env.report.is_some() && env.user == crate::dsn::REPORT_USER;
     if report {
         let _ = writeln!(
@@ -1080,6 +1085,13 @@ fn render(
             crate::dsn::REPORT_USER,
             uid_text(env.uid)
         );
+        let owner = match env.owner() {
+            Some(u) => format!("{} (the owner of the entry it reports on)", uid_text(u)),
+            None => "no user (a report queued by an earlier version): root and the \
+                     spool's group act on it"
+                .to_string(),
+        };
+        let _ = writeln!(o, "Owner:          {owner}");
     } else {
         let _ = writeln!(o, "Submitted by:   {} (uid {})", p(&env.user), env.uid);
     }
@@ -1317,7 +1329,7 @@ fn matching(
                 continue;
             }
             let e = sp.read_entry(&id).ok();
-            let hers = who.may_act_on(e.as_ref().map(|e| e.envelope.uid));
+            let hers = who.may_act_on(e.as_ref().and_then(|e| e.envelope.owner()));
             if !hers && (who.private || substr.is_none()) {
                 if !who.private {
                     others = others.saturating_add(1);
@@ -2779,7 +2791,7 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                     Some(e) => Returned::of(&e.envelope, &e.state),
                     None => Returned::ToSender,
                 };
-                let owner = entry.map(|e| e.envelope.uid);
+                let owner = entry.and_then(|e| e.envelope.owner());
                 Ok(Some((sp.clone(), (sp, held, returned, owner))))
             },
             |id, (sp, held, returned, owner), lock| {

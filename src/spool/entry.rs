@@ -303,6 +303,13 @@ pub struct Envelope {
     /// report's words (`returned-by TEXT`, escaped): "by the administrator", "at its
     /// sender's request (user alice)", "at the request of user bob". `show` says it.
     pub returned_by: Option<String>,
+    /// For delivery reports: the uid of the owner of the entry the report is about
+    /// (`report-owner UID`), whose the report is: the user who may act on it besides
+    /// root and the spool's group ([`Envelope::owner`]). The `user` line records the
+    /// delivery run that queued it, which may be another user's (a background delivery
+    /// takes the other entries that wait). `None` in reports written before it was
+    /// recorded, which are then no user's.
+    pub report_owner: Option<u32>,
     /// VERP (`crate::verp`): the two delimiters each recipient's envelope sender is made
     /// with (`verp +=`), when the message asked for it. A reader that does not know
     /// the key (before it was written) sends the message with its one sender.
@@ -348,6 +355,7 @@ impl Default for Envelope {
             report: None,
             report_of: None,
             returned_by: None,
+            report_owner: None,
             verp: None,
             expansions: 0,
             refused_users: 0,
@@ -397,6 +405,18 @@ impl Envelope {
     /// `<>` through an owner alias, as sendmail's does: an owner that names its own list
     /// would otherwise turn each failure into a new message from the owner to the list,
     /// a loop without end.
+    /// The uid of the user whose entry this is, who may act on it besides root and the
+    /// spool's group: its submitter (the `user` line), or for a delivery report the
+    /// owner of the entry it reports on (`report-owner`), never the uid of the delivery
+    /// run that queued it; `None` for a report written before that was recorded.
+    pub fn owner(&self) -> Option<u32> {
+        if self.report.is_some() {
+            self.report_owner
+        } else {
+            Some(self.uid)
+        }
+    }
+
     /// An owner who is the entry's sender is no other sender: its list's members go
     /// out with the sender's other recipients, in one transaction (recorded:
     /// `owner-list-self-direct-odi`).
@@ -456,6 +476,9 @@ impl Envelope {
             if let Some(v) = v {
                 let _ = writeln!(s, "{k} {}", escape(v));
             }
+        }
+        if let Some(u) = self.report_owner {
+            let _ = writeln!(s, "report-owner {u}");
         }
         for r in &self.recipients {
             let _ = write!(s, "rcpt {}", escape(&r.address));
@@ -549,6 +572,7 @@ impl Envelope {
                 "report" => env.report = Some(un(rest)?),
                 "report-of" => env.report_of = Some(un(rest)?),
                 "returned-by" => env.returned_by = Some(un(rest)?),
+                "report-owner" => env.report_owner = Some(number(rest, line)?),
                 "verp" => {
                     let d = un(rest)?;
                     crate::verp::check_delimiters(&d)
@@ -1306,6 +1330,7 @@ mod tests {
             verp: Some("-=".into()),
             report_of: None,
             returned_by: Some("at its sender's request (user a%b)".into()),
+            report_owner: Some(0),
             expansions: 2,
             refused_users: 3,
             taken_fields: vec![(
@@ -1354,6 +1379,29 @@ mod tests {
             r("t", Some(0)),
         ];
         assert_eq!(e.queue_order(), vec![1, 0, 3, 2]);
+    }
+
+    /// A report is the owner's of the entry it reports on (`report-owner`), not the
+    /// run's that queued it (`user`); a report written before the key is no user's, and
+    /// any other entry is its submitter's.
+    #[test]
+    fn a_reports_owner_is_kept_and_is_not_the_queuing_run() {
+        let mut e = sample();
+        e.uid = 1001;
+        let text = e.to_text();
+        assert!(text.contains("\nreport-owner 0\n"), "{text}");
+        let back = Envelope::parse(&text).unwrap();
+        assert_eq!(
+            (back.uid, back.report_owner, back.owner()),
+            (1001, Some(0), Some(0))
+        );
+        let old = Envelope::parse(&text.replace("report-owner 0\n", "")).unwrap();
+        assert_eq!((old.uid, old.owner()), (1001, None));
+        let bad = Envelope::parse(&text.replace("report-owner 0", "report-owner x"));
+        assert!(bad.is_err());
+        e.report = None;
+        e.report_owner = None;
+        assert_eq!(Envelope::parse(&e.to_text()).unwrap().owner(), Some(1001));
     }
 
     #[test]
@@ -1930,6 +1978,7 @@ rcpt 1 delivered 250";
                     ret,
                     report_of: report.as_ref().map(|_| "6AM5eIkR004034 0 00ff".to_string()),
                     returned_by: report.as_ref().map(|_| "by the administrator".to_string()),
+                    report_owner: report.as_ref().map(|_| uid / 2),
                     report,
                     verp: match expansions % 3 {
                         1 => Some("+=".to_string()),
@@ -2026,6 +2075,7 @@ rcpt 1 delivered 250";
                     "envid",
                     "ret",
                     "report",
+                    "report-owner",
                     "expansions",
                     "refused-users",
                     "taken-field",
