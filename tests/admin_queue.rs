@@ -1710,6 +1710,24 @@ fn two_users_act_only_on_their_own_entries() {
         "{}",
         text(&out.stderr)
     );
+    // So does mailq: sendmail's two lines and 0; with --json, stdout stays JSON (empty),
+    // the refusal on stderr, 77.
+    let mailq = here.join("mailq");
+    std::os::unix::fs::symlink(&sm, &mailq).unwrap();
+    let out = as_user(&mailq, &[], &envs, b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "You are not permitted to see the queue\n\t\tTotal requests: 0\n"
+    );
+    let out = as_user(&mailq, &["--json"], &envs, b"");
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), "");
+    assert!(
+        text(&out.stderr).contains("You are not permitted to see the queue"),
+        "{}",
+        text(&out.stderr)
+    );
     // Nor does any action tell her which IDs exist: another's entry is answered as an
     // ID that names none, in the same words and status.
     let earlier = ids();
