@@ -5266,8 +5266,9 @@ fn release_while_the_delivery_carries_out_the_hold_keeps_the_entry_queued() {
 
 /// A user's `hold`, `bounce`, `delete` or `release` of her own entry while a delivery
 /// holds it (the test's flock) never replaces or withdraws the mark root made on it:
-/// refused, 77, saying whose mark it is, the mark left as it was. Her own mark she may
-/// replace and withdraw.
+/// refused, 77, saying whose mark it is, the mark left as it was; the same hold asked
+/// for again changes nothing and is said as for an entry already held (0). Her own mark
+/// she may replace and withdraw.
 #[test]
 fn a_users_request_never_replaces_roots_pending_mark() {
     let Some(sys) = setgid_system("admin-busy-marks") else {
@@ -5281,7 +5282,23 @@ fn a_users_request_never_replaces_roots_pending_mark() {
     let out = sys.root(&["hold", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let roots = fs::read_to_string(&kf).unwrap();
-    for action in ["hold", "bounce", "delete", "release"] {
+    let out = sys.user(&["hold", &mine]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "{mine}: being delivered: already marked to be held by root (uid 0); it is held \
+             as soon as its delivery ends\n"
+        )
+    );
+    assert_eq!(fs::read_to_string(&kf).unwrap(), roots);
+    for action in ["bounce", "delete", "release"] {
         let out = sys.user(&[action, &mine]);
         assert_eq!(
             out.status.code(),
