@@ -6103,3 +6103,60 @@ fn mixed_outcomes_exit_with_the_first_failure_in_the_order_given() {
     r.code(66);
     assert!(queued(&env, &ok), "{}", env.listing());
 }
+
+/// `bounce` of an entry being delivered (the test's lock on it), which another
+/// command's `hold` takes once its delivery let go of it, before `bounce` looks again
+/// (its waits made to last 3 s under strace): that `hold` carries the return out into
+/// the entry's state as a delivery would, then holds it. The return stays asked for,
+/// and the line says so (75), never "bounce it again"; the first queue run after its
+/// release returns it.
+#[test]
+fn bounce_of_an_entry_held_after_its_return_was_recorded_says_it_stays() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    let env = relay_env(closed_tcp_port(), "");
+    let id = queue(&env, "bob@example.org");
+    let f = fs::File::open(env.spool.join(format!("qf{id}"))).unwrap();
+    f.lock().unwrap();
+    let bounce = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null"])
+        .args(["-e", "trace=clock_nanosleep,nanosleep"])
+        .args(["-e", "inject=clock_nanosleep,nanosleep:delay_enter=3000000"])
+        .arg(admin_bin())
+        .args(["-C", env.conf.to_str().unwrap(), "bounce", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let kf = env.spool.join(format!("kf{id}"));
+    wait_until(Duration::from_secs(10), "the return marked", || kf.exists());
+    drop(f);
+    admin(&env, &["hold", &id]).code(0);
+    let sf = env.spool.join(format!("hold/sf{id}"));
+    assert!(
+        !kf.exists()
+            && fs::read_to_string(&sf).is_ok_and(|t| t.lines().any(|l| l.starts_with("bounce "))),
+        "{}",
+        env.listing()
+    );
+    let out = bounce.wait_with_output().unwrap();
+    let said = format!(
+        "{:?}\n{}{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(75), "{said}");
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{id}: held meanwhile by another command: not returned yet; the first queue run \
+             after its release (rsendmail-admin release {id}) returns it"
+        )) && !said.contains("again"),
+        "{said}"
+    );
+    admin(&env, &["release", &id]).code(0);
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(!queued(&env, &id) && !held(&env, &id), "{}", env.listing());
+}

@@ -2819,14 +2819,19 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                     match locate(&s.spool, id) {
                         // Held meanwhile by another command that held its lock for a
                         // moment: the mark is still there, and a held entry carries out
-                        // none; the first run after its release does (75). A hold
-                        // asked for over it (the mark replaced, then carried out): not
-                        // returned (75, try again).
-                        Ok(Some((_, true))) => {
+                        // none; or its delivery carried the mark out (the return is in
+                        // its state) before another command held it: either way the
+                        // first run after its release returns it (75). A hold asked for
+                        // over it (the mark replaced, then carried out): not returned
+                        // (75, try again).
+                        Ok(Some((held_in, true))) => {
                             let bounce_stays = s
                                 .spool
                                 .read_mark(id)
-                                .is_some_and(|m| matches!(m.request, Request::Bounce { .. }));
+                                .is_some_and(|m| matches!(m.request, Request::Bounce { .. }))
+                                || held_in
+                                    .read_entry(id)
+                                    .is_ok_and(|e| e.state.bounce.is_some());
                             return Err(fail(
                                 Sysexit::TempFail,
                                 if bounce_stays {
