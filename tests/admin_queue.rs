@@ -688,6 +688,44 @@ fn bounce_returns_exactly_one_report_to_the_sender() {
     );
 }
 
+/// `bounce --reason` with text outside US-ASCII: the report's explanation keeps it as
+/// UTF-8 (the part declared so), its control characters still escaped; only the
+/// Diagnostic-Code, which RFC 3464 keeps US-ASCII, has `?` for it.
+#[test]
+fn bounce_reason_keeps_utf8_in_the_reports_explanation() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let id = queue(&env, "bob@example.org");
+    let r = admin(&env, &["bounce", &id, "--reason", "Spam über\r\nBcc: x"]);
+    r.code(0);
+    let rid = report_queued(r.stdout.trim_end(), &id);
+    wait_until(Duration::from_secs(10), "the report at the sink", || {
+        !sink.dumps().is_empty() && !queued(&env, &rid)
+    });
+    let dumps = sink.dumps();
+    let d = &dumps[0];
+    assert!(
+        d.contains(
+            "    (reason: 550 5.0.0 Returned to sender by the administrator: Spam über\\015\\012Bcc: x)\n"
+        ),
+        "{d}"
+    );
+    assert!(
+        d.contains("Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n"),
+        "{d}"
+    );
+    assert!(
+        d.contains(
+            "Diagnostic-Code: X-Unix; 550 5.0.0 Returned to sender by the administrator: \
+             Spam ?ber\\015\\012Bcc: x\n"
+        ),
+        "{d}"
+    );
+}
+
 /// `bounce` whose deliverer cannot queue the report (a full disk): one line, the
 /// admin's, naming the deliverer's reason; never the deliverer's own line beside it
 /// saying something else (75, the mark kept).
