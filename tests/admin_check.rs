@@ -4649,7 +4649,7 @@ fn auth_conf_lines_without_a_host_or_password_are_refused_with_their_line() {
     ] {
         let env = Env::new();
         let auth = env.dir.join("auth.conf");
-        fs::write(&auth, format!("alice|127.0.0.1:secret\n{text}")).unwrap();
+        fs::write(&auth, format!("alice|127.0.0.1:Zq9-pw-7Hq2\n{text}")).unwrap();
         chmod(&auth, 0o640);
         env.add_config(&format!("AUTHPATH {}\n", auth.display()));
         let want = format!("{}: line 2: {why}", auth.display());
@@ -4663,7 +4663,7 @@ fn auth_conf_lines_without_a_host_or_password_are_refused_with_their_line() {
             r.stdout
         );
         // Never the password.
-        assert!(!r.stdout.contains("secret"), "{}", r.stdout);
+        assert!(!r.stdout.contains("Zq9-pw-7Hq2"), "{}", r.stdout);
         let r = env.sendmail(&["-odq", "bob@example.org"], MSG);
         r.code(78);
         assert!(

@@ -456,3 +456,37 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn each_form_of_the_password_is_masked() {
+        let c = Credentials {
+            user: "bob".into(),
+            password: "wr0ng-pass".into(),
+        };
+        let forms = secret_forms(&c);
+        let text = "535 failed for bob pw wr0ng-pass plain AGJvYgB3cjBuZy1wYXNz login \
+                    d3IwbmctcGFzcw==";
+        assert_eq!(
+            masked(&forms, text),
+            "535 failed for bob pw ******** plain ******** login ********"
+        );
+        // Nothing to hide: no password, no mask anywhere.
+        let none = secret_forms(&Credentials {
+            user: "bob".into(),
+            password: String::new(),
+        });
+        assert!(none.is_empty());
+        assert_eq!(masked(&none, text), text);
+        // A password with a control character is masked as a reply's text shows it.
+        let tab = secret_forms(&Credentials {
+            user: "bob".into(),
+            password: "a\u{1b}b".into(),
+        });
+        assert_eq!(masked(&tab, "pw a?b"), "pw ********");
+        assert_eq!(masked(&tab, "pw a\\033b"), "pw ********");
+    }
+}
