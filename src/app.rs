@@ -970,6 +970,14 @@ fn run_inner(args: Vec<OsString>) -> Result<Sysexit, Fatal> {
             // planted what it lists (78, as every other use of it).
             s.spool.check_readable()?;
             if s.settings.privacy("restrictmailq") && !may_see_queue(&s.spool) {
+                // `--json` keeps its stdout JSON: the refusal is an error (stderr,
+                // EX_NOPERM), as `rsendmail-admin list --json` gives it.
+                if s.inv.json {
+                    crate::errln!(
+                        "You are not permitted to see the queue (PrivacyOptions restrictmailq)"
+                    );
+                    return Ok(Sysexit::NoPerm);
+                }
                 // sendmail's words and listing end; its exit status stays 0
                 // (compat-tests/cases/bp-restrictmailq).
                 crate::outln!("You are not permitted to see the queue");

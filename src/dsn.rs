@@ -187,8 +187,9 @@ fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// [`one_line`], and each character outside US-ASCII as `?` too: for the diagnostic,
-/// which RFC 3464 (§2.3.6) keeps US-ASCII and the text part (no charset) repeats. An
-/// administrator's `bounce --reason` may hold any text.
+/// which RFC 3464 (§2.3.6) keeps US-ASCII. An administrator's `bounce --reason` may
+/// hold any text; the explanation part's `(reason: ...)` line keeps it as it is
+/// (printable: [`one_line`]), the part then declared UTF-8 8-bit text.
 fn ascii_line(s: &str) -> std::borrow::Cow<'_, str> {
     match one_line(s) {
         std::borrow::Cow::Borrowed(b) if b.is_ascii() => std::borrow::Cow::Borrowed(b),
@@ -407,7 +408,7 @@ impl Report<'_> {
                 } else {
                     let _ = writeln!(b, "{listed}");
                     if let Some(d) = &r.diagnostic {
-                        let _ = writeln!(b, "    (reason: {})", ascii_line(reason_of(r, d)));
+                        let _ = writeln!(b, "    (reason: {})", one_line(reason_of(r, d)));
                     }
                 }
                 if let Some(f) = &r.expanded_from {
@@ -1075,9 +1076,10 @@ mod tests {
     }
 
     /// An administrator's reason in 8-bit text: the diagnostic (RFC 3464 fields are
-    /// US-ASCII) and the text part's reason line show `?` for each such character.
+    /// US-ASCII) shows `?` for each such character; the text part's reason line keeps
+    /// it, the part declared UTF-8 8-bit text.
     #[test]
-    fn an_8bit_reason_is_ascii_in_the_report() {
+    fn an_8bit_reason_is_ascii_in_the_diagnostic_only() {
         let mut env = test_envelope("6AMxxxxx000004", &["bob@x"]);
         env.header_bytes = 12;
         let rep = Report::failure(
@@ -1098,8 +1100,19 @@ mod tests {
             text.contains(&format!("Diagnostic-Code: X-Unix; {said}\n")),
             "{text}"
         );
-        assert!(text.contains(&format!("(reason: {said})")), "{text}");
-        assert!(!text.contains('\u{e9}'), "{text}");
+        assert!(
+            text.contains(
+                "(reason: 550 5.0.0 Returned to sender by the administrator: retired mailbox \
+                 \u{e9})"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n"
+            ),
+            "{text}"
+        );
     }
 
     /// Every report queued (each kind, the postmaster's double bounce) is the owner's of

@@ -4663,7 +4663,7 @@ fn auth_conf_lines_without_a_host_or_password_are_refused_with_their_line() {
     ] {
         let env = Env::new();
         let auth = env.dir.join("auth.conf");
-        fs::write(&auth, format!("alice|127.0.0.1:secret\n{text}")).unwrap();
+        fs::write(&auth, format!("alice|127.0.0.1:Zq9-pw-7Hq2\n{text}")).unwrap();
         chmod(&auth, 0o640);
         env.add_config(&format!("AUTHPATH {}\n", auth.display()));
         let want = format!("{}: line 2: {why}", auth.display());
@@ -4677,7 +4677,7 @@ fn auth_conf_lines_without_a_host_or_password_are_refused_with_their_line() {
             r.stdout
         );
         // Never the password.
-        assert!(!r.stdout.contains("secret"), "{}", r.stdout);
+        assert!(!r.stdout.contains("Zq9-pw-7Hq2"), "{}", r.stdout);
         let r = env.sendmail(&["-odq", "bob@example.org"], MSG);
         r.code(78);
         assert!(
@@ -8330,4 +8330,42 @@ fn a_refused_configuration_gets_no_advice_to_start_a_runner() {
         "{}",
         r.stdout
     );
+}
+
+/// A server whose 535 echoes the refused credentials: the check's line masks the
+/// password and its base64 forms as AUTH sent them (`********`).
+#[test]
+fn a_password_the_server_echoes_is_masked() {
+    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[
+        ("AUTH_USER", "bob"),
+        ("AUTH_PASS", "right"),
+        ("AUTH_NO_CRAM", "1"),
+        ("AUTH_ECHO", "1"),
+    ]) else {
+        return;
+    };
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nINSECURE\nO Timeout.connect=5s\n",
+        peer.port
+    ));
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:wr0ng-pass\n").unwrap();
+    chmod(&auth, 0o640);
+    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    let r = admin(&env, &["check"]);
+    r.code(69);
+    let l = line(&r, "FAIL auth: ");
+    assert!(
+        l.contains(
+            "535 5.7.8 Authentication failed for bob pw ******** plain ******** login ********"
+        ),
+        "{l}"
+    );
+    for f in ["wr0ng-pass", "AGJvYgB3cjBuZy1wYXNz", "d3IwbmctcGFzcw=="] {
+        assert!(
+            !r.stdout.contains(f) && !r.stderr.contains(f),
+            "{f}: {}",
+            r.stdout
+        );
+    }
 }

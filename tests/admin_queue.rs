@@ -688,6 +688,44 @@ fn bounce_returns_exactly_one_report_to_the_sender() {
     );
 }
 
+/// `bounce --reason` with text outside US-ASCII: the report's explanation keeps it as
+/// UTF-8 (the part declared so), its control characters still escaped; only the
+/// Diagnostic-Code, which RFC 3464 keeps US-ASCII, has `?` for it.
+#[test]
+fn bounce_reason_keeps_utf8_in_the_reports_explanation() {
+    let env0 = Env::new();
+    let Some(sink) = Sink::start(&env0.dir, &[]) else {
+        return;
+    };
+    let env = relay_env(sink.port, "");
+    let id = queue(&env, "bob@example.org");
+    let r = admin(&env, &["bounce", &id, "--reason", "Spam über\r\nBcc: x"]);
+    r.code(0);
+    let rid = report_queued(r.stdout.trim_end(), &id);
+    wait_until(Duration::from_secs(10), "the report at the sink", || {
+        !sink.dumps().is_empty() && !queued(&env, &rid)
+    });
+    let dumps = sink.dumps();
+    let d = &dumps[0];
+    assert!(
+        d.contains(
+            "    (reason: 550 5.0.0 Returned to sender by the administrator: Spam über\\015\\012Bcc: x)\n"
+        ),
+        "{d}"
+    );
+    assert!(
+        d.contains("Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n"),
+        "{d}"
+    );
+    assert!(
+        d.contains(
+            "Diagnostic-Code: X-Unix; 550 5.0.0 Returned to sender by the administrator: \
+             Spam ?ber\\015\\012Bcc: x\n"
+        ),
+        "{d}"
+    );
+}
+
 /// `bounce` whose deliverer cannot queue the report (a full disk): one line, the
 /// admin's, naming the deliverer's reason; never the deliverer's own line beside it
 /// saying something else (75, the mark kept).
@@ -1703,6 +1741,24 @@ fn two_users_act_only_on_their_own_entries() {
         "You are not permitted to see the queue\n\t\tTotal requests: 0\n"
     );
     let out = as_user(&adm, &["list", "--json"], &envs, b"");
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), "");
+    assert!(
+        text(&out.stderr).contains("You are not permitted to see the queue"),
+        "{}",
+        text(&out.stderr)
+    );
+    // So does mailq: sendmail's two lines and 0; with --json, stdout stays JSON (empty),
+    // the refusal on stderr, 77.
+    let mailq = here.join("mailq");
+    std::os::unix::fs::symlink(&sm, &mailq).unwrap();
+    let out = as_user(&mailq, &[], &envs, b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "You are not permitted to see the queue\n\t\tTotal requests: 0\n"
+    );
+    let out = as_user(&mailq, &["--json"], &envs, b"");
     assert_eq!(out.status.code(), Some(77), "{}", text(&out.stdout));
     assert_eq!(text(&out.stdout), "");
     assert!(
@@ -5382,8 +5438,9 @@ fn release_while_the_delivery_carries_out_the_hold_keeps_the_entry_queued() {
 
 /// A user's `hold`, `bounce`, `delete` or `release` of her own entry while a delivery
 /// holds it (the test's flock) never replaces or withdraws the mark root made on it:
-/// refused, 77, saying whose mark it is, the mark left as it was. Her own mark she may
-/// replace and withdraw.
+/// refused, 77, saying whose mark it is, the mark left as it was; the same hold asked
+/// for again changes nothing and is said as for an entry already held (0). Her own mark
+/// she may replace and withdraw.
 #[test]
 fn a_users_request_never_replaces_roots_pending_mark() {
     let Some(sys) = setgid_system("admin-busy-marks") else {
@@ -5397,7 +5454,23 @@ fn a_users_request_never_replaces_roots_pending_mark() {
     let out = sys.root(&["hold", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let roots = fs::read_to_string(&kf).unwrap();
-    for action in ["hold", "bounce", "delete", "release"] {
+    let out = sys.user(&["hold", &mine]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "{mine}: being delivered: already marked to be held by root (uid 0); it is held \
+             as soon as its delivery ends\n"
+        )
+    );
+    assert_eq!(fs::read_to_string(&kf).unwrap(), roots);
+    for action in ["bounce", "delete", "release"] {
         let out = sys.user(&[action, &mine]);
         assert_eq!(
             out.status.code(),
@@ -6201,4 +6274,61 @@ fn mixed_outcomes_exit_with_the_first_failure_in_the_order_given() {
     let r = admin(&env, &["release", missing, &format!("sf{ok}"), &ok]);
     r.code(66);
     assert!(queued(&env, &ok), "{}", env.listing());
+}
+
+/// `bounce` of an entry being delivered (the test's lock on it), which another
+/// command's `hold` takes once its delivery let go of it, before `bounce` looks again
+/// (its waits made to last 3 s under strace): that `hold` carries the return out into
+/// the entry's state as a delivery would, then holds it. The return stays asked for,
+/// and the line says so (75), never "bounce it again"; the first queue run after its
+/// release returns it.
+#[test]
+fn bounce_of_an_entry_held_after_its_return_was_recorded_says_it_stays() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("note: strace is missing: skipped");
+        return;
+    }
+    let env = relay_env(closed_tcp_port(), "");
+    let id = queue(&env, "bob@example.org");
+    let f = fs::File::open(env.spool.join(format!("qf{id}"))).unwrap();
+    f.lock().unwrap();
+    let bounce = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null"])
+        .args(["-e", "trace=clock_nanosleep,nanosleep"])
+        .args(["-e", "inject=clock_nanosleep,nanosleep:delay_enter=3000000"])
+        .arg(admin_bin())
+        .args(["-C", env.conf.to_str().unwrap(), "bounce", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let kf = env.spool.join(format!("kf{id}"));
+    wait_until(Duration::from_secs(10), "the return marked", || kf.exists());
+    drop(f);
+    admin(&env, &["hold", &id]).code(0);
+    let sf = env.spool.join(format!("hold/sf{id}"));
+    assert!(
+        !kf.exists()
+            && fs::read_to_string(&sf).is_ok_and(|t| t.lines().any(|l| l.starts_with("bounce "))),
+        "{}",
+        env.listing()
+    );
+    let out = bounce.wait_with_output().unwrap();
+    let said = format!(
+        "{:?}\n{}{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(75), "{said}");
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{id}: held meanwhile by another command: not returned yet; the first queue run \
+             after its release (rsendmail-admin release {id}) returns it"
+        )) && !said.contains("again"),
+        "{said}"
+    );
+    admin(&env, &["release", &id]).code(0);
+    env.sendmail(&["-qf"], b"").code(0);
+    assert!(!queued(&env, &id) && !held(&env, &id), "{}", env.listing());
 }

@@ -1652,3 +1652,59 @@ fn an_auth_file_not_rsendmails_defers_with_the_reason() {
     assert!(env.entries().is_empty(), "{}", env.mailq(&[]));
     assert_eq!(peer.messages().len(), 1);
 }
+
+/// A server that echoes the credentials it refused in its 535: once AUTH is tried, no
+/// text from the server shows the password or its base64 forms as AUTH sends them (the
+/// `-v` transcript, the `-X` traffic log, the log line, the reason `mailq` shows); each
+/// is masked `********`.
+#[test]
+fn a_refused_password_echoed_by_the_server_is_masked() {
+    let Some((_scratch, peer)) = start_peer(&[
+        ("AUTH_USER", "bob"),
+        ("AUTH_PASS", "right"),
+        ("AUTH_NO_CRAM", "1"),
+        ("AUTH_ECHO", "1"),
+    ]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "INSECURE\n");
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:wr0ng-pass\n").unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+    let log = env.dir.join("mail.log");
+    env.add_config(&format!(
+        "AUTHPATH {}\nMAILLOG {}\n",
+        auth.display(),
+        log.display()
+    ));
+    let xlog = env.dir.join("traffic.log");
+    let r = env.sendmail(
+        &["-v", "-X", xlog.to_str().unwrap(), "-odi", "ok@example.org"],
+        MSG,
+    );
+    r.code(0);
+    let reason = env.json().remove(0);
+    let texts = [
+        ("-v", r.stdout.clone()),
+        ("-X", fs::read_to_string(&xlog).unwrap()),
+        ("log", fs::read_to_string(&log).unwrap()),
+        ("mailq", reason),
+    ];
+    // The password, AUTH PLAIN's base64 of "\0bob\0wr0ng-pass", LOGIN's of the password.
+    let forms = ["wr0ng-pass", "AGJvYgB3cjBuZy1wYXNz", "d3IwbmctcGFzcw=="];
+    for (what, text) in &texts {
+        assert!(
+            text.contains("535 5.7.8 Authentication failed for bob pw ********"),
+            "{what}: {text}"
+        );
+        for f in forms {
+            assert!(!text.contains(f), "{what} shows {f}: {text}");
+        }
+    }
+    assert!(
+        texts[0].1.contains("plain ******** login ********"),
+        "{}",
+        texts[0].1
+    );
+    assert!(peer.messages().is_empty());
+}

@@ -2112,6 +2112,8 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
         let kept = std::cell::RefCell::new(std::collections::BTreeMap::<String, File>::new());
         // Those held here at once, their delivery having just let go of them.
         let carried = std::cell::RefCell::new(std::collections::BTreeSet::<String>::new());
+        // Those already marked to be held by another whose mark stays (who made it).
+        let already = std::cell::RefCell::new(std::collections::BTreeMap::<String, String>::new());
         let mut mark = |id: &str, sp: &Spool, taken: &Option<HeldBy>| -> Done {
             // A held entry is never delivered: its lock is another command's, for a
             // moment, and is waited for.
@@ -2129,12 +2131,23 @@ pub fn hold(ctx: &Context, ids: &[String]) -> Sysexit {
                     carried.borrow_mut().insert(id.to_string());
                 }
                 Marked::Ended => {}
+                Marked::Already(by) => {
+                    already.borrow_mut().insert(id.to_string(), by);
+                }
             }
             Ok(())
         };
         let mut left_marked = |id: &str, wait: Duration, taken: &Option<HeldBy>| -> Done {
             if taken.is_some() {
                 return left_being_delivered(id, wait);
+            }
+            if let Some(by) = already.borrow().get(id) {
+                crate::outln!(
+                    "{id}: being delivered: already marked to be held by {}; it is held as \
+                     soon as its delivery ends",
+                    crate::text::printable(by)
+                );
+                return Ok(());
             }
             crate::outln!(
                 "{id}: being delivered: marked to be held; it is held as soon as its \
@@ -2306,6 +2319,10 @@ enum Marked {
     /// Its delivery ended before the mark was in place, and the entry is gone (the
     /// delivery removed it: every recipient had its outcome): no mark is left.
     Ended,
+    /// A hold asked for again by a user on the same hold another made (root, the
+    /// spool's group: who made it, as the mark says): nothing to change, the mark left
+    /// as it is; said as an entry already held is.
+    Already(String),
 }
 
 /// Mark entry `id` of `sp`, which a delivery holds, for `request` ([`Spool::request`],
@@ -2313,7 +2330,8 @@ enum Marked {
 /// two requests: a deletion pending stays, and any other request over it is refused
 /// (69, said); otherwise the later request replaces the earlier, and the line says which
 /// it replaced. A user never replaces a mark made by another (root, the spool's group):
-/// refused, 77, naming who made it. All of it under the spool's marks lock
+/// refused, 77, naming who made it; the same hold asked for again is no change
+/// ([`Marked::Already`]). All of it under the spool's marks lock
 /// ([`Spool::lock_marks`]): a request made at the same moment by another command is
 /// decided after this one, on the mark this one left.
 ///
@@ -2338,6 +2356,10 @@ fn mark_busy(sp: &Spool, who: &Caller, id: &str, request: Request) -> Result<Mar
     if let Some(m) = sp.read_mark(id) {
         if m.request == Request::Delete && request != Request::Delete {
             return Err(delete_stays(&m));
+        }
+        // The same hold asked for again changes nothing: not refused, whoever made it.
+        if request == Request::Hold && m.request == Request::Hold && !may_change(who, &m) {
+            return Ok(Marked::Already(m.by));
         }
         may_change_mark(sp, who, id, &m)?;
     }
@@ -2809,14 +2831,19 @@ pub fn bounce(ctx: &Context, ids: &[String], reason: Option<&str>) -> Sysexit {
                     match locate(&s.spool, id) {
                         // Held meanwhile by another command that held its lock for a
                         // moment: the mark is still there, and a held entry carries out
-                        // none; the first run after its release does (75). A hold
-                        // asked for over it (the mark replaced, then carried out): not
-                        // returned (75, try again).
-                        Ok(Some((_, true))) => {
+                        // none; or its delivery carried the mark out (the return is in
+                        // its state) before another command held it: either way the
+                        // first run after its release returns it (75). A hold asked for
+                        // over it (the mark replaced, then carried out): not returned
+                        // (75, try again).
+                        Ok(Some((held_in, true))) => {
                             let bounce_stays = s
                                 .spool
                                 .read_mark(id)
-                                .is_some_and(|m| matches!(m.request, Request::Bounce { .. }));
+                                .is_some_and(|m| matches!(m.request, Request::Bounce { .. }))
+                                || held_in
+                                    .read_entry(id)
+                                    .is_ok_and(|e| e.state.bounce.is_some());
                             return Err(fail(
                                 Sysexit::TempFail,
                                 if bounce_stays {

@@ -59,7 +59,9 @@ an RFC 5321 Mailbox (dot-string or quoted local part, LDH labels or an address l
 or whose local part is over RFC 5321's 64 octets (4.5.3.1.1);
 TLS_CERT and TLS_KEY with TLS_MODE=starttls (offer STARTTLS) or implicit (TLS from the
 first byte); AUTH_USER and AUTH_PASS make AUTH PLAIN/LOGIN/CRAM-MD5 required (AUTH_ONLY_CRAM=1 offers
-only CRAM-MD5, AUTH_NO_CRAM=1 only PLAIN and LOGIN). TLS_CLIENT_CA=ca.pem requires a
+only CRAM-MD5, AUTH_NO_CRAM=1 only PLAIN and LOGIN; AUTH_ECHO=1 answers refused PLAIN
+or LOGIN credentials with a 535 that echoes the user, the password, and the password's
+base64 forms as PLAIN and LOGIN send them). TLS_CLIENT_CA=ca.pem requires a
 client certificate that CA signed, and the transcript names its CN ("client=<cn>"). The transcript marks
 MAIL commands given over TLS ("tls") and after AUTH ("auth=<user>"). BIND=::1 listens
 on IPv6 loopback instead of 127.0.0.1. NO_SMTPUTF8=1 does not offer SMTPUTF8 (and
@@ -368,6 +370,14 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     if ok:
         session.auth_user = auth_data.login.decode()
     log(id(session), "AUTH %s %s" % (mechanism, "ok" if ok else "refused"))
+    if not ok and os.environ.get("AUTH_ECHO"):
+        import base64
+        login, password = auth_data.login, auth_data.password
+        plain = base64.b64encode(b"\0" + login + b"\0" + password).decode()
+        return AuthResult(success=False, handled=False, message=(
+            "535 5.7.8 Authentication failed for %s pw %s plain %s login %s"
+            % (login.decode(), password.decode(), plain,
+               base64.b64encode(password).decode())))
     return AuthResult(success=ok, handled=False)
 
 

@@ -188,7 +188,15 @@ pub struct Session {
     /// The TLS handshake failed over the certificate the server sent (its chain, name or
     /// dates, or FINGERPRINT): see [`OpenFailure::certificate_refused`].
     certificate_refused: bool,
+    /// The forms of the configured credentials' secret that a server could echo once
+    /// AUTH has been tried ([`Session::hide_secret`]): every reply text read from then
+    /// on has each occurrence replaced by [`SECRET_MASK`].
+    secrets: Vec<String>,
 }
+
+/// What a reply's text shows in place of the configured password, or of its base64
+/// forms as AUTH sends them, once AUTH has been tried.
+pub const SECRET_MASK: &str = "********";
 
 /// `Session::used`: whether a transaction has been started on the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -438,6 +446,7 @@ impl Session {
             lost_unused: false,
             primed: None,
             certificate_refused: false,
+            secrets: Vec::new(),
         }
     }
 

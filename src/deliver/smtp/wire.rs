@@ -16,13 +16,16 @@
 
 #![deny(clippy::string_slice)]
 
+use super::auth::Credentials;
 use super::reply::{Expect, read_reply};
-use super::{Reply, Session, State, Transcript};
+use super::{Reply, SECRET_MASK, Session, State, Transcript};
+use rsendmail::base64;
 use rsendmail::config::io_text;
 use rsendmail::deadline::{Deadline, Limit, Timed};
 use rsendmail::message::wire;
 use rsendmail::status;
 use rsendmail::traffic;
+use std::borrow::Cow;
 use std::io::{self, BufWriter, Read, Write};
 use std::time::Duration;
 
@@ -158,7 +161,68 @@ pub(super) fn io_reply(e: &io::Error, state: State, host: &str) -> Reply {
     Reply::with_status(451, status::BAD_CONNECTION, what)
 }
 
+/// `text` with each of `secrets` (longest first) replaced by [`SECRET_MASK`].
+fn masked<'t>(secrets: &[String], text: &'t str) -> Cow<'t, str> {
+    let mut out = Cow::Borrowed(text);
+    for s in secrets {
+        if out.contains(s.as_str()) {
+            out = Cow::Owned(out.replace(s.as_str(), SECRET_MASK));
+        }
+    }
+    out
+}
+
+/// The forms of `c`'s password a server could echo in a reply's text: the password as
+/// it is, as a reply's text would show it (printable, or escaped for `rsendmail-admin
+/// check`), and base64 as AUTH PLAIN (`\0user\0password`) and AUTH LOGIN send it;
+/// longest first, so that no form is masked only in part. CRAM-MD5 sends a digest, not
+/// the secret. An empty password has nothing to hide.
+pub(super) fn secret_forms(c: &Credentials) -> Vec<String> {
+    let p = &c.password;
+    if p.is_empty() {
+        return Vec::new();
+    }
+    let mut forms = vec![
+        p.clone(),
+        rsendmail::text::printable(p).into_owned(),
+        rsendmail::text::octets_escaped(p.as_bytes()),
+        base64::encode(format!("\0{}\0{p}", c.user).as_bytes()),
+        base64::encode(p.as_bytes()),
+    ];
+    forms.retain(|f| !f.is_empty());
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    forms
+}
+
 impl Session {
+    /// From now on, every reply text read (the reply, its `-v` transcript and `-X`
+    /// traffic log lines, a protocol error naming it) has `c`'s password, in each form
+    /// [`secret_forms`] gives, replaced by [`SECRET_MASK`]: a server may echo the
+    /// credentials it refused, and the text goes on into logs, the queue's state,
+    /// delivery reports and `rsendmail-admin check`'s lines.
+    pub(super) fn hide_secret(&mut self, c: &Credentials) {
+        for f in secret_forms(c) {
+            if !self.secrets.contains(&f) {
+                self.secrets.push(f);
+            }
+        }
+        self.secrets.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    }
+
+    /// `r` with its text masked ([`Session::hide_secret`]).
+    fn mask_reply(&self, mut r: Reply) -> Reply {
+        if self.secrets.is_empty() {
+            return r;
+        }
+        for l in &mut r.lines {
+            if let Cow::Owned(m) = masked(&self.secrets, l) {
+                *l = m;
+            }
+        }
+        r
+    }
+
     /// Read the next reply. One that answers no command (none is owed), or more data
     /// waiting once the last reply owed is read, is a protocol error.
     pub(super) fn read(
@@ -190,7 +254,9 @@ impl Session {
         }
         // The whole reply, every line of it, within `timeout`.
         self.conn.get_mut().limit(Limit::Whole(timeout));
+        let secrets = &self.secrets;
         let res = read_reply(&mut self.conn, |l| {
+            let l = masked(secrets, l);
             // The reply line as it came: sendmail's traffic log keeps its CR.
             traffic::line(traffic::Dir::In, format!("{l}\r").as_bytes());
             if let Some(w) = out.as_deref_mut() {
@@ -200,8 +266,9 @@ impl Session {
         let r = res.map_err(|e| {
             self.state = State::Closed;
             self.peer_closed = closed_by_peer(&e);
-            io_reply(&e, state, &self.host)
+            self.mask_reply(io_reply(&e, state, &self.host))
         })?;
+        let r = self.mask_reply(r);
         self.awaiting -= 1;
         if self.awaiting == 0 && self.unsolicited() {
             if last {
@@ -387,5 +454,39 @@ impl Session {
         } else {
             send(data, self.conn.get_mut(), body_limit, &tail)
         }
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn each_form_of_the_password_is_masked() {
+        let c = Credentials {
+            user: "bob".into(),
+            password: "wr0ng-pass".into(),
+        };
+        let forms = secret_forms(&c);
+        let text = "535 failed for bob pw wr0ng-pass plain AGJvYgB3cjBuZy1wYXNz login \
+                    d3IwbmctcGFzcw==";
+        assert_eq!(
+            masked(&forms, text),
+            "535 failed for bob pw ******** plain ******** login ********"
+        );
+        // Nothing to hide: no password, no mask anywhere.
+        let none = secret_forms(&Credentials {
+            user: "bob".into(),
+            password: String::new(),
+        });
+        assert!(none.is_empty());
+        assert_eq!(masked(&none, text), text);
+        // A password with a control character is masked as a reply's text shows it.
+        let tab = secret_forms(&Credentials {
+            user: "bob".into(),
+            password: "a\u{1b}b".into(),
+        });
+        assert_eq!(masked(&tab, "pw a?b"), "pw ********");
+        assert_eq!(masked(&tab, "pw a\\033b"), "pw ********");
     }
 }
