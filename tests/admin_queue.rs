@@ -2403,6 +2403,27 @@ fn a_bounce_during_a_delivery_stops_what_follows_and_survives_a_kill() {
     request_during_a_delivery("bounce");
 }
 
+/// A relay env (`extra` added to its configuration) whose smarthost is an smtp-sink that
+/// waits 3 s before its reply to the message, and whose alias `prog` is a `|command`
+/// appending a line `run` to a file each time it runs: (the sink's scratch env, to be
+/// kept, the sink, the env, that file). None without smtp-sink.
+fn stalled_relay_with_prog(extra: &str) -> Option<(Env, Sink, Env, PathBuf)> {
+    let sink_dir = Env::new();
+    let sink = Sink::start(&sink_dir.dir, &["-w", "3"])?;
+    let env = relay_env(sink.port, extra);
+    let runs = env.dir.join("runs");
+    fs::write(&runs, "").unwrap();
+    fs::set_permissions(&runs, fs::Permissions::from_mode(0o666)).unwrap();
+    let aliases = env.dir.join("aliases");
+    fs::write(
+        &aliases,
+        format!("prog: \"|echo run >> {}\"\n", runs.display()),
+    )
+    .unwrap();
+    env.add_config(&format!("ALIASES {}\n", aliases.display()));
+    Some((sink_dir, sink, env, runs))
+}
+
 /// `action` (`delete`, `hold`, `bounce`) of an entry with a remote and a `|command`
 /// recipient while a queue run delivers it to a server that stalls before its reply to
 /// the message; then, killed or not, what is left of it.
@@ -2413,21 +2434,10 @@ fn request_during_a_delivery(action: &str) {
         _ => "marked to be returned",
     };
     for kill in [false, true] {
-        let sink_dir = Env::new();
-        let Some(sink) = Sink::start(&sink_dir.dir, &["-w", "3"]) else {
+        let Some((_sink_dir, sink, env, runs)) = stalled_relay_with_prog("O MaxConnections=1\n")
+        else {
             return;
         };
-        let env = relay_env(sink.port, "O MaxConnections=1\n");
-        let runs = env.dir.join("runs");
-        fs::write(&runs, "").unwrap();
-        fs::set_permissions(&runs, fs::Permissions::from_mode(0o666)).unwrap();
-        let aliases = env.dir.join("aliases");
-        fs::write(
-            &aliases,
-            format!("prog: \"|echo run >> {}\"\n", runs.display()),
-        )
-        .unwrap();
-        env.add_config(&format!("ALIASES {}\n", aliases.display()));
         let maillog = env.dir.join("maillog");
         env.add_config(&format!("MAILLOG {}\n", maillog.display()));
         env.sendmail(
@@ -6058,21 +6068,9 @@ fn a_deletion_or_hold_during_an_interactive_delivery_is_said_as_such() {
              (rsendmail-admin hold), not sent",
         ),
     ] {
-        let sink_dir = Env::new();
-        let Some(sink) = Sink::start(&sink_dir.dir, &["-w", "3"]) else {
+        let Some((_sink_dir, sink, env, runs)) = stalled_relay_with_prog("") else {
             return;
         };
-        let env = relay_env(sink.port, "");
-        let runs = env.dir.join("runs");
-        fs::write(&runs, "").unwrap();
-        fs::set_permissions(&runs, fs::Permissions::from_mode(0o666)).unwrap();
-        let aliases = env.dir.join("aliases");
-        fs::write(
-            &aliases,
-            format!("prog: \"|echo run >> {}\"\n", runs.display()),
-        )
-        .unwrap();
-        env.add_config(&format!("ALIASES {}\n", aliases.display()));
         let mut submit = Command::new(env.link("sendmail"))
             .args([
                 "-C",
