@@ -194,6 +194,7 @@ impl Conn {
                     &engine.timeouts,
                     if mx { &mx_tls } else { &engine.tls },
                     creds.as_ref(),
+                    true,
                     out,
                     label,
                     via,

@@ -763,8 +763,10 @@ fn session(
             &engine.host_name,
             &engine.timeouts,
             policy,
-            // AUTH comes after the lines of the steps before it (below).
-            None,
+            // Every reply has the password masked from the greeting on; AUTH comes
+            // after the lines of the steps before it (below).
+            creds.as_ref(),
+            false,
             &mut out,
             CHECK_LABEL,
             "check",

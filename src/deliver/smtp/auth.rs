@@ -7,9 +7,10 @@
 //! A server that offers neither CRAM-MD5 nor (with `INSECURE`) PLAIN or LOGIN, a
 //! mechanism the client does not know, or a refused login, fails the session with a
 //! `451 4.7.0` reply: deferred, never bounced, as the configuration can be fixed. The
-//! credentials are not shown in the `-v` transcript, and once AUTH is tried, no reply
-//! text shows the password or its base64 forms as sent (`Session::hide_secret`). The server's challenges are
-//! untrusted: decoded leniently, never cut by byte index (the lints below keep it so).
+//! credentials are not shown in the `-v` transcript, and no reply text on a connection
+//! to a host with credentials, from its greeting on, shows the password or its base64
+//! forms as sent (`Session::hide_secret`). The server's challenges are untrusted:
+//! decoded leniently, never cut by byte index (the lints below keep it so).
 
 #![deny(clippy::string_slice)]
 
@@ -96,7 +97,8 @@ impl Session {
                 ));
             }
         };
-        // From here on, every reply text has the secret masked (a server may echo it).
+        // Every reply text has the secret masked (a server may echo it): installed when
+        // the connection was opened for the host, and here for whatever session AUTHs.
         self.hide_secret(c);
         self.state = State::AuthReply;
         let r = if mechanism == Mechanism::Plain {

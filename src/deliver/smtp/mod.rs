@@ -188,14 +188,14 @@ pub struct Session {
     /// The TLS handshake failed over the certificate the server sent (its chain, name or
     /// dates, or FINGERPRINT): see [`OpenFailure::certificate_refused`].
     certificate_refused: bool,
-    /// The forms of the configured credentials' secret that a server could echo once
-    /// AUTH has been tried ([`Session::hide_secret`]): every reply text read from then
-    /// on has each occurrence replaced by [`SECRET_MASK`].
+    /// The forms of the secret of the credentials configured for the host that a server
+    /// could echo ([`Session::hide_secret`], from before the greeting on): every reply
+    /// text read has each occurrence replaced by [`SECRET_MASK`].
     secrets: Vec<String>,
 }
 
-/// What a reply's text shows in place of the configured password, or of its base64
-/// forms as AUTH sends them, once AUTH has been tried.
+/// What a reply's text shows in place of the password configured for the host, or of
+/// its base64 forms as AUTH sends them.
 pub const SECRET_MASK: &str = "********";
 
 /// `Session::used`: whether a transaction has been started on the connection.
@@ -315,6 +315,12 @@ impl Session {
     /// for a name the caller announced it before looking it up. A server that names
     /// itself as this host ([`OpenFailure::loops`]) is said so in the transcript,
     /// except in an `interactive` delivery, whose `-v` sendmail does not tell it.
+    ///
+    /// `creds` are the credentials `auth.conf` holds for `host`: every reply read on the
+    /// connection, from the greeting on, has their password masked
+    /// ([`Session::hide_secret`]), whether or not AUTH is tried (a server that was sent
+    /// the password once may echo it on any later connection); with `auth`, the session
+    /// authenticates with them once it has greeted.
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         host: &str,
@@ -324,6 +330,7 @@ impl Session {
         timeouts: &Timeouts,
         tls: &TlsPolicy,
         creds: Option<&Credentials>,
+        auth: bool,
         out: &mut Transcript<'_>,
         label: &str,
         via: &str,
@@ -364,8 +371,11 @@ impl Session {
                         .try_clone()
                         .map_err(|e| io_reply(&e, State::Greeting, host))?;
                     let mut s = Session::new(stream, sock, addr, host, timeouts, out.is_some());
+                    if let Some(c) = creds {
+                        s.hide_secret(c);
+                    }
                     let closing = Some(format!("Closing connection to [{}]", addr.ip()));
-                    match s.greet(helo_name, tls, creds, out) {
+                    match s.greet(helo_name, tls, creds.filter(|_| auth), out) {
                         Ok(()) => return Ok(s),
                         Err((State::Ready, _)) => {
                             // The server is this host: sendmail says so and ends the
