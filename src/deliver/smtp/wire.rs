@@ -25,7 +25,6 @@ use rsendmail::deadline::{Deadline, Limit, Timed};
 use rsendmail::message::wire;
 use rsendmail::status;
 use rsendmail::traffic;
-use std::borrow::Cow;
 use std::io::{self, BufWriter, Read, Write};
 use std::time::Duration;
 
@@ -161,15 +160,126 @@ pub(super) fn io_reply(e: &io::Error, state: State, host: &str) -> Reply {
     Reply::with_status(451, status::BAD_CONNECTION, what)
 }
 
-/// `text` with each of `secrets` (longest first) replaced by [`SECRET_MASK`].
-fn masked<'t>(secrets: &[String], text: &'t str) -> Cow<'t, str> {
-    let mut out = Cow::Borrowed(text);
-    for s in secrets {
-        if out.contains(s.as_str()) {
-            out = Cow::Owned(out.replace(s.as_str(), SECRET_MASK));
+/// Whether `token` is an enhanced status code (RFC 3463: `4.2.0`).
+fn is_enhanced(token: &[u8]) -> bool {
+    let digits = |p: &&[u8]| !p.is_empty() && p.len() <= 3 && p.iter().all(u8::is_ascii_digit);
+    let parts: Vec<&[u8]> = token.split(|&c| c == b'.').collect();
+    match parts.as_slice() {
+        [class, subject, detail] => {
+            matches!(class, [b'2' | b'4' | b'5']) && digits(subject) && digits(detail)
+        }
+        _ => false,
+    }
+}
+
+/// Where the text of a reply's line begins, in octets: after the code and its separator
+/// when the line is `coded` (as it came: `450-4.2.0 text`; a reply's kept lines are
+/// not), then after an enhanced status code and the space after it. Only ASCII is
+/// stepped over, so the offset is a character boundary.
+fn text_start(line: &str, coded: bool) -> usize {
+    let b = line.as_bytes();
+    let mut at = 0;
+    if coded && b.len() >= 3 && b.iter().take(3).all(u8::is_ascii_digit) {
+        at = match b.get(3) {
+            None => 3,
+            Some(b'-' | b' ') => 4,
+            Some(_) => 0,
+        };
+    }
+    let rest = b.get(at..).unwrap_or_default();
+    let token = rest.split(|&c| c == b' ').next().unwrap_or_default();
+    if is_enhanced(token) {
+        at += token.len();
+        if rest.get(token.len()) == Some(&b' ') {
+            at += 1;
         }
     }
-    out
+    at
+}
+
+/// Where `secret` occurs in `text`, overlapping occurrences included: the octet range of
+/// each (character boundaries, as both are UTF-8).
+fn occurrences<'a>(text: &'a str, secret: &'a str) -> impl Iterator<Item = (usize, usize)> + 'a {
+    let step = secret.chars().next().map_or(0, char::len_utf8);
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        if step == 0 {
+            return None;
+        }
+        let at = from + text.get(from..)?.find(secret)?;
+        from = at + step;
+        Some((at, at + secret.len()))
+    })
+}
+
+/// Mark the octets `start..end` of a line hidden.
+fn hide(hidden: &mut [bool], start: usize, end: usize) {
+    for h in hidden.iter_mut().take(end).skip(start) {
+        *h = true;
+    }
+}
+
+/// The lines of one reply with every occurrence of each of `secrets` masked: within each
+/// line as it is, and within the lines' texts joined ([`text_start`] on: the text after
+/// the code and enhanced status of each line, concatenated), so that a secret a server
+/// splits across lines is masked in each line it falls in. Each run of masked
+/// characters in a line becomes one [`SECRET_MASK`]. `coded`: the lines as they came,
+/// their codes included (a reply's kept lines are not). A part of a secret that the
+/// reply does not complete (its first half alone) is not a secret's occurrence, and is
+/// shown.
+fn mask_lines(secrets: &[String], lines: &mut [String], coded: bool) {
+    if secrets.is_empty() || lines.is_empty() {
+        return;
+    }
+    let mut hidden: Vec<Vec<bool>> = lines.iter().map(|l| vec![false; l.len()]).collect();
+    for (l, h) in lines.iter().zip(hidden.iter_mut()) {
+        for s in secrets {
+            for (start, end) in occurrences(l, s) {
+                hide(h, start, end);
+            }
+        }
+    }
+    // The texts joined; each line's part as (where it starts in `joined`, where in
+    // the line).
+    let mut joined = String::new();
+    let mut parts = Vec::with_capacity(lines.len());
+    for l in lines.iter() {
+        let at = text_start(l, coded);
+        parts.push((joined.len(), at));
+        joined.push_str(l.get(at..).unwrap_or_default());
+    }
+    for s in secrets {
+        for (start, end) in occurrences(&joined, s) {
+            for (k, &(from, at)) in parts.iter().enumerate() {
+                let to = parts.get(k + 1).map_or(joined.len(), |p| p.0);
+                let (a, b) = (start.max(from), end.min(to));
+                if a < b
+                    && let Some(h) = hidden.get_mut(k)
+                {
+                    hide(h, a - from + at, b - from + at);
+                }
+            }
+        }
+    }
+    for (l, h) in lines.iter_mut().zip(&hidden) {
+        if !h.contains(&true) {
+            continue;
+        }
+        let mut out = String::with_capacity(l.len());
+        let mut inside = false;
+        for (i, c) in l.char_indices() {
+            if h.get(i) == Some(&true) {
+                if !inside {
+                    out.push_str(SECRET_MASK);
+                }
+                inside = true;
+            } else {
+                inside = false;
+                out.push(c);
+            }
+        }
+        *l = out;
+    }
 }
 
 /// The forms of `c`'s password a server could echo in a reply's text: the password as
@@ -212,14 +322,7 @@ impl Session {
 
     /// `r` with its text masked ([`Session::hide_secret`]).
     fn mask_reply(&self, mut r: Reply) -> Reply {
-        if self.secrets.is_empty() {
-            return r;
-        }
-        for l in &mut r.lines {
-            if let Cow::Owned(m) = masked(&self.secrets, l) {
-                *l = m;
-            }
-        }
+        mask_lines(&self.secrets, &mut r.lines, false);
         r
     }
 
@@ -254,19 +357,33 @@ impl Session {
         }
         // The whole reply, every line of it, within `timeout`.
         self.conn.get_mut().limit(Limit::Whole(timeout));
-        let secrets = &self.secrets;
-        let res = read_reply(&mut self.conn, |l| {
-            let l = masked(secrets, l);
+        // The lines as they came, shown once the reply is read whole: a secret split
+        // across them is masked in each (`mask_lines`).
+        let mut came = Vec::new();
+        let res = read_reply(&mut self.conn, |l| came.push(l.to_string()));
+        let last_came = came.last().cloned();
+        mask_lines(&self.secrets, &mut came, true);
+        for l in &came {
             // The reply line as it came: sendmail's traffic log keeps its CR.
             traffic::line(traffic::Dir::In, format!("{l}\r").as_bytes());
             if let Some(w) = out.as_deref_mut() {
                 let _ = writeln!(w, "{l}");
             }
-        });
+        }
         let r = res.map_err(|e| {
             self.state = State::Closed;
             self.peer_closed = closed_by_peer(&e);
-            self.mask_reply(io_reply(&e, state, &self.host))
+            let mut r = io_reply(&e, state, &self.host);
+            // An error that quotes the last line quotes it as masked with the lines
+            // before it.
+            if let (Some(raw), Some(shown)) = (last_came, came.last())
+                && raw != *shown
+            {
+                for l in &mut r.lines {
+                    *l = l.replace(raw.as_str(), shown);
+                }
+            }
+            self.mask_reply(r)
         })?;
         let r = self.mask_reply(r);
         self.awaiting -= 1;
@@ -461,13 +578,24 @@ impl Session {
 mod secret_tests {
     use super::*;
 
+    /// One line, masked as a reply's kept line is.
+    fn masked(secrets: &[String], text: &str) -> String {
+        let mut lines = [text.to_string()];
+        mask_lines(secrets, &mut lines, false);
+        let [l] = lines;
+        l
+    }
+
+    fn forms(password: &str) -> Vec<String> {
+        secret_forms(&Credentials {
+            user: "bob".into(),
+            password: password.into(),
+        })
+    }
+
     #[test]
     fn each_form_of_the_password_is_masked() {
-        let c = Credentials {
-            user: "bob".into(),
-            password: "wr0ng-pass".into(),
-        };
-        let forms = secret_forms(&c);
+        let forms = forms("wr0ng-pass");
         let text = "535 failed for bob pw wr0ng-pass plain AGJvYgB3cjBuZy1wYXNz login \
                     d3IwbmctcGFzcw==";
         assert_eq!(
@@ -488,5 +616,74 @@ mod secret_tests {
         });
         assert_eq!(masked(&tab, "pw a?b"), "pw ********");
         assert_eq!(masked(&tab, "pw a\\033b"), "pw ********");
+        // Overlapping and adjacent occurrences: one mask for the run.
+        assert_eq!(masked(&forms, "wr0ng-passwr0ng-pass!"), "********!");
+        // Only a part: shown.
+        assert_eq!(masked(&forms, "pw wr0ng-pa"), "pw wr0ng-pa");
+    }
+
+    /// A secret split across the lines of one reply is masked in each line it falls in,
+    /// the lines as they came (codes, enhanced status) and as the reply keeps them.
+    #[test]
+    fn a_password_split_across_lines_is_masked_in_each() {
+        let forms = forms("S3cr3tPassw0rdXYZ");
+        let mut came = [
+            "450-4.2.0 first half S3cr3tPa".to_string(),
+            "450 4.2.0 ssw0rdXYZ second half".to_string(),
+        ];
+        mask_lines(&forms, &mut came, true);
+        assert_eq!(
+            came,
+            [
+                "450-4.2.0 first half ********",
+                "450 4.2.0 ******** second half"
+            ]
+        );
+        let mut kept = [
+            "4.2.0 first half S3cr3tPa".to_string(),
+            "4.2.0 ssw0rdXYZ second half".to_string(),
+        ];
+        mask_lines(&forms, &mut kept, false);
+        assert_eq!(
+            kept,
+            ["4.2.0 first half ********", "4.2.0 ******** second half"]
+        );
+        // Over three lines, without enhanced codes, the base64 form too, in UTF-8 text.
+        let mut three = [
+            "250-é UzNjcjN0".to_string(),
+            "250-UGFzc3cwcmRY".to_string(),
+            "250 WVo= ü".to_string(),
+        ];
+        mask_lines(&forms, &mut three, true);
+        assert_eq!(three, ["250-é ********", "250-********", "250 ******** ü"]);
+        // A first half alone is not the secret.
+        let mut half = [
+            "450-4.2.0 S3cr3tPa".to_string(),
+            "450 4.2.0 something else".to_string(),
+        ];
+        mask_lines(&forms, &mut half, true);
+        assert_eq!(half[0], "450-4.2.0 S3cr3tPa");
+    }
+
+    /// Any lines, however cut, give masked lines and no panic.
+    #[test]
+    fn odd_lines_are_masked_without_a_panic() {
+        let forms = forms("pé");
+        for lines in [
+            vec!["".to_string()],
+            vec!["45".to_string(), "".to_string()],
+            vec!["450".to_string(), "é".to_string()],
+            vec!["450-4.2.".to_string(), "450 4.2.0".to_string()],
+            vec!["p".to_string(), "é".to_string()],
+            vec!["xyzp".to_string(), "\u{e9}".to_string()],
+        ] {
+            let mut m = lines.clone();
+            mask_lines(&forms, &mut m, true);
+            let mut k = lines.clone();
+            mask_lines(&forms, &mut k, false);
+        }
+        let mut m = ["450-p".to_string(), "450 é".to_string()];
+        mask_lines(&forms, &mut m, true);
+        assert_eq!(m, ["450-********", "450 ********"]);
     }
 }
