@@ -8369,3 +8369,43 @@ fn a_password_the_server_echoes_is_masked() {
         );
     }
 }
+
+/// A server that learned the password from one check's AUTH and echoes it, and its
+/// base64, in a later connection's greeting: the next check's `FAIL greeting:` line masks
+/// both, though it never gets to AUTH.
+#[test]
+fn a_password_echoed_in_a_later_greeting_is_masked() {
+    let Some((_scratch, peer)) = crate::harness::servers::start_peer(&[
+        ("AUTH_USER", "bob"),
+        ("AUTH_PASS", "S3cr3tPassw0rdXYZ"),
+        ("AUTH_NO_CRAM", "1"),
+        ("ECHO_LATER", "1"),
+    ]) else {
+        return;
+    };
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {}\nINSECURE\nO Timeout.connect=5s\n",
+        peer.port
+    ));
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:S3cr3tPassw0rdXYZ\n").unwrap();
+    chmod(&auth, 0o640);
+    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    let first = admin(&env, &["check"]);
+    line(&first, "ok   auth 127.0.0.1 accepted");
+    let r = admin(&env, &["check"]);
+    // A 421 greeting: the server may take mail later.
+    r.code(75);
+    let l = line(&r, "FAIL greeting: ");
+    assert!(
+        l.contains("421 4.3.2 busy, last password was ******** (b64 ********)"),
+        "{l}"
+    );
+    for f in ["S3cr3tPassw0rdXYZ", "UzNjcjN0UGFzc3cwcmRYWVo="] {
+        assert!(
+            !r.stdout.contains(f) && !r.stderr.contains(f),
+            "{f}: {}",
+            r.stdout
+        );
+    }
+}

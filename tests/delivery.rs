@@ -1708,3 +1708,117 @@ fn a_refused_password_echoed_by_the_server_is_masked() {
     );
     assert!(peer.messages().is_empty());
 }
+
+/// `rsendmail-admin show ID`.
+fn show(env: &Env, id: &str) -> String {
+    let admin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rsendmail-admin"));
+    let r = env.run_raw(&admin, &["-C", env.conf.to_str().unwrap(), "show", id], b"");
+    r.code(0);
+    r.stdout.clone()
+}
+
+/// A relay that learned the password from one delivery's AUTH and echoes it, and its
+/// base64, in the greeting of a later connection: that connection's texts (the `-v`
+/// transcript, the `-X` traffic log, the log line, `mailq`'s reason, `show`) mask both,
+/// though AUTH is never reached on it.
+#[test]
+fn a_password_echoed_in_a_later_greeting_is_masked() {
+    let Some((_scratch, peer)) = start_peer(&[
+        ("AUTH_USER", "bob"),
+        ("AUTH_PASS", "S3cr3tPassw0rdXYZ"),
+        ("AUTH_NO_CRAM", "1"),
+        ("ECHO_LATER", "1"),
+    ]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "INSECURE\n");
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:S3cr3tPassw0rdXYZ\n").unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+    let log = env.dir.join("mail.log");
+    env.add_config(&format!(
+        "AUTHPATH {}\nMAILLOG {}\n",
+        auth.display(),
+        log.display()
+    ));
+    env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
+    assert_eq!(peer.messages().len(), 1);
+    let xlog = env.dir.join("traffic.log");
+    let r = env.sendmail(
+        &["-v", "-X", xlog.to_str().unwrap(), "-odi", "ok@example.org"],
+        MSG,
+    );
+    r.code(0);
+    let id = env.only_id();
+    let texts = [
+        ("-v", r.stdout.clone()),
+        ("-X", fs::read_to_string(&xlog).unwrap()),
+        ("log", fs::read_to_string(&log).unwrap()),
+        ("mailq", env.json().remove(0)),
+        ("show", show(&env, &id)),
+    ];
+    // The password, and its base64 (AUTH LOGIN's form).
+    for (what, text) in &texts {
+        assert!(
+            text.contains("421 4.3.2 busy, last password was ******** (b64 ********)"),
+            "{what}: {text}"
+        );
+        for f in ["S3cr3tPassw0rdXYZ", "UzNjcjN0UGFzc3cwcmRYWVo="] {
+            assert!(!text.contains(f), "{what} shows {f}: {text}");
+        }
+    }
+    assert_eq!(peer.messages().len(), 1);
+}
+
+/// A relay that splits the password across the two lines of its reply to RCPT: each
+/// line's part is masked, in the `-v` transcript, the `-X` traffic log, the log line,
+/// `mailq`'s reason and `show`; neither half is shown.
+#[test]
+fn a_password_split_across_a_replys_lines_is_masked() {
+    let Some((_scratch, peer)) = start_peer(&[
+        ("AUTH_USER", "bob"),
+        ("AUTH_PASS", "S3cr3tPassw0rdXYZ"),
+        ("AUTH_NO_CRAM", "1"),
+        ("SPLIT_ECHO", "RCPT"),
+    ]) else {
+        return;
+    };
+    let env = relay_env(peer.port, "INSECURE\n");
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, "bob|127.0.0.1:S3cr3tPassw0rdXYZ\n").unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+    let log = env.dir.join("mail.log");
+    env.add_config(&format!(
+        "AUTHPATH {}\nMAILLOG {}\n",
+        auth.display(),
+        log.display()
+    ));
+    let xlog = env.dir.join("traffic.log");
+    let r = env.sendmail(
+        &["-v", "-X", xlog.to_str().unwrap(), "-odi", "ok@example.org"],
+        MSG,
+    );
+    r.code(0);
+    let id = env.only_id();
+    let texts = [
+        ("-v", r.stdout.clone()),
+        ("-X", fs::read_to_string(&xlog).unwrap()),
+        ("log", fs::read_to_string(&log).unwrap()),
+        ("mailq", env.json().remove(0)),
+        ("show", show(&env, &id)),
+    ];
+    for (what, text) in &texts {
+        assert!(
+            text.contains("4.2.0 ******** second half"),
+            "{what}: {text}"
+        );
+        // Either half, and so the whole.
+        for f in ["S3cr3tPa", "ssw0rdXYZ"] {
+            assert!(!text.contains(f), "{what} shows {f}: {text}");
+        }
+    }
+    for (what, text) in [&texts[0], &texts[1], &texts[4]] {
+        assert!(text.contains("first half ********"), "{what}: {text}");
+    }
+    assert!(peer.messages().is_empty());
+}

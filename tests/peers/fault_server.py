@@ -61,7 +61,11 @@ TLS_CERT and TLS_KEY with TLS_MODE=starttls (offer STARTTLS) or implicit (TLS fr
 first byte); AUTH_USER and AUTH_PASS make AUTH PLAIN/LOGIN/CRAM-MD5 required (AUTH_ONLY_CRAM=1 offers
 only CRAM-MD5, AUTH_NO_CRAM=1 only PLAIN and LOGIN; AUTH_ECHO=1 answers refused PLAIN
 or LOGIN credentials with a 535 that echoes the user, the password, and the password's
-base64 forms as PLAIN and LOGIN send them). TLS_CLIENT_CA=ca.pem requires a
+base64 forms as PLAIN and LOGIN send them; ECHO_LATER=1, once a client has
+authenticated with PLAIN or LOGIN, greets every later connection with a 421 that echoes
+that password and its base64, and closes it; SPLIT_ECHO=MAIL or SPLIT_ECHO=RCPT answers
+that command with a two-line 450 that splits AUTH_PASS across its lines, logged
+"SPLIT-ECHO <verb>"). TLS_CLIENT_CA=ca.pem requires a
 client certificate that CA signed, and the transcript names its CN ("client=<cn>"). The transcript marks
 MAIL commands given over TLS ("tls") and after AUTH ("auth=<user>"). BIND=::1 listens
 on IPv6 loopback instead of 127.0.0.1. NO_SMTPUTF8=1 does not offer SMTPUTF8 (and
@@ -103,6 +107,8 @@ STATE = sys.argv[1]
 MSGS = os.path.join(STATE, "messages")
 os.makedirs(MSGS, exist_ok=True)
 SEEN = set()
+# The password a client authenticated with (ECHO_LATER).
+LEARNED = []
 COUNT = [0]
 STALL = float(os.environ.get("STALL", "30"))
 HEALTHY = bool(os.environ.get("HEALTHY"))
@@ -172,6 +178,15 @@ def padded(reply):
     return reply + "x" * int(os.environ.get("PAD", "0"))
 
 
+def split_echo(session, verb):
+    """SPLIT_ECHO's reply: AUTH_PASS split across the lines of a 450."""
+    log(id(session), "SPLIT-ECHO %s" % verb)
+    password = os.environ.get("AUTH_PASS", "")
+    half = len(password) // 2
+    return "450-4.2.0 first half %s\r\n450 4.2.0 %s second half" % (
+        password[:half], password[half:])
+
+
 def log(session, line):
     with open(os.path.join(STATE, "transcript.log"), "a") as f:
         f.write("%s %s\n" % (session, line))
@@ -226,6 +241,8 @@ class Handler:
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if os.environ.get("SPLIT_ECHO") == "MAIL":
+            return split_echo(session, "MAIL")
         marks = []
         if session.ssl or server.transport.get_extra_info("ssl_object") is not None:
             marks.append("tls")
@@ -248,6 +265,8 @@ class Handler:
         return "250 2.1.0 Ok"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if os.environ.get("SPLIT_ECHO") == "RCPT":
+            return split_echo(session, "RCPT")
         log(id(session), "RCPT %s %s" % (address, " ".join(rcpt_options)))
         local = "" if HEALTHY else address.split("@")[0].lower()
         if local.startswith("rawdata"):
@@ -369,6 +388,8 @@ def authenticator(server, session, envelope, mechanism, auth_data):
           and auth_data.password.decode() == os.environ.get("AUTH_PASS"))
     if ok:
         session.auth_user = auth_data.login.decode()
+        if mechanism in ("PLAIN", "LOGIN"):
+            LEARNED[:] = [auth_data.password]
     log(id(session), "AUTH %s %s" % (mechanism, "ok" if ok else "refused"))
     if not ok and os.environ.get("AUTH_ECHO"):
         import base64
@@ -398,6 +419,10 @@ class LoggingSMTP(SMTP):
             self.greeted = True
             self.dripping = bool(os.environ.get("DRIP")) and not os.environ.get("DRIP_FROM")
             greeting = os.environ.get("GREETING")
+            if os.environ.get("ECHO_LATER") and LEARNED:
+                import base64
+                greeting = "421 4.3.2 busy, last password was %s (b64 %s)" % (
+                    LEARNED[0].decode(), base64.b64encode(LEARNED[0]).decode())
             if greeting:
                 greeting = padded(greeting)
                 log(id(self.session), "WRONG-REPLY GREETING %s" % greeting[:80])
