@@ -1653,6 +1653,23 @@ fn an_auth_file_not_rsendmails_defers_with_the_reason() {
     assert_eq!(peer.messages().len(), 1);
 }
 
+/// The env of the masking tests: a relay at `port` over clear text (INSECURE), the
+/// password `password` for bob there in a 0600 auth.conf, and a MAILLOG: (the env, the
+/// log's path).
+fn masking_env(port: u16, password: &str) -> (Env, std::path::PathBuf) {
+    let env = relay_env(port, "INSECURE\n");
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, format!("bob|127.0.0.1:{password}\n")).unwrap();
+    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
+    let log = env.dir.join("mail.log");
+    env.add_config(&format!(
+        "AUTHPATH {}\nMAILLOG {}\n",
+        auth.display(),
+        log.display()
+    ));
+    (env, log)
+}
+
 /// A server that echoes the credentials it refused in its 535: once AUTH is tried, no
 /// text from the server shows the password or its base64 forms as AUTH sends them (the
 /// `-v` transcript, the `-X` traffic log, the log line, the reason `mailq` shows); each
@@ -1667,16 +1684,7 @@ fn a_refused_password_echoed_by_the_server_is_masked() {
     ]) else {
         return;
     };
-    let env = relay_env(peer.port, "INSECURE\n");
-    let auth = env.dir.join("auth.conf");
-    fs::write(&auth, "bob|127.0.0.1:wr0ng-pass\n").unwrap();
-    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
-    let log = env.dir.join("mail.log");
-    env.add_config(&format!(
-        "AUTHPATH {}\nMAILLOG {}\n",
-        auth.display(),
-        log.display()
-    ));
+    let (env, log) = masking_env(peer.port, "wr0ng-pass");
     let xlog = env.dir.join("traffic.log");
     let r = env.sendmail(
         &["-v", "-X", xlog.to_str().unwrap(), "-odi", "ok@example.org"],
@@ -1731,16 +1739,7 @@ fn a_password_echoed_in_a_later_greeting_is_masked() {
     ]) else {
         return;
     };
-    let env = relay_env(peer.port, "INSECURE\n");
-    let auth = env.dir.join("auth.conf");
-    fs::write(&auth, "bob|127.0.0.1:S3cr3tPassw0rdXYZ\n").unwrap();
-    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
-    let log = env.dir.join("mail.log");
-    env.add_config(&format!(
-        "AUTHPATH {}\nMAILLOG {}\n",
-        auth.display(),
-        log.display()
-    ));
+    let (env, log) = masking_env(peer.port, "S3cr3tPassw0rdXYZ");
     env.sendmail(&["-odi", "ok@example.org"], MSG).code(0);
     assert_eq!(peer.messages().len(), 1);
     let xlog = env.dir.join("traffic.log");
@@ -1783,16 +1782,7 @@ fn a_password_split_across_a_replys_lines_is_masked() {
     ]) else {
         return;
     };
-    let env = relay_env(peer.port, "INSECURE\n");
-    let auth = env.dir.join("auth.conf");
-    fs::write(&auth, "bob|127.0.0.1:S3cr3tPassw0rdXYZ\n").unwrap();
-    fs::set_permissions(&auth, fs::Permissions::from_mode(0o600)).unwrap();
-    let log = env.dir.join("mail.log");
-    env.add_config(&format!(
-        "AUTHPATH {}\nMAILLOG {}\n",
-        auth.display(),
-        log.display()
-    ));
+    let (env, log) = masking_env(peer.port, "S3cr3tPassw0rdXYZ");
     let xlog = env.dir.join("traffic.log");
     let r = env.sendmail(
         &["-v", "-X", xlog.to_str().unwrap(), "-odi", "ok@example.org"],
