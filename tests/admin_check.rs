@@ -8332,6 +8332,19 @@ fn a_refused_configuration_gets_no_advice_to_start_a_runner() {
     );
 }
 
+/// The env of the masking checks: the smarthost at `port` over clear text (INSECURE),
+/// the password `password` for bob there in a 0640 auth.conf.
+fn masking_env(port: u16, password: &str) -> Env {
+    let env = Env::with_config(&format!(
+        "SMARTHOST 127.0.0.1\nPORT {port}\nINSECURE\nO Timeout.connect=5s\n"
+    ));
+    let auth = env.dir.join("auth.conf");
+    fs::write(&auth, format!("bob|127.0.0.1:{password}\n")).unwrap();
+    chmod(&auth, 0o640);
+    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    env
+}
+
 /// A server whose 535 echoes the refused credentials: the check's line masks the
 /// password and its base64 forms as AUTH sent them (`********`).
 #[test]
@@ -8344,14 +8357,7 @@ fn a_password_the_server_echoes_is_masked() {
     ]) else {
         return;
     };
-    let env = Env::with_config(&format!(
-        "SMARTHOST 127.0.0.1\nPORT {}\nINSECURE\nO Timeout.connect=5s\n",
-        peer.port
-    ));
-    let auth = env.dir.join("auth.conf");
-    fs::write(&auth, "bob|127.0.0.1:wr0ng-pass\n").unwrap();
-    chmod(&auth, 0o640);
-    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    let env = masking_env(peer.port, "wr0ng-pass");
     let r = admin(&env, &["check"]);
     r.code(69);
     let l = line(&r, "FAIL auth: ");
@@ -8383,14 +8389,7 @@ fn a_password_echoed_in_a_later_greeting_is_masked() {
     ]) else {
         return;
     };
-    let env = Env::with_config(&format!(
-        "SMARTHOST 127.0.0.1\nPORT {}\nINSECURE\nO Timeout.connect=5s\n",
-        peer.port
-    ));
-    let auth = env.dir.join("auth.conf");
-    fs::write(&auth, "bob|127.0.0.1:S3cr3tPassw0rdXYZ\n").unwrap();
-    chmod(&auth, 0o640);
-    env.add_config(&format!("AUTHPATH {}\n", auth.display()));
+    let env = masking_env(peer.port, "S3cr3tPassw0rdXYZ");
     let first = admin(&env, &["check"]);
     line(&first, "ok   auth 127.0.0.1 accepted");
     let r = admin(&env, &["check"]);
